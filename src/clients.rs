@@ -1,0 +1,162 @@
+//! The client directory: which names are taken, and by whom.
+//!
+//! Shared by every thread through `Arc<Shared>`, behind one
+//! `parking_lot::RwLock`. Reader threads write it to claim a name (at
+//! registration and on `/nick`); the manager writes it to release a name (when
+//! a client leaves or has been renamed); the manager, the monitor and
+//! `ServerHandle` read it to look names up, list them and count them.
+//!
+//! Every method takes the lock, does a few hash-map operations and lets go:
+//! no caller ever holds the guard, so no caller can hold it across socket I/O
+//! or a channel send.
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+use crate::event::ClientId;
+use crate::names;
+
+/// The name is held by another client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameTaken;
+
+#[derive(Clone, Debug)]
+struct Entry {
+    id: ClientId,
+    /// The name as its owner spelled it; the map's key is its lowercase form.
+    name: String,
+}
+
+#[derive(Default)]
+pub struct ClientDirectory {
+    by_key: RwLock<HashMap<String, Entry>>,
+}
+
+impl ClientDirectory {
+    /// Claims `name` for `id`, unless another client holds it (ignoring case).
+    ///
+    /// The check and the claim happen under one write guard. Checking with a
+    /// read lock and then inserting under a write lock would let two readers
+    /// both see "free" and both insert: the classic check-then-act race.
+    /// Claiming a name you already hold with different capitals succeeds and
+    /// changes how it is spelled.
+    pub fn claim(&self, name: &str, id: ClientId) -> Result<(), NameTaken> {
+        let mut by_key = self.by_key.write();
+        let entry = by_key.entry(names::key(name)).or_insert(Entry {
+            id,
+            name: String::new(),
+        });
+        if entry.id != id {
+            return Err(NameTaken);
+        }
+        entry.name = name.to_string();
+        Ok(())
+    }
+
+    /// Lets `name` go, if `id` still holds it spelled exactly so. After a
+    /// rename that only changed capitals (`alice` to `Alice`) the entry is
+    /// spelled the new way, and releasing the old spelling keeps it.
+    pub fn release(&self, name: &str, id: ClientId) {
+        let mut by_key = self.by_key.write();
+        let key = names::key(name);
+        if by_key
+            .get(&key)
+            .is_some_and(|entry| entry.id == id && entry.name == name)
+        {
+            by_key.remove(&key);
+        }
+    }
+
+    /// Who holds `name`, ignoring case.
+    pub fn lookup(&self, name: &str) -> Option<ClientId> {
+        self.by_key.read().get(&names::key(name)).map(|e| e.id)
+    }
+
+    /// Every name, sorted ignoring case.
+    pub fn names(&self) -> Vec<String> {
+        let mut found: Vec<(String, String)> = self
+            .by_key
+            .read()
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry.name.clone()))
+            .collect();
+        // Sorted after the guard is gone: the lock protects the map, not our copy.
+        found.sort_unstable();
+        found.into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// How many names are claimed: the number of registered clients.
+    pub fn len(&self) -> usize {
+        self.by_key.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+    use std::thread;
+
+    #[test]
+    fn names_are_unique_ignoring_case() {
+        let directory = ClientDirectory::default();
+        assert_eq!(directory.claim("alice", ClientId(1)), Ok(()));
+        assert_eq!(directory.claim("ALICE", ClientId(2)), Err(NameTaken));
+        assert_eq!(directory.lookup("Alice"), Some(ClientId(1)));
+        assert_eq!(directory.len(), 1);
+    }
+
+    #[test]
+    fn a_case_only_rename_keeps_the_name() {
+        let directory = ClientDirectory::default();
+        directory.claim("alice", ClientId(1)).unwrap();
+        directory.claim("Alice", ClientId(1)).unwrap();
+        directory.release("alice", ClientId(1));
+        assert_eq!(directory.names(), vec!["Alice".to_string()]);
+    }
+
+    #[test]
+    fn release_only_frees_the_owners_name() {
+        let directory = ClientDirectory::default();
+        directory.claim("alice", ClientId(1)).unwrap();
+        directory.release("alice", ClientId(2));
+        assert_eq!(directory.lookup("alice"), Some(ClientId(1)));
+        directory.release("alice", ClientId(1));
+        assert_eq!(directory.lookup("alice"), None);
+        assert!(directory.is_empty());
+    }
+
+    #[test]
+    fn names_are_listed_sorted_ignoring_case() {
+        let directory = ClientDirectory::default();
+        for (n, name) in ["carol", "Bob", "alice"].iter().enumerate() {
+            directory.claim(name, ClientId(n as u64)).unwrap();
+        }
+        assert_eq!(directory.names(), vec!["alice", "Bob", "carol"]);
+    }
+
+    #[test]
+    fn racing_claims_give_the_name_to_exactly_one() {
+        // Sixteen threads released at once all try for the same name.
+        let directory = Arc::new(ClientDirectory::default());
+        let start = Arc::new(Barrier::new(16));
+        let winners: usize = (0..16)
+            .map(|n| {
+                let (directory, start) = (directory.clone(), start.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    directory.claim("same", ClientId(n)).is_ok() as usize
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .sum();
+        assert_eq!(winners, 1);
+    }
+}

@@ -1,0 +1,211 @@
+//! The server's settings and the command line that sets them. Plain logic,
+//! no I/O: `main` hands in the arguments and `THREADCHAT_ADDR`, and gets back a
+//! [`Config`] or one line saying what is wrong.
+//!
+//! Flags are parsed by hand, without a crate, to keep the dependency list to
+//! the five the design allows; it also shows there is no magic in it.
+
+use std::time::Duration;
+
+/// Everything `Server::start` needs to know. Tests build one with
+/// `Config { addr: "127.0.0.1:0".into(), ..Config::default() }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `HOST:PORT` to listen on; port 0 picks a free port.
+    pub addr: String,
+    /// Open connections allowed at once, registered or not. One more is told
+    /// `! server full, try again later` and closed.
+    pub max_clients: usize,
+    /// Capacity of each client's outgoing queue, in lines.
+    pub queue_capacity: usize,
+    /// How often the monitor logs its stats line.
+    pub stats_interval: Duration,
+    /// Longest line a client may send, in bytes before the `\n`.
+    pub max_line: usize,
+    /// A socket write that blocks this long disconnects its client.
+    pub write_timeout: Duration,
+    /// At shutdown, how long writers get to flush before sockets are closed.
+    pub shutdown_grace: Duration,
+}
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: DEFAULT_ADDR.to_string(),
+            max_clients: 10_000,
+            queue_capacity: 256,
+            stats_interval: Duration::from_secs(5),
+            max_line: 1024,
+            write_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invocation {
+    Run(Config),
+    Help,
+    Version,
+}
+
+pub const USAGE: &str = "\
+Usage: threadchat [OPTIONS]
+
+A chat server for nc: connect with `nc HOST PORT`, choose a name, type /help.
+
+Options:
+  --addr HOST:PORT        listen here [default: 127.0.0.1:7878, or $THREADCHAT_ADDR]
+  --max-clients N         open connections allowed at once [default: 10000]
+  --queue N               lines queued per client before they are dropped [default: 256]
+  --stats-interval SECS   seconds between stats lines in the log [default: 5]
+  -h, --help              print this help
+  -V, --version           print the version
+
+Logging: RUST_LOG=debug (or warn, ...) overrides the default level, info.
+Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 if the server
+cannot start, 2 for a bad command line, 130 for a second Ctrl-C.";
+
+/// Parses the arguments after the program name. `env_addr` is
+/// `$THREADCHAT_ADDR`, if set; `--addr` wins over it. `Err` holds one line
+/// saying what is wrong.
+pub fn parse_args<I>(args: I, env_addr: Option<String>) -> Result<Invocation, String>
+where
+    I: IntoIterator<Item = String>,
+{
+    let mut config = Config::default();
+    if let Some(addr) = env_addr {
+        config.addr = check_addr(&addr).map_err(|e| format!("THREADCHAT_ADDR: {e}"))?;
+    }
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // Both `--flag value` and `--flag=value`.
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match inline_value {
+                Some(value) => Ok(value.to_string()),
+                None => args.next().ok_or_else(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            "--addr" => config.addr = check_addr(&value()?).map_err(|e| format!("--addr: {e}"))?,
+            "--max-clients" => config.max_clients = positive(&flag, &value()?)?,
+            "--queue" => config.queue_capacity = positive(&flag, &value()?)?,
+            "--stats-interval" => {
+                config.stats_interval = Duration::from_secs(positive(&flag, &value()?)? as u64)
+            }
+            _ if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    Ok(Invocation::Run(config))
+}
+
+/// `HOST:PORT` with a port number; the host is resolved when binding.
+fn check_addr(addr: &str) -> Result<String, String> {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(addr.to_string())
+        }
+        _ => Err(format!("expected HOST:PORT, got {addr:?}")),
+    }
+}
+
+fn positive(flag: &str, value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 && n <= 1_000_000 => Ok(n),
+        _ => Err(format!(
+            "{flag}: expected a whole number from 1 to 1000000, got {value:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Invocation, String> {
+        parse_args(args.iter().map(|a| a.to_string()), None)
+    }
+
+    fn run_config(args: &[&str]) -> Config {
+        match parse(args) {
+            Ok(Invocation::Run(config)) => config,
+            other => panic!("expected a config from {args:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_arguments_give_the_defaults() {
+        assert_eq!(run_config(&[]), Config::default());
+        assert_eq!(Config::default().addr, "127.0.0.1:7878");
+    }
+
+    #[test]
+    fn flags_take_values_with_space_or_equals() {
+        let config = run_config(&[
+            "--addr",
+            "0.0.0.0:9000",
+            "--max-clients=5",
+            "--queue",
+            "8",
+            "--stats-interval=1",
+        ]);
+        assert_eq!(config.addr, "0.0.0.0:9000");
+        assert_eq!(config.max_clients, 5);
+        assert_eq!(config.queue_capacity, 8);
+        assert_eq!(config.stats_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(&["--help"]), Ok(Invocation::Help));
+        assert_eq!(parse(&["-h"]), Ok(Invocation::Help));
+        assert_eq!(parse(&["--version"]), Ok(Invocation::Version));
+        assert_eq!(parse(&["--queue", "3", "-V"]), Ok(Invocation::Version));
+    }
+
+    #[test]
+    fn environment_sets_the_address_and_the_flag_wins() {
+        let from_env = parse_args(Vec::<String>::new(), Some("localhost:1".into()));
+        assert_eq!(
+            from_env.map(|i| matches!(i, Invocation::Run(c) if c.addr == "localhost:1")),
+            Ok(true)
+        );
+        let flag_wins = parse_args(
+            vec!["--addr".to_string(), "127.0.0.1:2".to_string()],
+            Some("localhost:1".into()),
+        );
+        assert_eq!(
+            flag_wins.map(|i| matches!(i, Invocation::Run(c) if c.addr == "127.0.0.1:2")),
+            Ok(true)
+        );
+        assert!(parse_args(Vec::<String>::new(), Some("nonsense".into()))
+            .unwrap_err()
+            .contains("THREADCHAT_ADDR"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert_eq!(parse(&["--bogus"]), Err("unknown option --bogus".into()));
+        assert_eq!(parse(&["--queue"]), Err("--queue needs a value".into()));
+        assert!(parse(&["--queue", "0"]).unwrap_err().contains("--queue"));
+        assert!(parse(&["--max-clients", "-3"]).is_err());
+        assert!(parse(&["--stats-interval", "soon"]).is_err());
+        assert!(parse(&["--addr", "7878"])
+            .unwrap_err()
+            .contains("HOST:PORT"));
+        assert!(parse(&["--addr", "host:99999"]).is_err());
+        assert!(parse(&["stray"])
+            .unwrap_err()
+            .contains("unexpected argument"));
+    }
+}

@@ -1,0 +1,128 @@
+//! The messages threads send each other.
+//!
+//! No thread runs this module; it is the vocabulary of the channels:
+//! reader threads send [`Event`]s to the manager over one shared channel, and
+//! the manager sends [`OutboundLine`]s to each client's writer thread over that
+//! client's own bounded channel. Keeping these types small and explicit is what
+//! lets each thread's code be read on its own.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+/// A connection's number, given by the acceptor in order of arrival and never
+/// reused while the server runs. Names change (`/nick`); ids do not, so every
+/// table the manager keeps is indexed by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// One line on its way to one client's socket, `\n` included.
+///
+/// Cloning is a reference-count increment: a chat line sent to a room of a
+/// thousand people is formatted once and the same bytes are queued a thousand
+/// times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundLine(Arc<str>);
+
+impl OutboundLine {
+    /// Builds a line from its text; the newline is added here, once.
+    pub fn new(text: &str) -> Self {
+        let mut line = String::with_capacity(text.len() + 1);
+        line.push_str(text);
+        line.push('\n');
+        OutboundLine(line.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// The text without its newline.
+    pub fn text(&self) -> &str {
+        self.0.trim_end_matches('\n')
+    }
+}
+
+/// Why a client's reader stopped. The manager tells the room the same thing
+/// (`* NAME left`) whatever the reason; the reason goes to the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The client typed `/quit`: it is sent a goodbye before its queue closes.
+    Quit,
+    /// The client closed its side of the connection (end of file).
+    Closed,
+    /// Reading failed: a reset, a timeout, or the writer shut the socket down.
+    Failed(String),
+    /// The manager is gone because the server is shutting down.
+    ServerClosing,
+    /// The reader thread panicked; the panic was caught and the client dropped.
+    Panicked,
+}
+
+impl fmt::Display for LeaveReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeaveReason::Quit => f.write_str("quit"),
+            LeaveReason::Closed => f.write_str("closed the connection"),
+            LeaveReason::Failed(error) => write!(f, "connection failed: {error}"),
+            LeaveReason::ServerClosing => f.write_str("server shutting down"),
+            LeaveReason::Panicked => f.write_str("reader thread panicked"),
+        }
+    }
+}
+
+/// Everything that reaches the manager. Each variant is one thing a client
+/// did or asked for; the manager alone decides who hears about it.
+///
+/// A reader sends `Connected` first and `Left` last, and the channel keeps one
+/// sender's messages in order, so the manager sees every client's life in the
+/// order it happened.
+#[derive(Debug)]
+pub enum Event {
+    /// A connection was accepted. `outbound` is the sending half of the
+    /// client's queue; the manager holds the only copy, so dropping it is what
+    /// tells the writer the connection is over.
+    Connected {
+        id: ClientId,
+        peer: SocketAddr,
+        outbound: Sender<OutboundLine>,
+    },
+    /// The reader claimed `name` in the client directory for this client.
+    Registered { id: ClientId, name: String },
+    /// The reader claimed `new`; the manager releases `old` once it has told
+    /// the room, so the two announcements can never cross.
+    Renamed {
+        id: ClientId,
+        old: String,
+        new: String,
+    },
+    /// A plain line for the sender's room.
+    Chat { id: ClientId, text: String },
+    /// `/me TEXT`.
+    Action { id: ClientId, text: String },
+    /// `/w NAME TEXT` or `/msg NAME TEXT`.
+    Whisper {
+        id: ClientId,
+        to: String,
+        text: String,
+    },
+    /// `/users`.
+    ListUsers { id: ClientId },
+    /// `/stats`.
+    ShowStats { id: ClientId },
+    /// `/help`.
+    Help { id: ClientId },
+    /// Something the client sent was refused; `message` goes back to it
+    /// alone as a `! ` line.
+    Refused { id: ClientId, message: String },
+    /// The reader has stopped; the last event a reader ever sends.
+    Left { id: ClientId, reason: LeaveReason },
+}

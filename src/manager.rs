@@ -1,0 +1,309 @@
+//! The manager thread: the one place that decides who receives what.
+//!
+//! It receives every [`Event`] from every reader over one channel, and holds
+//! the only sender of every client's outgoing queue. It owns, without a lock
+//! because no other thread sees them, the table of connected clients and the
+//! room membership. It reads the client directory (to find a whisper's
+//! target, to list users) and releases names in it; it adds its counts to the
+//! stats once per event.
+//!
+//! It never blocks on a client: lines go into queues with `try_send`, and a
+//! line that does not fit is dropped for that client alone and counted. One
+//! slow client can therefore never slow the room down. The only place it
+//! waits is on its own events channel (and the shutdown signal).
+
+use std::collections::HashMap;
+use std::mem;
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+
+use crate::event::{ClientId, Event, LeaveReason, OutboundLine};
+use crate::names::NAME_RULE;
+use crate::protocol;
+use crate::rooms::{Rooms, LOBBY};
+use crate::server::Shared;
+use crate::stats::Tally;
+
+pub fn run(shared: Arc<Shared>, events: Receiver<Event>, shutdown: Receiver<()>) {
+    let mut manager = Manager::new(shared);
+    loop {
+        select! {
+            recv(events) -> event => match event {
+                Ok(event) => manager.handle_guarded(event),
+                // Every reader and the acceptor are gone.
+                Err(_) => break,
+            },
+            recv(shutdown) -> _ => break,
+        }
+    }
+    manager.say_goodbye_to_everyone();
+}
+
+/// A connected client, as the manager keeps it.
+struct Member {
+    peer: SocketAddr,
+    /// `None` until the client has chosen a name.
+    name: Option<String>,
+    /// The only sender of this client's queue. Dropping it ends the writer.
+    outbound: Sender<OutboundLine>,
+    /// Lines dropped for this client since it was last told so.
+    dropped_untold: u64,
+}
+
+struct Manager {
+    shared: Arc<Shared>,
+    members: HashMap<ClientId, Member>,
+    rooms: Rooms,
+    /// Counted while handling one event, added to the stats after it.
+    tally: Tally,
+}
+
+impl Manager {
+    fn new(shared: Arc<Shared>) -> Self {
+        Manager {
+            shared,
+            members: HashMap::new(),
+            rooms: Rooms::default(),
+            tally: Tally::default(),
+        }
+    }
+
+    /// Handles one event. A bug that panics while handling it loses that
+    /// event, is logged, and the server goes on.
+    fn handle_guarded(&mut self, event: Event) {
+        if panic::catch_unwind(AssertUnwindSafe(|| self.handle(event))).is_err() {
+            log::error!("manager: handling an event panicked; event dropped, server continues");
+        }
+        if !self.tally.is_empty() {
+            self.shared.stats.add(mem::take(&mut self.tally));
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Connected { id, peer, outbound } => {
+                log::debug!("{id} connected from {peer}");
+                self.members.insert(
+                    id,
+                    Member {
+                        peer,
+                        name: None,
+                        outbound,
+                        dropped_untold: 0,
+                    },
+                );
+                self.reply(id, &protocol::notice("welcome to threadchat"));
+                self.prompt_for_name(id);
+            }
+            Event::Registered { id, name } => self.on_registered(id, name),
+            Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
+            Event::Chat { id, text } => {
+                self.tally.messages_in += 1;
+                if let Some((room, name)) = self.room_and_name(id) {
+                    let line = protocol::chat(room, name, &text);
+                    self.send_to_room_except(id, &OutboundLine::new(&line));
+                }
+            }
+            Event::Action { id, text } => {
+                self.tally.messages_in += 1;
+                if let Some((room, name)) = self.room_and_name(id) {
+                    let line = protocol::action(room, name, &text);
+                    self.send_to_room_except(id, &OutboundLine::new(&line));
+                }
+            }
+            Event::Whisper { id, to, text } => self.on_whisper(id, &to, &text),
+            Event::ListUsers { id } => {
+                let names = self.shared.clients.names();
+                let line = format!("online ({}): {}", names.len(), names.join(", "));
+                self.reply(id, &protocol::notice(&line));
+            }
+            Event::ShowStats { id } => {
+                let line = format!("stats: {}", self.shared.snapshot());
+                self.reply(id, &protocol::notice(&line));
+            }
+            Event::Help { id } => {
+                for line in protocol::HELP {
+                    self.reply(id, &protocol::notice(line));
+                }
+            }
+            Event::Refused { id, message } => {
+                self.reply(id, &protocol::error(&message));
+                if self.members.get(&id).is_some_and(|m| m.name.is_none()) {
+                    self.prompt_for_name(id);
+                }
+            }
+            Event::Left { id, reason } => self.on_left(id, reason),
+        }
+    }
+
+    fn on_registered(&mut self, id: ClientId, name: String) {
+        let Some(member) = self.members.get_mut(&id) else {
+            // Cannot happen (Connected always comes first), but if it did the
+            // name must not stay claimed by nobody.
+            self.shared.clients.release(&name, id);
+            return;
+        };
+        log::info!("{name} joined ({id}, {})", member.peer);
+        member.name = Some(name.clone());
+        let room = self.rooms.enter(id, LOBBY).to_string();
+        let online = self.shared.clients.len();
+        let welcome =
+            format!("welcome {name}! you are in {room}; {online} online. /help lists the commands");
+        self.reply(id, &protocol::notice(&welcome));
+        let joined = protocol::notice(&format!("{name} joined"));
+        self.send_to_room_except(id, &OutboundLine::new(&joined));
+    }
+
+    fn on_renamed(&mut self, id: ClientId, old: String, new: String) {
+        let Some(member) = self.members.get_mut(&id) else {
+            self.shared.clients.release(&new, id);
+            return;
+        };
+        log::info!("{old} is now {new} ({id})");
+        member.name = Some(new.clone());
+        // Released only now, after the change is ours: a newcomer taking the
+        // old name is announced after this rename, never before.
+        self.shared.clients.release(&old, id);
+        self.reply(id, &protocol::notice(&format!("you are now {new}")));
+        let renamed = protocol::notice(&format!("{old} is now known as {new}"));
+        self.send_to_room_except(id, &OutboundLine::new(&renamed));
+    }
+
+    fn on_whisper(&mut self, id: ClientId, to: &str, text: &str) {
+        self.tally.messages_in += 1;
+        let Some(from) = self.name_of(id).map(str::to_string) else {
+            return;
+        };
+        let target = self.shared.clients.lookup(to);
+        let target_name = target.and_then(|target| self.name_of(target).map(str::to_string));
+        match (target, target_name) {
+            (Some(target), _) if target == id => {
+                self.reply(id, &protocol::error("you cannot whisper to yourself"));
+            }
+            (Some(target), Some(target_name)) => {
+                self.reply(target, &protocol::whisper_received(&from, text));
+                self.reply(id, &protocol::whisper_sent(&target_name, text));
+            }
+            _ => self.reply(
+                id,
+                &protocol::error(&format!("no user named \"{to}\" is online")),
+            ),
+        }
+    }
+
+    fn on_left(&mut self, id: ClientId, reason: LeaveReason) {
+        let Some(mut member) = self.members.remove(&id) else {
+            return;
+        };
+        if reason == LeaveReason::Quit {
+            let bye = match &member.name {
+                Some(name) => format!("bye {name}"),
+                None => "bye".to_string(),
+            };
+            deliver(
+                &mut self.tally,
+                &mut member,
+                OutboundLine::new(&protocol::notice(&bye)),
+            );
+        }
+        match &member.name {
+            Some(name) => {
+                log::info!("{name} left ({id}): {reason}");
+                let left = protocol::notice(&format!("{name} left"));
+                self.send_to_room_except(id, &OutboundLine::new(&left));
+                self.rooms.leave(id);
+                self.shared.clients.release(name, id);
+            }
+            None => log::debug!("{id} left before choosing a name: {reason}"),
+        }
+        // `member` is dropped here, and with it the only sender of the
+        // client's queue: its writer sends what is queued and closes.
+    }
+
+    /// At shutdown: a last line to everyone, then every queue is dropped.
+    fn say_goodbye_to_everyone(&mut self) {
+        let goodbye = OutboundLine::new(&protocol::notice("server shutting down"));
+        for member in self.members.values_mut() {
+            deliver(&mut self.tally, member, goodbye.clone());
+        }
+        log::info!(
+            "told {} connections the server is shutting down",
+            self.members.len()
+        );
+        self.members.clear();
+        self.shared.stats.add(mem::take(&mut self.tally));
+    }
+
+    fn prompt_for_name(&mut self, id: ClientId) {
+        self.reply(
+            id,
+            &protocol::notice(&format!("choose a name ({NAME_RULE}):")),
+        );
+    }
+
+    fn name_of(&self, id: ClientId) -> Option<&str> {
+        self.members.get(&id)?.name.as_deref()
+    }
+
+    fn room_and_name(&self, id: ClientId) -> Option<(&str, &str)> {
+        Some((self.rooms.room_of(id)?, self.name_of(id)?))
+    }
+
+    /// One line to one client.
+    fn reply(&mut self, id: ClientId, text: &str) {
+        if let Some(member) = self.members.get_mut(&id) {
+            deliver(&mut self.tally, member, OutboundLine::new(text));
+        }
+    }
+
+    /// One line, formatted once, to everyone in `sender`'s room but `sender`.
+    fn send_to_room_except(&mut self, sender: ClientId, line: &OutboundLine) {
+        for id in self.rooms.roommates(sender) {
+            if id == sender {
+                continue;
+            }
+            if let Some(member) = self.members.get_mut(&id) {
+                deliver(&mut self.tally, member, line.clone());
+            }
+        }
+    }
+}
+
+/// Queues `line` for `member` without ever waiting: if the queue is full (the
+/// client is not keeping up) or closed (its writer has stopped), the line is
+/// dropped for this client only, and counted.
+///
+/// A client that lost lines is told how many, just before the next line that
+/// fits with room to spare: it learns of the gap in the place where it is.
+fn deliver(tally: &mut Tally, member: &mut Member, line: OutboundLine) {
+    if member.dropped_untold > 0 && has_room_for(&member.outbound, 2) {
+        let notice = format!(
+            "{} lines were dropped because your connection is too slow",
+            member.dropped_untold
+        );
+        if member
+            .outbound
+            .try_send(OutboundLine::new(&protocol::error(&notice)))
+            .is_ok()
+        {
+            tally.delivered += 1;
+            member.dropped_untold = 0;
+        }
+    }
+    match member.outbound.try_send(line) {
+        Ok(()) => tally.delivered += 1,
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            tally.dropped += 1;
+            member.dropped_untold += 1;
+        }
+    }
+}
+
+fn has_room_for(queue: &Sender<OutboundLine>, lines: usize) -> bool {
+    queue
+        .capacity()
+        .is_none_or(|capacity| queue.len() + lines <= capacity)
+}

@@ -1,0 +1,283 @@
+//! The wire protocol: what a line from a client means, and how every line the
+//! server sends is spelled. Plain logic, no I/O, no locks.
+//!
+//! Reader threads call [`parse`] on each line they read; the manager calls
+//! the formatting functions. docs/PROTOCOL.md is the same protocol in prose,
+//! and the two must agree.
+
+use std::fmt;
+
+/// What one line from a client asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// An empty (or all-blank) line: ignored.
+    Empty,
+    /// A plain line. Before registration it is the name the client wants;
+    /// after, a chat line for the room. `//text` arrives here as `/text`.
+    Say(String),
+    /// `/me TEXT`
+    Action(String),
+    /// `/w NAME TEXT` or `/msg NAME TEXT`
+    Whisper { to: String, text: String },
+    /// `/nick NEW`
+    Nick(String),
+    /// `/users`
+    Users,
+    /// `/stats`
+    Stats,
+    /// `/help`
+    Help,
+    /// `/quit`
+    Quit,
+}
+
+/// Why a line could not be turned into a [`Command`]. Its `Display` is the
+/// text of the `! ` line the client gets back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// A known command with missing or extra arguments; holds the usage.
+    Usage(&'static str),
+    /// `/word` that is not a command; holds `word`.
+    UnknownCommand(String),
+    /// The line holds a control character (see [`find_control`]).
+    ControlCharacter(char),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Usage(usage) => write!(f, "usage: {usage}"),
+            ParseError::UnknownCommand(word) => {
+                write!(f, "unknown command /{word}, try /help")
+            }
+            ParseError::ControlCharacter(c) => write!(
+                f,
+                "line not sent: it contains the control character U+{:04X}",
+                *c as u32
+            ),
+        }
+    }
+}
+
+/// The commands and what they do, as `/help` shows them (one `* ` line each).
+pub const HELP: &[&str] = &[
+    "commands:",
+    "  /users             who is online",
+    "  /w NAME TEXT       whisper to one person (also /msg)",
+    "  /me TEXT           an action: * NAME TEXT",
+    "  /nick NEW          change your name",
+    "  /stats             server statistics",
+    "  /help              this list",
+    "  /quit              leave",
+    "  //TEXT             send a line that starts with /",
+];
+
+/// Turns one line (already without its `\n` or `\r\n`) into a command.
+pub fn parse(line: &str) -> Result<Command, ParseError> {
+    if let Some(c) = find_control(line) {
+        return Err(ParseError::ControlCharacter(c));
+    }
+    if line.trim().is_empty() {
+        return Ok(Command::Empty);
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Ok(Command::Say(line.to_string()));
+    };
+    if rest.starts_with('/') {
+        // `//text` is how a user says a line that starts with a slash.
+        return Ok(Command::Say(rest.to_string()));
+    }
+    let (word, args) = split_word(rest);
+    match word.to_ascii_lowercase().as_str() {
+        "me" => text_arg(args, "/me TEXT").map(Command::Action),
+        "w" | "msg" => {
+            let usage = if word.eq_ignore_ascii_case("w") {
+                "/w NAME TEXT"
+            } else {
+                "/msg NAME TEXT"
+            };
+            let (to, text) = split_word(args);
+            match (to.is_empty(), text.trim().is_empty()) {
+                (false, false) => Ok(Command::Whisper {
+                    to: to.to_string(),
+                    text: text.to_string(),
+                }),
+                _ => Err(ParseError::Usage(usage)),
+            }
+        }
+        "nick" => match split_word(args) {
+            (new, rest) if !new.is_empty() && rest.trim().is_empty() => {
+                Ok(Command::Nick(new.to_string()))
+            }
+            _ => Err(ParseError::Usage("/nick NEW")),
+        },
+        "users" => no_args(args, "/users", Command::Users),
+        "stats" => no_args(args, "/stats", Command::Stats),
+        "help" => no_args(args, "/help", Command::Help),
+        "quit" => no_args(args, "/quit", Command::Quit),
+        _ => Err(ParseError::UnknownCommand(word.to_string())),
+    }
+}
+
+/// The first character in `text` that must not reach another user's
+/// terminal: C0 controls but tab, DEL, and C1 controls. An escape sequence
+/// can clear a screen or draw a fake line; refusing the whole line (rather
+/// than silently stripping) tells the sender exactly what happened.
+pub fn find_control(text: &str) -> Option<char> {
+    text.chars().find(|c| c.is_control() && *c != '\t')
+}
+
+/// Splits off the first space-separated word; the rest keeps its inner spacing.
+fn split_word(text: &str) -> (&str, &str) {
+    let text = text.trim_start();
+    match text.find([' ', '\t']) {
+        Some(end) => (&text[..end], text[end..].trim_start()),
+        None => (text, ""),
+    }
+}
+
+fn text_arg(args: &str, usage: &'static str) -> Result<String, ParseError> {
+    if args.trim().is_empty() {
+        Err(ParseError::Usage(usage))
+    } else {
+        Ok(args.to_string())
+    }
+}
+
+fn no_args(args: &str, usage: &'static str, command: Command) -> Result<Command, ParseError> {
+    if args.trim().is_empty() {
+        Ok(command)
+    } else {
+        Err(ParseError::Usage(usage))
+    }
+}
+
+// ---- What the server sends. Every line starts with `* `, `! ` or `[`. ----
+
+/// `* TEXT`: a notice or a command's reply.
+pub fn notice(text: &str) -> String {
+    format!("* {text}")
+}
+
+/// `! TEXT`: an error, sent only to the client that caused it.
+pub fn error(text: &str) -> String {
+    format!("! {text}")
+}
+
+/// `[ROOM] NAME: TEXT`
+pub fn chat(room: &str, name: &str, text: &str) -> String {
+    format!("[{room}] {name}: {text}")
+}
+
+/// `[ROOM] * NAME TEXT`
+pub fn action(room: &str, name: &str, text: &str) -> String {
+    format!("[{room}] * {name} {text}")
+}
+
+/// `[dm from NAME] TEXT`, to the receiver of a whisper.
+pub fn whisper_received(from: &str, text: &str) -> String {
+    format!("[dm from {from}] {text}")
+}
+
+/// `[dm to NAME] TEXT`, back to its sender as confirmation.
+pub fn whisper_sent(to: &str, text: &str) -> String {
+    format!("[dm to {to}] {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn say(text: &str) -> Command {
+        Command::Say(text.to_string())
+    }
+
+    #[test]
+    fn plain_lines_and_empty_lines() {
+        assert_eq!(parse("hello there"), Ok(say("hello there")));
+        assert_eq!(parse(""), Ok(Command::Empty));
+        assert_eq!(parse("   \t "), Ok(Command::Empty));
+        assert_eq!(parse("//etc/passwd"), Ok(say("/etc/passwd")));
+    }
+
+    #[test]
+    fn commands_with_their_arguments() {
+        assert_eq!(parse("/me waves"), Ok(Command::Action("waves".into())));
+        assert_eq!(
+            parse("/w bob  hi  there"),
+            Ok(Command::Whisper {
+                to: "bob".into(),
+                text: "hi  there".into()
+            })
+        );
+        assert_eq!(
+            parse("/msg bob hi"),
+            Ok(Command::Whisper {
+                to: "bob".into(),
+                text: "hi".into()
+            })
+        );
+        assert_eq!(parse("/nick carol"), Ok(Command::Nick("carol".into())));
+        assert_eq!(parse("/users"), Ok(Command::Users));
+        assert_eq!(parse("/USERS"), Ok(Command::Users));
+        assert_eq!(parse("/stats"), Ok(Command::Stats));
+        assert_eq!(parse("/help"), Ok(Command::Help));
+        assert_eq!(parse("/quit"), Ok(Command::Quit));
+        assert_eq!(parse("/quit  "), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn missing_or_extra_arguments_show_the_usage() {
+        assert_eq!(parse("/me"), Err(ParseError::Usage("/me TEXT")));
+        assert_eq!(parse("/me   "), Err(ParseError::Usage("/me TEXT")));
+        assert_eq!(parse("/w"), Err(ParseError::Usage("/w NAME TEXT")));
+        assert_eq!(parse("/w bob"), Err(ParseError::Usage("/w NAME TEXT")));
+        assert_eq!(parse("/msg bob "), Err(ParseError::Usage("/msg NAME TEXT")));
+        assert_eq!(parse("/nick"), Err(ParseError::Usage("/nick NEW")));
+        assert_eq!(parse("/nick a b"), Err(ParseError::Usage("/nick NEW")));
+        assert_eq!(parse("/users all"), Err(ParseError::Usage("/users")));
+        assert_eq!(parse("/quit now"), Err(ParseError::Usage("/quit")));
+        assert_eq!(
+            parse("/w bob").unwrap_err().to_string(),
+            "usage: /w NAME TEXT"
+        );
+    }
+
+    #[test]
+    fn unknown_commands_are_named() {
+        let error = parse("/dance wildly").unwrap_err();
+        assert_eq!(error, ParseError::UnknownCommand("dance".into()));
+        assert_eq!(error.to_string(), "unknown command /dance, try /help");
+        assert_eq!(parse("/"), Err(ParseError::UnknownCommand(String::new())));
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_tab_is_fine() {
+        assert_eq!(parse("a\tb"), Ok(say("a\tb")));
+        assert_eq!(
+            parse("\u{1b}[2Jgotcha"),
+            Err(ParseError::ControlCharacter('\u{1b}'))
+        );
+        assert_eq!(parse("nul\0"), Err(ParseError::ControlCharacter('\0')));
+        assert_eq!(
+            parse("/me \u{7f}"),
+            Err(ParseError::ControlCharacter('\u{7f}'))
+        );
+        assert_eq!(
+            parse("c1 \u{9b}2J"),
+            Err(ParseError::ControlCharacter('\u{9b}'))
+        );
+        let message = ParseError::ControlCharacter('\u{1b}').to_string();
+        assert!(message.contains("U+001B") && !message.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn outgoing_lines_have_their_prefixes() {
+        assert_eq!(notice("alice joined"), "* alice joined");
+        assert_eq!(error("nope"), "! nope");
+        assert_eq!(chat("lobby", "alice", "hi"), "[lobby] alice: hi");
+        assert_eq!(action("lobby", "alice", "waves"), "[lobby] * alice waves");
+        assert_eq!(whisper_received("alice", "psst"), "[dm from alice] psst");
+        assert_eq!(whisper_sent("bob", "psst"), "[dm to bob] psst");
+    }
+}

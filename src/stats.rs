@@ -1,0 +1,213 @@
+//! The server's counters, behind one `parking_lot::Mutex`.
+//!
+//! Shared by every thread through `Arc<Shared>`. The acceptor writes
+//! connection counts, reader threads write when their connection ends, the
+//! manager adds what it routed (once per event, not once per recipient, so
+//! that a broadcast to a thousand clients takes the lock once), and the
+//! monitor, `/stats` and `ServerHandle` read a [`StatsSnapshot`]. As with the
+//! client directory, every method takes the lock and lets go before it
+//! returns.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counters {
+    connections_open: usize,
+    connections_accepted: u64,
+    connections_refused: u64,
+    messages_in: u64,
+    lines_delivered: u64,
+    lines_dropped: u64,
+}
+
+/// What the manager routed while handling one event: it counts locally and
+/// adds the whole tally under one lock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Chat lines, actions and whispers received.
+    pub messages_in: u64,
+    /// Lines accepted into a client's outgoing queue.
+    pub delivered: u64,
+    /// Lines that did not fit in a client's queue, or whose client was gone.
+    pub dropped: u64,
+}
+
+impl Tally {
+    pub fn is_empty(&self) -> bool {
+        *self == Tally::default()
+    }
+}
+
+pub struct Stats {
+    started: Instant,
+    counters: Mutex<Counters>,
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Stats {
+            started: Instant::now(),
+            counters: Mutex::new(Counters::default()),
+        }
+    }
+
+    /// Called by the acceptor for each new connection: counts it as open and
+    /// returns true, or counts it as refused and returns false when
+    /// `max_open` are already open. Check and count under one lock; only the
+    /// acceptor opens connections, so the count cannot pass `max_open`.
+    pub fn try_open_connection(&self, max_open: usize) -> bool {
+        let mut counters = self.counters.lock();
+        if counters.connections_open >= max_open {
+            counters.connections_refused += 1;
+            return false;
+        }
+        counters.connections_open += 1;
+        counters.connections_accepted += 1;
+        true
+    }
+
+    /// Called once for each connection `try_open_connection` let in, when its
+    /// threads are done (or could not be started).
+    pub fn close_connection(&self) {
+        let mut counters = self.counters.lock();
+        counters.connections_open = counters.connections_open.saturating_sub(1);
+    }
+
+    pub fn add(&self, tally: Tally) {
+        let mut counters = self.counters.lock();
+        counters.messages_in += tally.messages_in;
+        counters.lines_delivered += tally.delivered;
+        counters.lines_dropped += tally.dropped;
+    }
+
+    /// A copy of the counters. `online` (registered clients) is not counted
+    /// here but in the client directory; the caller passes it in, having read
+    /// it *before* taking this lock: no thread holds both locks at once.
+    pub fn snapshot(&self, online: usize) -> StatsSnapshot {
+        let counters = *self.counters.lock();
+        StatsSnapshot {
+            online,
+            connections_open: counters.connections_open,
+            connections_accepted: counters.connections_accepted,
+            connections_refused: counters.connections_refused,
+            messages_in: counters.messages_in,
+            lines_delivered: counters.lines_delivered,
+            lines_dropped: counters.lines_dropped,
+            uptime: self.started.elapsed(),
+        }
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+/// The counters at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Registered clients (they have a name).
+    pub online: usize,
+    /// Open connections, registered or not: each has a reader and a writer thread.
+    pub connections_open: usize,
+    pub connections_accepted: u64,
+    /// Turned away because `--max-clients` were connected.
+    pub connections_refused: u64,
+    pub messages_in: u64,
+    pub lines_delivered: u64,
+    pub lines_dropped: u64,
+    pub uptime: Duration,
+}
+
+impl fmt::Display for StatsSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} online, {} connections, {} messages in, {} lines delivered, {} dropped, {} refused, up {}s",
+            self.online,
+            self.connections_open,
+            self.messages_in,
+            self.lines_delivered,
+            self.lines_dropped,
+            self.connections_refused,
+            self.uptime.as_secs()
+        )
+    }
+}
+
+impl StatsSnapshot {
+    /// The monitor's line: the counters now plus rates since `earlier`.
+    pub fn report_since(&self, earlier: &StatsSnapshot) -> String {
+        let seconds = self
+            .uptime
+            .saturating_sub(earlier.uptime)
+            .as_secs_f64()
+            .max(1e-3);
+        let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+        format!(
+            "stats: {self}; last {seconds:.1}s: {:.1} messages/s in, {:.1} lines/s delivered, {:.1} lines/s dropped",
+            rate(self.messages_in, earlier.messages_in),
+            rate(self.lines_delivered, earlier.lines_delivered),
+            rate(self.lines_dropped, earlier.lines_dropped),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_refused_at_the_limit_and_counted() {
+        let stats = Stats::new();
+        assert!(stats.try_open_connection(2));
+        assert!(stats.try_open_connection(2));
+        assert!(!stats.try_open_connection(2));
+        stats.close_connection();
+        assert!(stats.try_open_connection(2));
+        let snapshot = stats.snapshot(0);
+        assert_eq!(snapshot.connections_open, 2);
+        assert_eq!(snapshot.connections_accepted, 3);
+        assert_eq!(snapshot.connections_refused, 1);
+    }
+
+    #[test]
+    fn tallies_add_up() {
+        let stats = Stats::new();
+        let tally = Tally {
+            messages_in: 1,
+            delivered: 5,
+            dropped: 2,
+        };
+        stats.add(tally);
+        stats.add(tally);
+        let snapshot = stats.snapshot(7);
+        assert_eq!(
+            (
+                snapshot.online,
+                snapshot.messages_in,
+                snapshot.lines_delivered,
+                snapshot.lines_dropped
+            ),
+            (7, 2, 10, 4)
+        );
+    }
+
+    #[test]
+    fn report_gives_rates_over_the_interval() {
+        let stats = Stats::new();
+        let mut earlier = stats.snapshot(0);
+        earlier.uptime = Duration::from_secs(10);
+        let mut now = earlier;
+        now.uptime = Duration::from_secs(12);
+        now.messages_in = 10;
+        now.lines_delivered = 40;
+        let report = now.report_since(&earlier);
+        assert!(report.contains("5.0 messages/s in"), "{report}");
+        assert!(report.contains("20.0 lines/s delivered"), "{report}");
+    }
+}

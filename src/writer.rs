@@ -1,0 +1,67 @@
+//! A client's writer thread: one per connection, started by the acceptor.
+//!
+//! It owns the receiving half of the client's bounded queue and the writing
+//! side of the socket, and touches nothing shared. It blocks on the queue,
+//! takes whatever else is already waiting, and writes it all with one call.
+//! When the manager drops the queue's sender (the client left, or the server
+//! is shutting down) it writes what is left, shuts the socket down, and exits.
+//!
+//! Shutting the socket down is also how a writer ends its reader: a reader
+//! blocked in `read` on the same socket returns at once.
+
+use std::io::{self, Write};
+use std::net::{Shutdown, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+
+use crate::event::{ClientId, OutboundLine};
+
+/// Stop gathering lines into one write past this many bytes.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// After a big burst, give the buffer back rather than keep it for an idle
+/// client forever.
+const KEEP_BATCH_CAPACITY: usize = 8 * 1024;
+
+pub fn run(id: ClientId, stream: Arc<TcpStream>, queue: Receiver<OutboundLine>) {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| write_until_closed(&stream, &queue)));
+    match outcome {
+        Ok(Ok(())) => log::debug!("writer {id}: queue closed"),
+        Ok(Err(error))
+            if matches!(
+                error.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            log::warn!("writer {id}: client stopped reading (write timed out); disconnecting it")
+        }
+        Ok(Err(error)) => log::debug!("writer {id}: write failed: {error}"),
+        Err(_) => log::error!("writer {id} panicked; disconnecting that client"),
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn write_until_closed(mut stream: &TcpStream, queue: &Receiver<OutboundLine>) -> io::Result<()> {
+    let mut batch = Vec::new();
+    // `recv` fails only once the queue is closed *and* empty, so every line
+    // queued before the manager let go is still written.
+    while let Ok(line) = queue.recv() {
+        batch.clear();
+        batch.extend_from_slice(line.as_bytes());
+        // Whatever else is already queued goes in the same write: under load
+        // this is what turns a thousand small writes into a few big ones.
+        while batch.len() < MAX_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(line) => batch.extend_from_slice(line.as_bytes()),
+                Err(_) => break,
+            }
+        }
+        stream.write_all(&batch)?;
+        if batch.capacity() > KEEP_BATCH_CAPACITY {
+            batch = Vec::new();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Many clients at once, the client limit, and shutdown with clients connected.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start_server, test_config, wait_until, Client, NoLine};
+use threadchat::Config;
+
+#[test]
+fn two_hundred_clients_register_and_all_receive_one_broadcast() {
+    const CLIENTS: usize = 200;
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    // Connect everyone first, then register everyone: registrations overlap.
+    let mut clients: Vec<Client> = (0..CLIENTS)
+        .map(|n| Client::connect(addr, &format!("c{n}")))
+        .collect();
+    for (n, client) in clients.iter_mut().enumerate() {
+        client.send(&format!("c{n}"));
+    }
+    for (n, client) in clients.iter_mut().enumerate() {
+        client.expect_greeting();
+        client.expect_prefix(&format!("* welcome c{n}! you are in lobby;"));
+    }
+    wait_until(
+        "all clients to be registered",
+        || server.stats().online,
+        |online| *online == CLIENTS,
+    );
+
+    clients[0].send("hello all");
+    for client in clients.iter_mut().skip(1) {
+        // Before it, only join announcements of later clients.
+        for skipped in client.skip_until("[lobby] c0: hello all") {
+            assert!(skipped.ends_with(" joined"), "unexpected line {skipped:?}");
+        }
+    }
+    assert_eq!(server.stats().lines_dropped, 0);
+}
+
+#[test]
+fn a_full_server_refuses_newcomers_and_keeps_serving_the_others() {
+    let server = start_server(Config {
+        max_clients: 2,
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let mut alice = Client::register(addr, "alice");
+    let mut bob = Client::register(addr, "bob");
+    alice.expect("* bob joined");
+
+    let mut third = Client::connect(addr, "third");
+    third.expect("! server full, try again later");
+    third.expect_closed();
+    assert_eq!(server.stats().connections_refused, 1);
+
+    alice.send("still here");
+    bob.expect("[lobby] alice: still here");
+
+    // A place frees up when someone leaves.
+    bob.send("/quit");
+    bob.expect("* bye bob");
+    alice.expect("* bob left");
+    wait_until(
+        "the connection count to drop to 1",
+        || server.stats().connections_open,
+        |open| *open == 1,
+    );
+    let _carol = Client::register(addr, "carol");
+    alice.expect("* carol joined");
+}
+
+#[test]
+fn a_burst_of_connections_never_passes_the_limit() {
+    const LIMIT: usize = 20;
+    let server = start_server(Config {
+        max_clients: LIMIT,
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let mut clients: Vec<Client> = (0..3 * LIMIT)
+        .map(|n| Client::connect(addr, &format!("burst{n}")))
+        .collect();
+    let mut admitted = 0;
+    let mut refused = 0;
+    for client in &mut clients {
+        match client.line().as_str() {
+            "* welcome to threadchat" => admitted += 1,
+            "! server full, try again later" => refused += 1,
+            other => panic!("unexpected first line {other:?}"),
+        }
+    }
+    assert_eq!((admitted, refused), (LIMIT, 2 * LIMIT));
+    assert_eq!(server.stats().connections_open, LIMIT);
+}
+
+#[test]
+fn shutdown_tells_every_client_and_closes_them() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let mut alice = Client::register(addr, "alice");
+    let mut bob = Client::register(addr, "bob");
+    let mut unnamed = Client::connect(addr, "unnamed");
+    unnamed.expect_greeting();
+    alice.expect("* bob joined");
+
+    server.shutdown();
+    for client in [&mut alice, &mut bob, &mut unnamed] {
+        client.expect("* server shutting down");
+        client.expect_closed();
+    }
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
+        "the listener should be closed after shutdown"
+    );
+}
+
+#[test]
+fn shutdown_does_not_wait_forever_for_a_client_that_never_reads() {
+    let server = start_server(Config {
+        shutdown_grace: Duration::from_millis(500),
+        queue_capacity: 100_000,
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let mut sender = Client::register(addr, "sender");
+    let mut stuck = Client::register(addr, "stuck");
+    sender.expect("* stuck joined");
+    // Fill stuck's socket buffers and queue: it never reads.
+    let line = format!("{}\n", "x".repeat(900));
+    for _ in 0..4000 {
+        sender.send_raw(line.as_bytes());
+    }
+    sender.send("/users");
+    sender.expect("* online (2): sender, stuck");
+
+    // Returns (the test would hang otherwise) once the grace period is over
+    // and the stuck socket has been closed.
+    server.shutdown();
+    let mut closed = false;
+    for _ in 0..10_000 {
+        match stuck.try_line(common::DEADLINE) {
+            Ok(_) => continue,
+            Err(NoLine::Closed) | Err(NoLine::Failed(_)) => {
+                closed = true;
+                break;
+            }
+            Err(NoLine::TimedOut) => break,
+        }
+    }
+    assert!(
+        closed,
+        "the stuck client's connection should have been closed"
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_loses_lines_alone_and_is_told_how_many() {
+    let server = start_server(Config {
+        queue_capacity: 200,
+        // Long enough that the stuck client is not disconnected mid-test.
+        write_timeout: Duration::from_secs(120),
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let mut reader = Client::register(addr, "reader");
+    let mut stuck = Client::register(addr, "stuck");
+    let mut sender = Client::register(addr, "sender");
+    reader.skip_until("* sender joined");
+    stuck.expect("* sender joined");
+
+    // Flood in batches of 50 that `reader` reads in full before the next
+    // batch, so its queue never holds more than 50 lines, until `stuck`
+    // (which reads nothing) has filled its socket buffers and its queue.
+    let padding = "x".repeat(1000);
+    let mut sent = 0;
+    while server.stats().lines_dropped == 0 {
+        assert!(sent < 50_000, "no line dropped after {sent} lines");
+        for n in sent..sent + 50 {
+            sender.send(&format!("{n} {padding}"));
+        }
+        for n in sent..sent + 50 {
+            reader.expect(&format!("[lobby] sender: {n} {padding}"));
+        }
+        sent += 50;
+    }
+
+    // Now `stuck` reads again. Probes go out until one arrives after the
+    // drop notice; a probe sent while the queue was still full is dropped
+    // too, and must be counted in the notice.
+    let mut received = 0u64;
+    let mut told: Option<u64> = None;
+    for probe in 0..1000 {
+        sender.send(&format!("probe {probe}"));
+        sent += 1;
+        let expected = format!("[lobby] sender: probe {probe}");
+        let arrived = loop {
+            match stuck.try_line(Duration::from_millis(300)) {
+                Ok(line) if line.starts_with("! ") => {
+                    let count = line
+                        .strip_prefix("! ")
+                        .and_then(|rest| {
+                            rest.strip_suffix(
+                                " lines were dropped because your connection is too slow",
+                            )
+                        })
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| panic!("unexpected error line {line:?}"));
+                    assert!(told.is_none(), "told twice: {line:?}");
+                    told = Some(count);
+                }
+                Ok(line) if line.starts_with("[lobby] sender: ") => {
+                    received += 1;
+                    if line == expected {
+                        break true;
+                    }
+                }
+                Ok(line) => panic!("unexpected line for stuck: {line:?}"),
+                // This probe was dropped (counted in the notice): send another.
+                Err(NoLine::TimedOut) => break false,
+                Err(other) => panic!("stuck lost its connection: {other:?}"),
+            }
+        };
+        if arrived && told.is_some() {
+            break;
+        }
+    }
+    let told = told.expect("stuck should have been told about the dropped lines");
+    assert_eq!(
+        received + told,
+        sent as u64,
+        "received {received} + told {told} != sent {sent}"
+    );
+    assert_eq!(server.stats().lines_dropped, told, "only stuck lost lines");
+}

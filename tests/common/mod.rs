@@ -1,0 +1,198 @@
+//! Shared test helpers: an in-process server on 127.0.0.1:0 and test clients
+//! whose reads wait for a line with a deadline and fail with a message saying
+//! what was expected and what arrived. No test sleeps to synchronise.
+//!
+//! To check that nothing *else* arrived (no echo, no leak between rooms), a
+//! test sends a command and expects its reply as the very next line: lines to
+//! one client keep the order the manager queued them in, so anything queued
+//! before the reply would show up first.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use threadchat::{Config, Server, ServerHandle};
+
+/// How long any single expectation may wait. Generous: the suite must pass
+/// on a loaded 2-core machine; a passing test never waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+pub fn test_config() -> Config {
+    Config {
+        addr: "127.0.0.1:0".to_string(),
+        ..Config::default()
+    }
+}
+
+/// Starts a server on a free port. Shut it down with `handle.shutdown()`, or
+/// let it drop (which also shuts down and joins).
+pub fn start_server(config: Config) -> ServerHandle {
+    let _ = env_logger::builder().is_test(true).try_init();
+    Server::start(config).expect("server should start on 127.0.0.1:0")
+}
+
+/// Waits until `condition` holds, or fails saying what was expected and the
+/// last thing seen.
+pub fn wait_until<T: std::fmt::Debug>(
+    what: &str,
+    mut probe: impl FnMut() -> T,
+    mut condition: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let seen = probe();
+        if condition(&seen) {
+            return seen;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {DEADLINE:?} waiting for {what}; last seen: {seen:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling interval, not synchronisation
+    }
+}
+
+pub struct Client {
+    pub label: String,
+    stream: TcpStream,
+    /// Bytes read but not yet returned as a line.
+    pending: Vec<u8>,
+    /// Every line returned so far, for failure messages.
+    history: Vec<String>,
+}
+
+/// How a read for a line ended, when it did not produce one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoLine {
+    TimedOut,
+    Closed,
+    Failed(String),
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, label: &str) -> Client {
+        let stream = TcpStream::connect(addr)
+            .unwrap_or_else(|e| panic!("{label}: cannot connect to {addr}: {e}"));
+        Client {
+            label: label.to_string(),
+            stream,
+            pending: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Connects, reads the greeting, chooses `name`, and reads the welcome.
+    pub fn register(addr: SocketAddr, name: &str) -> Client {
+        let mut client = Client::connect(addr, name);
+        client.expect_greeting();
+        client.send(name);
+        client.expect_prefix(&format!("* welcome {name}! you are in lobby;"));
+        client
+    }
+
+    pub fn expect_greeting(&mut self) {
+        self.expect("* welcome to threadchat");
+        self.expect("* choose a name (1-24 letters, digits, - or _):");
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.stream.write_all(bytes) {
+            panic!("{}: send failed: {e}", self.label);
+        }
+    }
+
+    /// Closes our sending side (as `nc -N` does at end of input).
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// The next line, or why there is none within `timeout`.
+    pub fn try_line(&mut self, timeout: Duration) -> Result<String, NoLine> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let bytes: Vec<u8> = self.pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                self.history.push(line.clone());
+                return Ok(line);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(NoLine::TimedOut);
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .expect("set_read_timeout");
+            let mut buffer = [0u8; 4096];
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return Err(NoLine::Closed),
+                Ok(n) => self.pending.extend_from_slice(&buffer[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(NoLine::Failed(e.to_string())),
+            }
+        }
+    }
+
+    /// The next line; fails if none arrives before the deadline.
+    pub fn line(&mut self) -> String {
+        match self.try_line(DEADLINE) {
+            Ok(line) => line,
+            Err(why) => panic!(
+                "{}: expected a line within {DEADLINE:?}, got {why:?}; unfinished: {:?}; lines so far: {:#?}",
+                self.label,
+                String::from_utf8_lossy(&self.pending),
+                self.history
+            ),
+        }
+    }
+
+    /// The next line must be exactly `expected`.
+    pub fn expect(&mut self, expected: &str) {
+        let line = self.line();
+        assert_eq!(
+            line, expected,
+            "{}: expected the next line to be {expected:?}, got {line:?}",
+            self.label
+        );
+    }
+
+    /// The next line must start with `prefix`; returns it.
+    pub fn expect_prefix(&mut self, prefix: &str) -> String {
+        let line = self.line();
+        assert!(
+            line.starts_with(prefix),
+            "{}: expected the next line to start with {prefix:?}, got {line:?}",
+            self.label
+        );
+        line
+    }
+
+    /// Reads lines until one equals `expected`, returning the ones skipped.
+    pub fn skip_until(&mut self, expected: &str) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            let line = self.line();
+            if line == expected {
+                return skipped;
+            }
+            skipped.push(line);
+        }
+    }
+
+    /// The server must close the connection (after any lines already sent).
+    pub fn expect_closed(&mut self) {
+        match self.try_line(DEADLINE) {
+            Err(NoLine::Closed) | Err(NoLine::Failed(_)) => {}
+            other => panic!(
+                "{}: expected the server to close the connection, got {other:?}",
+                self.label
+            ),
+        }
+    }
+}
