@@ -20,6 +20,9 @@ pub struct Config {
     pub queue_capacity: usize,
     /// How often the monitor logs its stats line.
     pub stats_interval: Duration,
+    /// Chat and action lines each room keeps and replays to newcomers; 0
+    /// keeps none.
+    pub history: usize,
     /// Longest line a client may send, in bytes before the `\n`.
     pub max_line: usize,
     /// A socket write that blocks this long disconnects its client.
@@ -37,6 +40,7 @@ impl Default for Config {
             max_clients: 10_000,
             queue_capacity: 256,
             stats_interval: Duration::from_secs(5),
+            history: 50,
             max_line: 1024,
             write_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(2),
@@ -62,6 +66,7 @@ Options:
   --max-clients N         open connections allowed at once [default: 10000]
   --queue N               lines queued per client before they are dropped [default: 256]
   --stats-interval SECS   seconds between stats lines in the log [default: 5]
+  --history N             lines each room keeps for newcomers, 0 for none [default: 50]
   -h, --help              print this help
   -V, --version           print the version
 
@@ -102,6 +107,7 @@ where
             "--stats-interval" => {
                 config.stats_interval = Duration::from_secs(positive(&flag, &value()?)? as u64)
             }
+            "--history" => config.history = at_most(&flag, &value()?, MAX_HISTORY)?,
             _ if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
@@ -116,6 +122,20 @@ fn check_addr(addr: &str) -> Result<String, String> {
             Ok(addr.to_string())
         }
         _ => Err(format!("expected HOST:PORT, got {addr:?}")),
+    }
+}
+
+/// The most lines `--history` may keep per room. Rooms are bounded by the
+/// number of clients, so this bounds the memory history can take.
+pub const MAX_HISTORY: usize = 10_000;
+
+/// A whole number from 0 to `max`.
+fn at_most(flag: &str, value: &str, max: usize) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "{flag}: expected a whole number from 0 to {max}, got {value:?}"
+        )),
     }
 }
 
@@ -158,7 +178,10 @@ mod tests {
             "--queue",
             "8",
             "--stats-interval=1",
+            "--history",
+            "0",
         ]);
+        assert_eq!(config.history, 0);
         assert_eq!(config.addr, "0.0.0.0:9000");
         assert_eq!(config.max_clients, 5);
         assert_eq!(config.queue_capacity, 8);
@@ -200,6 +223,9 @@ mod tests {
         assert!(parse(&["--queue", "0"]).unwrap_err().contains("--queue"));
         assert!(parse(&["--max-clients", "-3"]).is_err());
         assert!(parse(&["--stats-interval", "soon"]).is_err());
+        assert!(parse(&["--history", "10001"])
+            .unwrap_err()
+            .contains("from 0 to 10000"));
         assert!(parse(&["--addr", "7878"])
             .unwrap_err()
             .contains("HOST:PORT"));

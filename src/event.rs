@@ -116,6 +116,13 @@ pub enum Event {
     },
     /// `/users`.
     ListUsers { id: ClientId },
+    /// `/join ROOM` (and `/leave`, which joins the lobby). The reader has
+    /// checked the name against the rule; `room` is without its `#`.
+    JoinRoom { id: ClientId, room: String },
+    /// `/rooms` or `/groups`.
+    ListRooms { id: ClientId },
+    /// `/who`.
+    ListRoomMembers { id: ClientId },
     /// `/stats`.
     ShowStats { id: ClientId },
     /// `/help`.

@@ -13,7 +13,8 @@
 //! | monitor                | [`monitor`]   | 1               |
 //!
 //! The rest is plain logic with no threads of its own, tested in place:
-//! [`protocol`] (what lines mean), [`names`], [`rooms`], [`line_reader`]
+//! [`protocol`] (what lines mean), [`names`], [`rooms`] and their
+//! [`history`], [`line_reader`]
 //! (bounded line splitting), and the two pieces of shared state,
 //! [`clients`] (the `RwLock`) and [`stats`] (the `Mutex`). [`event`] holds the
 //! message types the channels carry. docs/ARCHITECTURE.md is the map.
@@ -22,6 +23,7 @@ pub mod acceptor;
 pub mod clients;
 pub mod config;
 pub mod event;
+pub mod history;
 pub mod line_reader;
 pub mod manager;
 pub mod monitor;

@@ -64,10 +64,10 @@ struct Manager {
 impl Manager {
     fn new(shared: Arc<Shared>) -> Self {
         Manager {
-            shared,
             members: HashMap::new(),
-            rooms: Rooms::default(),
+            rooms: Rooms::new(shared.config.history),
             tally: Tally::default(),
+            shared,
         }
     }
 
@@ -101,23 +101,38 @@ impl Manager {
             Event::Registered { id, name } => self.on_registered(id, name),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
             Event::Chat { id, text } => {
-                self.tally.messages_in += 1;
-                if let Some((room, name)) = self.room_and_name(id) {
-                    let line = protocol::chat(room, name, &text);
-                    self.send_to_room_except(id, &OutboundLine::new(&line));
-                }
+                self.say_in_room(id, |room, name| protocol::chat(room, name, &text))
             }
             Event::Action { id, text } => {
-                self.tally.messages_in += 1;
-                if let Some((room, name)) = self.room_and_name(id) {
-                    let line = protocol::action(room, name, &text);
-                    self.send_to_room_except(id, &OutboundLine::new(&line));
-                }
+                self.say_in_room(id, |room, name| protocol::action(room, name, &text))
             }
             Event::Whisper { id, to, text } => self.on_whisper(id, &to, &text),
             Event::ListUsers { id } => {
                 let names = self.shared.clients.names();
                 let line = format!("online ({}): {}", names.len(), names.join(", "));
+                self.reply(id, &protocol::notice(&line));
+            }
+            Event::JoinRoom { id, room } => self.on_join_room(id, &room),
+            Event::ListRooms { id } => {
+                let rooms = self.rooms.list();
+                let listed: Vec<String> = rooms
+                    .iter()
+                    .map(|(name, members)| format!("{name} ({members})"))
+                    .collect();
+                let line = format!("rooms ({}): {}", rooms.len(), listed.join(", "));
+                self.reply(id, &protocol::notice(&line));
+            }
+            Event::ListRoomMembers { id } => {
+                let Some(room) = self.rooms.room_of(id) else {
+                    return;
+                };
+                let mut names: Vec<&str> = self
+                    .rooms
+                    .roommates(id)
+                    .filter_map(|mate| self.name_of(mate))
+                    .collect();
+                names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
+                let line = format!("in #{room} ({}): {}", names.len(), names.join(", "));
                 self.reply(id, &protocol::notice(&line));
             }
             Event::ShowStats { id } => {
@@ -148,13 +163,84 @@ impl Manager {
         };
         log::info!("{name} joined ({id}, {})", member.peer);
         member.name = Some(name.clone());
-        let room = self.rooms.enter(id, LOBBY).to_string();
         let online = self.shared.clients.len();
-        let welcome =
-            format!("welcome {name}! you are in {room}; {online} online. /help lists the commands");
-        self.reply(id, &protocol::notice(&welcome));
+        self.enter_room(id, &name, LOBBY, |room, _| {
+            format!("welcome {name}! you are in {room}; {online} online. /help lists the commands")
+        });
+    }
+
+    /// `/join ROOM` and `/leave`: out of one room, into another.
+    fn on_join_room(&mut self, id: ClientId, room: &str) {
+        let Some(name) = self.name_of(id).map(str::to_string) else {
+            return;
+        };
+        if self.rooms.is_in(id, room) {
+            let current = self.rooms.room_of(id).unwrap_or(room);
+            let line = format!("you are already in #{current}");
+            self.reply(id, &protocol::notice(&line));
+            return;
+        }
+        // Told while the leaver is still a member, so it is not among the
+        // recipients (`send_to_room_except`) and the room still exists.
+        let left = protocol::notice(&format!("{name} left"));
+        self.send_to_room_except(id, &OutboundLine::new(&left));
+        log::debug!("{name} ({id}) goes to {room}");
+        self.enter_room(id, &name, room, |room, members| {
+            format!("you joined #{room}; {members} here")
+        });
+    }
+
+    /// Puts `id` in `room` and tells it, in this order: the `greeting` (made
+    /// from the room's name and member count), the room's history between a
+    /// header line and what comes next, then `* NAME joined` to the others.
+    ///
+    /// The manager handles one event at a time, so no chat line can slip in
+    /// between the replay and the live stream: a line said before this event
+    /// is in the history, a line said after it is delivered live, and none is
+    /// both.
+    fn enter_room(
+        &mut self,
+        id: ClientId,
+        name: &str,
+        room: &str,
+        greeting: impl FnOnce(&str, usize) -> String,
+    ) {
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        let entered = self.rooms.enter(id, room);
+        let greeting = greeting(entered.name, entered.members);
+        deliver(
+            &mut self.tally,
+            member,
+            OutboundLine::new(&protocol::notice(&greeting)),
+        );
+        let history = entered.history;
+        if !history.is_empty() {
+            let header = format!("last {} messages in #{}", history.len(), entered.name);
+            deliver(
+                &mut self.tally,
+                member,
+                OutboundLine::new(&protocol::notice(&header)),
+            );
+            for line in history.lines() {
+                deliver(&mut self.tally, member, line.clone());
+            }
+        }
         let joined = protocol::notice(&format!("{name} joined"));
         self.send_to_room_except(id, &OutboundLine::new(&joined));
+    }
+
+    /// A chat line or an action: formatted once, sent to the rest of the
+    /// sender's room, and kept in the room's history.
+    fn say_in_room(&mut self, id: ClientId, format: impl FnOnce(&str, &str) -> String) {
+        self.tally.messages_in += 1;
+        let Some((room, name)) = self.room_and_name(id) else {
+            return;
+        };
+        let line = OutboundLine::new(&format(room, name));
+        self.send_to_room_except(id, &line);
+        self.rooms.record(id, line);
     }
 
     fn on_renamed(&mut self, id: ClientId, old: String, new: String) {

@@ -23,6 +23,14 @@ pub enum Command {
     Nick(String),
     /// `/users`
     Users,
+    /// `/join ROOM`, with the room name as typed (a leading `#` included).
+    Join(String),
+    /// `/leave`: back to the lobby.
+    Leave,
+    /// `/rooms`, or its alias `/groups`
+    Rooms,
+    /// `/who`: the members of one's room.
+    Who,
     /// `/stats`
     Stats,
     /// `/help`
@@ -63,6 +71,10 @@ impl fmt::Display for ParseError {
 pub const HELP: &[&str] = &[
     "commands:",
     "  /users             who is online",
+    "  /who               who is in your room",
+    "  /join ROOM         go to ROOM, creating it if new",
+    "  /leave             back to the lobby",
+    "  /rooms             the rooms and how many are in each (also /groups)",
     "  /w NAME TEXT       whisper to one person (also /msg)",
     "  /me TEXT           an action: * NAME TEXT",
     "  /nick NEW          change your name",
@@ -112,6 +124,16 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             _ => Err(ParseError::Usage("/nick NEW")),
         },
         "users" => no_args(args, "/users", Command::Users),
+        "join" => match split_word(args) {
+            (room, rest) if !room.is_empty() && rest.trim().is_empty() => {
+                Ok(Command::Join(room.to_string()))
+            }
+            _ => Err(ParseError::Usage("/join ROOM")),
+        },
+        "leave" => no_args(args, "/leave", Command::Leave),
+        "rooms" => no_args(args, "/rooms", Command::Rooms),
+        "groups" => no_args(args, "/groups", Command::Rooms),
+        "who" => no_args(args, "/who", Command::Who),
         "stats" => no_args(args, "/stats", Command::Stats),
         "help" => no_args(args, "/help", Command::Help),
         "quit" => no_args(args, "/quit", Command::Quit),
@@ -224,6 +246,11 @@ mod tests {
         assert_eq!(parse("/help"), Ok(Command::Help));
         assert_eq!(parse("/quit"), Ok(Command::Quit));
         assert_eq!(parse("/quit  "), Ok(Command::Quit));
+        assert_eq!(parse("/join #rust"), Ok(Command::Join("#rust".into())));
+        assert_eq!(parse("/leave"), Ok(Command::Leave));
+        assert_eq!(parse("/rooms"), Ok(Command::Rooms));
+        assert_eq!(parse("/groups"), Ok(Command::Rooms));
+        assert_eq!(parse("/who"), Ok(Command::Who));
     }
 
     #[test]
@@ -237,6 +264,10 @@ mod tests {
         assert_eq!(parse("/nick a b"), Err(ParseError::Usage("/nick NEW")));
         assert_eq!(parse("/users all"), Err(ParseError::Usage("/users")));
         assert_eq!(parse("/quit now"), Err(ParseError::Usage("/quit")));
+        assert_eq!(parse("/join"), Err(ParseError::Usage("/join ROOM")));
+        assert_eq!(parse("/join a b"), Err(ParseError::Usage("/join ROOM")));
+        assert_eq!(parse("/leave now"), Err(ParseError::Usage("/leave")));
+        assert_eq!(parse("/groups x"), Err(ParseError::Usage("/groups")));
         assert_eq!(
             parse("/w bob").unwrap_err().to_string(),
             "usage: /w NAME TEXT"

@@ -23,6 +23,7 @@ use crate::event::{ClientId, Event, LeaveReason, OutboundLine};
 use crate::line_reader::{Incoming, LineReader};
 use crate::names::{self, NAME_RULE};
 use crate::protocol::{self, Command};
+use crate::rooms::LOBBY;
 use crate::server::Shared;
 
 /// What the acceptor hands a new reader thread.
@@ -151,6 +152,19 @@ impl Session<'_> {
             Command::Whisper { to, text } => Event::Whisper { id, to, text },
             Command::Nick(new) => return self.rename(new),
             Command::Users => Event::ListUsers { id },
+            Command::Join(typed) => match names::validate_room(&typed) {
+                Ok(room) => Event::JoinRoom {
+                    id,
+                    room: room.to_string(),
+                },
+                Err(error) => return self.refuse(error.to_string()),
+            },
+            Command::Leave => Event::JoinRoom {
+                id,
+                room: LOBBY.to_string(),
+            },
+            Command::Rooms => Event::ListRooms { id },
+            Command::Who => Event::ListRoomMembers { id },
             Command::Stats => Event::ShowStats { id },
         };
         self.send(event)

@@ -1,13 +1,19 @@
-//! Room membership: who is in which room. Plain data, no I/O, no locks.
+//! Rooms: who is in which room, and what each room said last. Plain data, no
+//! I/O, no locks.
 //!
 //! Owned by the manager thread alone (a field of `Manager`), so it needs no
 //! lock: only one thread ever touches it. The manager asks it "who is in
 //! this room" for every line it fans out, which is why membership is kept per
 //! room: a line costs one step per member of its room, not per client online.
+//! Each room keeps its own [`History`], which therefore lives exactly as long
+//! as the room: a room exists while someone is in it, except the lobby, which
+//! always exists (and keeps its history).
 
 use std::collections::{HashMap, HashSet};
 
-use crate::event::ClientId;
+use crate::event::{ClientId, OutboundLine};
+use crate::history::History;
+use crate::names;
 
 /// The room everyone starts in. It always exists, even when empty.
 pub const LOBBY: &str = "lobby";
@@ -17,6 +23,18 @@ struct Room {
     /// The name as first spelled; the map's key is its lowercase form.
     name: String,
     members: HashSet<ClientId>,
+    history: History,
+}
+
+/// What a client finds in the room it has just entered.
+#[derive(Debug)]
+pub struct Entered<'a> {
+    /// The room's name, spelled as when it was created.
+    pub name: &'a str,
+    /// Members, the newcomer included.
+    pub members: usize,
+    /// The room's kept lines, oldest first.
+    pub history: &'a History,
 }
 
 #[derive(Debug)]
@@ -24,67 +42,117 @@ pub struct Rooms {
     by_key: HashMap<String, Room>,
     /// Each registered client's room, by key.
     room_of: HashMap<ClientId, String>,
-}
-
-impl Default for Rooms {
-    fn default() -> Self {
-        let mut by_key = HashMap::new();
-        by_key.insert(
-            LOBBY.to_string(),
-            Room {
-                name: LOBBY.to_string(),
-                members: HashSet::new(),
-            },
-        );
-        Rooms {
-            by_key,
-            room_of: HashMap::new(),
-        }
-    }
+    /// How many lines each room keeps (`--history`).
+    history_limit: usize,
 }
 
 impl Rooms {
-    /// Puts `id` in the room called `name`, creating it if needed, after
-    /// taking it out of the room it was in. Returns the room's name as it is
-    /// spelled.
-    pub fn enter(&mut self, id: ClientId, name: &str) -> &str {
-        self.leave(id);
-        let key = name.to_ascii_lowercase();
-        let room = self.by_key.entry(key.clone()).or_insert_with(|| Room {
+    /// An empty set of rooms (the lobby only), each keeping its last
+    /// `history_limit` lines.
+    pub fn new(history_limit: usize) -> Self {
+        let mut rooms = Rooms {
+            by_key: HashMap::new(),
+            room_of: HashMap::new(),
+            history_limit,
+        };
+        rooms
+            .by_key
+            .insert(names::key(LOBBY), rooms.new_room(LOBBY));
+        rooms
+    }
+
+    fn new_room(&self, name: &str) -> Room {
+        Room {
             name: name.to_string(),
             members: HashSet::new(),
-        });
+            history: History::new(self.history_limit),
+        }
+    }
+
+    /// Puts `id` in the room called `name` (compared ignoring case), creating
+    /// it if needed, after taking it out of the room it was in.
+    /// Entering the room one is already in changes nothing.
+    pub fn enter(&mut self, id: ClientId, name: &str) -> Entered<'_> {
+        if !self.is_in(id, name) {
+            self.leave(id);
+        }
+        let key = names::key(name);
+        if !self.by_key.contains_key(&key) {
+            let room = self.new_room(name);
+            self.by_key.insert(key.clone(), room);
+        }
+        self.room_of.insert(id, key.clone());
+        let room = self
+            .by_key
+            .get_mut(&key)
+            .expect("the room was found or created just above");
         room.members.insert(id);
-        self.room_of.insert(id, key);
-        &room.name
+        Entered {
+            name: &room.name,
+            members: room.members.len(),
+            history: &room.history,
+        }
     }
 
     /// Takes `id` out of its room; a room other than the lobby goes away with
-    /// its last member. Returns the name of the room it left.
+    /// its last member, and its history with it. Returns the name of the room
+    /// it left.
     pub fn leave(&mut self, id: ClientId) -> Option<String> {
         let key = self.room_of.remove(&id)?;
         let room = self.by_key.get_mut(&key)?;
         room.members.remove(&id);
-        let name = room.name.clone();
         if room.members.is_empty() && key != LOBBY {
-            self.by_key.remove(&key);
+            return self.by_key.remove(&key).map(|room| room.name);
         }
-        Some(name)
+        Some(room.name.clone())
+    }
+
+    /// Is `id` in the room called `name` (compared ignoring case)?
+    pub fn is_in(&self, id: ClientId, name: &str) -> bool {
+        self.room_of.get(&id) == Some(&names::key(name))
     }
 
     /// The name of the room `id` is in.
     pub fn room_of(&self, id: ClientId) -> Option<&str> {
-        let key = self.room_of.get(&id)?;
-        self.by_key.get(key).map(|room| room.name.as_str())
+        self.room(id).map(|room| room.name.as_str())
     }
 
-    /// Everyone in `id`'s room, `id` included.
+    fn room(&self, id: ClientId) -> Option<&Room> {
+        self.by_key.get(self.room_of.get(&id)?)
+    }
+
+    /// Everyone in `id`'s room, `id` included, in no particular order.
     pub fn roommates(&self, id: ClientId) -> impl Iterator<Item = ClientId> + '_ {
-        self.room_of
-            .get(&id)
-            .and_then(|key| self.by_key.get(key))
+        self.room(id)
             .into_iter()
             .flat_map(|room| room.members.iter().copied())
+    }
+
+    /// Keeps `line` in the history of `id`'s room.
+    pub fn record(&mut self, id: ClientId, line: OutboundLine) {
+        let Some(key) = self.room_of.get(&id) else {
+            return;
+        };
+        if let Some(room) = self.by_key.get_mut(key) {
+            room.history.record(line);
+        }
+    }
+
+    /// Every room with its member count: the lobby first, then the others
+    /// sorted ignoring case.
+    pub fn list(&self) -> Vec<(&str, usize)> {
+        let mut others: Vec<(&String, &Room)> = self
+            .by_key
+            .iter()
+            .filter(|(key, _)| key.as_str() != LOBBY)
+            .collect();
+        others.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.by_key
+            .get(LOBBY)
+            .into_iter()
+            .chain(others.into_iter().map(|(_, room)| room))
+            .map(|room| (room.name.as_str(), room.members.len()))
+            .collect()
     }
 }
 
@@ -98,9 +166,18 @@ mod tests {
         ids
     }
 
+    fn history_of(rooms: &mut Rooms, id: ClientId, room: &str) -> Vec<String> {
+        let entered = rooms.enter(id, room);
+        entered
+            .history
+            .lines()
+            .map(|line| line.text().to_string())
+            .collect()
+    }
+
     #[test]
     fn members_of_a_room_see_each_other_only() {
-        let mut rooms = Rooms::default();
+        let mut rooms = Rooms::new(10);
         rooms.enter(ClientId(1), LOBBY);
         rooms.enter(ClientId(2), LOBBY);
         rooms.enter(ClientId(3), "Rust");
@@ -110,25 +187,64 @@ mod tests {
     }
 
     #[test]
-    fn entering_a_room_leaves_the_previous_one() {
-        let mut rooms = Rooms::default();
+    fn entering_a_room_leaves_the_previous_one_and_counts_members() {
+        let mut rooms = Rooms::new(10);
         rooms.enter(ClientId(1), LOBBY);
         rooms.enter(ClientId(2), LOBBY);
-        assert_eq!(rooms.enter(ClientId(1), "rust"), "rust");
+        let entered = rooms.enter(ClientId(1), "rust");
+        assert_eq!((entered.name, entered.members), ("rust", 1));
         assert_eq!(sorted(rooms.roommates(ClientId(2))), vec![2]);
+        assert_eq!(rooms.enter(ClientId(2), "RUST").members, 2);
+        assert!(rooms.is_in(ClientId(2), "Rust"));
+        assert!(!rooms.is_in(ClientId(2), LOBBY));
     }
 
     #[test]
     fn a_room_goes_with_its_last_member_but_the_lobby_stays() {
-        let mut rooms = Rooms::default();
+        let mut rooms = Rooms::new(10);
         rooms.enter(ClientId(1), "Rust");
         assert_eq!(rooms.leave(ClientId(1)), Some("Rust".to_string()));
         // Recreated by someone else: spelled their way now.
-        assert_eq!(rooms.enter(ClientId(2), "RUST"), "RUST");
+        assert_eq!(rooms.enter(ClientId(2), "RUST").name, "RUST");
         rooms.enter(ClientId(3), LOBBY);
         rooms.leave(ClientId(3));
-        assert!(rooms.by_key.contains_key(LOBBY));
+        assert_eq!(rooms.list(), vec![(LOBBY, 0), ("RUST", 1)]);
         assert_eq!(rooms.leave(ClientId(3)), None);
         assert_eq!(rooms.roommates(ClientId(3)).count(), 0);
+    }
+
+    #[test]
+    fn rooms_are_listed_lobby_first_then_by_name() {
+        let mut rooms = Rooms::new(10);
+        rooms.enter(ClientId(1), "zed");
+        rooms.enter(ClientId(2), "Alpha");
+        rooms.enter(ClientId(3), "alpha");
+        rooms.enter(ClientId(4), LOBBY);
+        assert_eq!(rooms.list(), vec![(LOBBY, 1), ("Alpha", 2), ("zed", 1)]);
+    }
+
+    #[test]
+    fn each_room_keeps_its_own_history_and_it_goes_with_the_room() {
+        let mut rooms = Rooms::new(2);
+        rooms.enter(ClientId(1), "rust");
+        rooms.enter(ClientId(2), LOBBY);
+        for n in 1..=3 {
+            rooms.record(ClientId(1), OutboundLine::new(&format!("rust {n}")));
+        }
+        rooms.record(ClientId(2), OutboundLine::new("lobby 1"));
+        assert_eq!(
+            history_of(&mut rooms, ClientId(3), "rust"),
+            vec!["rust 2", "rust 3"]
+        );
+        assert_eq!(history_of(&mut rooms, ClientId(4), LOBBY), vec!["lobby 1"]);
+
+        // Everyone leaves rust: its history goes with it.
+        rooms.leave(ClientId(1));
+        rooms.leave(ClientId(3));
+        assert!(history_of(&mut rooms, ClientId(1), "rust").is_empty());
+        // The lobby, emptied, keeps its history.
+        rooms.leave(ClientId(2));
+        rooms.leave(ClientId(4));
+        assert_eq!(history_of(&mut rooms, ClientId(2), LOBBY), vec!["lobby 1"]);
     }
 }

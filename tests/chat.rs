@@ -254,9 +254,16 @@ fn help_lists_the_commands_and_unknown_commands_are_named() {
     let mut alice = Client::register(server.local_addr(), "alice");
     alice.send("/help");
     alice.expect("* commands:");
-    let lines: Vec<String> = (0..8).map(|_| alice.line()).collect();
+    // One `* ` line per entry of the help table, after "commands:".
+    let count = threadchat::protocol::HELP.len() - 1;
+    let lines: Vec<String> = (0..count).map(|_| alice.line()).collect();
     for command in [
         "/users",
+        "/who",
+        "/join ROOM",
+        "/leave",
+        "/rooms",
+        "/groups",
         "/w NAME TEXT",
         "/me",
         "/nick",

@@ -19,9 +19,13 @@ use threadchat::{Config, Server, ServerHandle};
 /// on a loaded 2-core machine; a passing test never waits this long.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
+/// The defaults, on a free port, with room history off: a client that
+/// registers then sees its welcome followed by live lines only, whatever was
+/// said before it came. The tests of history (tests/rooms.rs) turn it on.
 pub fn test_config() -> Config {
     Config {
         addr: "127.0.0.1:0".to_string(),
+        history: 0,
         ..Config::default()
     }
 }
