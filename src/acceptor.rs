@@ -17,19 +17,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 
-use crate::event::{ClientId, Event};
+use crate::event::{ClientId, Event, OutboundLine};
 use crate::protocol;
 use crate::reader::{self, ReaderStart};
 use crate::server::Shared;
 use crate::writer;
-
-/// Stack size of every reader and writer thread. The default (2 MiB) is
-/// sized for arbitrary code; these threads run a short loop over small
-/// buffers, and 10,000 clients means 20,000 of them. Only touched pages count
-/// towards memory, but a small reservation keeps the address space and the
-/// kernel's page tables small too. docs/ARCHITECTURE.md says how it was
-/// chosen.
-pub const CLIENT_STACK_BYTES: usize = 128 * 1024;
 
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before trying again, so the error does not become a busy loop.
@@ -43,6 +35,10 @@ pub fn run(
 ) {
     let mut connections = Connections::new();
     let mut last_id = 0;
+    // Failed accepts in a row. Running out of file descriptors fails every
+    // accept until a connection closes: one warning per episode, not ten a
+    // second.
+    let mut failing = 0u64;
     loop {
         let accepted = listener.accept();
         // `ServerHandle` wakes us with a connection of its own after it has
@@ -53,23 +49,48 @@ pub fn run(
         connections.join_finished();
         match accepted {
             Ok((stream, peer)) => {
+                if failing > 0 {
+                    log::info!("accepting again after {failing} failed accepts");
+                    failing = 0;
+                }
                 last_id += 1;
                 let id = ClientId(last_id);
                 if !shared.stats.try_open_connection(shared.config.max_clients) {
-                    refuse(stream, peer);
+                    log::warn!("server full: refused {peer}");
+                    refuse(&stream, "server full, try again later");
                     continue;
                 }
-                match start_client(id, peer, stream, &shared, &events, &connections.finished_tx) {
+                // `start_client` takes a reference, so that when it fails the
+                // socket is still ours to say why on.
+                let stream = Arc::new(stream);
+                match start_client(
+                    id,
+                    peer,
+                    &stream,
+                    &shared,
+                    &events,
+                    &connections.finished_tx,
+                ) {
                     Ok(connection) => connections.insert(id, connection),
                     Err(error) => {
-                        log::warn!("cannot start threads for {peer}: {error}; connection dropped");
-                        shared.stats.close_connection();
+                        // Out of threads or memory: this one connection is
+                        // turned away (`start_client` told it), and the
+                        // server goes on.
+                        log::warn!("cannot start threads for {peer}: {error}; refused it");
+                        shared.stats.refuse_opened_connection();
                         thread::sleep(ACCEPT_BACKOFF);
                     }
                 }
             }
             Err(error) => {
-                log::warn!("accept failed: {error}; retrying in {ACCEPT_BACKOFF:?}");
+                failing += 1;
+                if failing == 1 {
+                    log::warn!(
+                        "accept failed: {error}; retrying every {ACCEPT_BACKOFF:?} until it works"
+                    );
+                } else {
+                    log::debug!("accept failed again: {error}");
+                }
                 thread::sleep(ACCEPT_BACKOFF);
             }
         }
@@ -78,11 +99,11 @@ pub fn run(
     connections.close_all(shared.config.shutdown_grace);
 }
 
-/// `--max-clients` are open: say so and close. Written here rather than
-/// through the manager because this connection never becomes a client.
-fn refuse(mut stream: TcpStream, peer: SocketAddr) {
-    log::warn!("server full: refused {peer}");
-    let line = format!("{}\n", protocol::error("server full, try again later"));
+/// Turns a connection away with one `! ` line, and closes it. Written here
+/// rather than through the manager because this connection never becomes a
+/// client.
+fn refuse(mut stream: &TcpStream, why: &str) {
+    let line = format!("{}\n", protocol::error(why));
     // A fresh socket's send buffer is empty, so this cannot block for long;
     // the timeout is there in case the kernel disagrees.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
@@ -90,11 +111,17 @@ fn refuse(mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// Starts the writer, then the reader, of one connection.
+/// What a connection is told when its threads cannot be started.
+const BUSY: &str = "server busy, try again later";
+
+/// Starts the writer, then the reader, of one connection. If either thread
+/// cannot be started (out of memory, or of threads: `pid_max` is shared by
+/// the whole machine), the client is told `! server busy, try again later`,
+/// whatever did start is joined, and the error is returned.
 fn start_client(
     id: ClientId,
     peer: SocketAddr,
-    stream: TcpStream,
+    stream: &Arc<TcpStream>,
     shared: &Arc<Shared>,
     events: &Sender<Event>,
     finished: &Sender<ClientId>,
@@ -105,40 +132,70 @@ fn start_client(
     // A client that stops reading fills its socket buffer; this bounds how
     // long its writer can then be stuck in one write.
     stream.set_write_timeout(Some(shared.config.write_timeout))?;
-    // One socket, one file descriptor, shared by reader and writer: `&TcpStream`
-    // is both `Read` and `Write`. (`try_clone` would cost a descriptor each.)
-    let stream = Arc::new(stream);
     let (outbound, queue) = bounded(shared.config.queue_capacity);
 
+    let stack_size = shared.config.client_stack_bytes;
     let writer = thread::Builder::new()
         .name(format!("writer-{}", id.0))
-        .stack_size(CLIENT_STACK_BYTES)
+        .stack_size(stack_size)
         .spawn({
             let stream = stream.clone();
             move || writer::run(id, stream, queue)
-        })?;
-    let watch = Arc::downgrade(&stream);
+        });
+    let writer = match writer {
+        Ok(writer) => writer,
+        Err(error) => {
+            refuse(stream, BUSY);
+            return Err(error);
+        }
+    };
     let start = ReaderStart {
         id,
         peer,
-        stream,
+        stream: stream.clone(),
         outbound,
         writer,
         events: events.clone(),
         shared: shared.clone(),
         finished: finished.clone(),
     };
-    // If this spawn fails, `start` is dropped with the closure: the queue's
-    // sender goes with it, so the writer sees its queue closed and exits at
-    // once (detached; it has nothing left to do).
+    // The reader gets its start over a one-place channel rather than in its
+    // closure: if its thread cannot be created, the closure is dropped
+    // unrun, and `start` (with the writer's handle) must still be ours to
+    // clean up.
+    let (hand_over, handed) = bounded::<ReaderStart>(1);
     let reader = thread::Builder::new()
         .name(format!("reader-{}", id.0))
-        .stack_size(CLIENT_STACK_BYTES)
-        .spawn(move || reader::run(start))?;
-    Ok(Connection {
-        reader,
-        stream: watch,
-    })
+        .stack_size(stack_size)
+        .spawn(move || {
+            if let Ok(start) = handed.recv() {
+                reader::run(start)
+            }
+        });
+    match reader {
+        Ok(reader) => {
+            // Cannot block (the channel has room for one) nor fail (the
+            // reader waits for it).
+            let _ = hand_over.send(start);
+            Ok(Connection {
+                reader,
+                stream: Arc::downgrade(stream),
+            })
+        }
+        Err(error) => {
+            // The writer says why, sees its queue closed, shuts the socket
+            // down and exits; a fresh socket takes one line at once.
+            let ReaderStart {
+                outbound, writer, ..
+            } = start;
+            let _ = outbound.try_send(OutboundLine::new(&protocol::error(BUSY)));
+            drop(outbound);
+            if writer.join().is_err() {
+                log::error!("writer {id} panicked");
+            }
+            Err(error)
+        }
+    }
 }
 
 /// A connection as the acceptor sees it: the reader thread to join (the

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::rate_limit::RateLimit;
+
 /// Everything `Server::start` needs to know. Tests build one with
 /// `Config { addr: "127.0.0.1:0".into(), ..Config::default() }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,13 +27,35 @@ pub struct Config {
     pub history: usize,
     /// Longest line a client may send, in bytes before the `\n`.
     pub max_line: usize,
+    /// A connection that has not chosen a name this long after connecting
+    /// is told so and disconnected.
+    pub name_timeout: Duration,
+    /// A registered client that sends no line for this long is told so and
+    /// disconnected; `None` (the default) never.
+    pub idle_timeout: Option<Duration>,
+    /// Lines each client may send; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
     /// A socket write that blocks this long disconnects its client.
     pub write_timeout: Duration,
+    /// A client whose outgoing queue stays full this long (it reads, but
+    /// far slower than its room talks) is disconnected. Not a flag.
+    pub queue_full_timeout: Duration,
+    /// Stack size of every reader and writer thread. Not a flag; see
+    /// docs/ARCHITECTURE.md for why it is small.
+    pub client_stack_bytes: usize,
     /// At shutdown, how long writers get to flush before sockets are closed.
     pub shutdown_grace: Duration,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+/// Stack size of every reader and writer thread. The default (2 MiB) is
+/// sized for arbitrary code; these threads run a short loop over small
+/// buffers, and 10,000 clients means 20,000 of them. Only touched pages count
+/// towards memory, but a small reservation keeps the address space and the
+/// kernel's page tables small too. docs/ARCHITECTURE.md says how it was
+/// chosen.
+pub const CLIENT_STACK_BYTES: usize = 128 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -42,7 +66,15 @@ impl Default for Config {
             stats_interval: Duration::from_secs(5),
             history: 50,
             max_line: 1024,
+            name_timeout: Duration::from_secs(60),
+            idle_timeout: None,
+            rate_limit: Some(RateLimit {
+                lines: 20,
+                per: Duration::from_secs(10),
+            }),
             write_timeout: Duration::from_secs(10),
+            queue_full_timeout: Duration::from_secs(10),
+            client_stack_bytes: CLIENT_STACK_BYTES,
             shutdown_grace: Duration::from_secs(2),
         }
     }
@@ -67,6 +99,10 @@ Options:
   --queue N               lines queued per client before they are dropped [default: 256]
   --stats-interval SECS   seconds between stats lines in the log [default: 5]
   --history N             lines each room keeps for newcomers, 0 for none [default: 50]
+  --max-line BYTES        longest line a client may send [default: 1024]
+  --rate-limit N/SECS     lines a client may send per SECS seconds, or off [default: 20/10]
+  --name-timeout SECS     disconnect a connection that has not chosen a name [default: 60]
+  --idle-timeout SECS     disconnect a client silent this long, 0 for never [default: 0]
   -h, --help              print this help
   -V, --version           print the version
 
@@ -104,10 +140,22 @@ where
             "--addr" => config.addr = check_addr(&value()?).map_err(|e| format!("--addr: {e}"))?,
             "--max-clients" => config.max_clients = positive(&flag, &value()?)?,
             "--queue" => config.queue_capacity = positive(&flag, &value()?)?,
-            "--stats-interval" => {
-                config.stats_interval = Duration::from_secs(positive(&flag, &value()?)? as u64)
-            }
+            "--stats-interval" => config.stats_interval = seconds(&flag, &value()?)?,
             "--history" => config.history = at_most(&flag, &value()?, MAX_HISTORY)?,
+            "--max-line" => config.max_line = positive(&flag, &value()?)?,
+            "--rate-limit" => {
+                config.rate_limit = match value()?.as_str() {
+                    "off" => None,
+                    limit => Some(RateLimit::parse(limit).map_err(|e| format!("{flag}: {e}"))?),
+                }
+            }
+            "--name-timeout" => config.name_timeout = seconds(&flag, &value()?)?,
+            "--idle-timeout" => {
+                config.idle_timeout = match at_most(&flag, &value()?, MAX_SECONDS)? {
+                    0 => None,
+                    secs => Some(Duration::from_secs(secs as u64)),
+                }
+            }
             _ if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
@@ -128,6 +176,19 @@ fn check_addr(addr: &str) -> Result<String, String> {
 /// The most lines `--history` may keep per room. Rooms are bounded by the
 /// number of clients, so this bounds the memory history can take.
 pub const MAX_HISTORY: usize = 10_000;
+
+/// The longest time a flag may set: a day.
+const MAX_SECONDS: usize = 86_400;
+
+/// A whole number of seconds from 1 to a day.
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    match value.parse::<u64>() {
+        Ok(n @ 1..=86_400) => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "{flag}: expected a number of seconds from 1 to {MAX_SECONDS}, got {value:?}"
+        )),
+    }
+}
 
 /// A whole number from 0 to `max`.
 fn at_most(flag: &str, value: &str, max: usize) -> Result<usize, String> {
@@ -180,8 +241,26 @@ mod tests {
             "--stats-interval=1",
             "--history",
             "0",
+            "--max-line=200",
+            "--rate-limit",
+            "5/2",
+            "--name-timeout",
+            "3",
+            "--idle-timeout=600",
         ]);
         assert_eq!(config.history, 0);
+        assert_eq!(config.max_line, 200);
+        assert_eq!(
+            config.rate_limit,
+            Some(RateLimit {
+                lines: 5,
+                per: Duration::from_secs(2)
+            })
+        );
+        assert_eq!(config.name_timeout, Duration::from_secs(3));
+        assert_eq!(config.idle_timeout, Some(Duration::from_secs(600)));
+        let off = run_config(&["--rate-limit", "off", "--idle-timeout", "0"]);
+        assert_eq!((off.rate_limit, off.idle_timeout), (None, None));
         assert_eq!(config.addr, "0.0.0.0:9000");
         assert_eq!(config.max_clients, 5);
         assert_eq!(config.queue_capacity, 8);
@@ -223,6 +302,11 @@ mod tests {
         assert!(parse(&["--queue", "0"]).unwrap_err().contains("--queue"));
         assert!(parse(&["--max-clients", "-3"]).is_err());
         assert!(parse(&["--stats-interval", "soon"]).is_err());
+        assert!(parse(&["--rate-limit", "fast"])
+            .unwrap_err()
+            .starts_with("--rate-limit: expected N/SECS"));
+        assert!(parse(&["--name-timeout", "0"]).is_err());
+        assert!(parse(&["--idle-timeout", "-1"]).is_err());
         assert!(parse(&["--history", "10001"])
             .unwrap_err()
             .contains("from 0 to 10000"));

@@ -7,8 +7,8 @@
 //! lets each thread's code be read on its own.
 
 use std::fmt;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Weak};
 
 use crossbeam_channel::Sender;
 
@@ -51,6 +51,26 @@ impl OutboundLine {
     }
 }
 
+/// Lets the manager end a connection it has given up on (a client that
+/// stays far behind), without owning or otherwise touching the socket.
+/// Shutting the socket down wakes the client's reader and writer, which then
+/// end the connection the usual way. Weak, so it never keeps a socket open.
+#[derive(Clone, Debug)]
+pub struct Hangup(Weak<TcpStream>);
+
+impl Hangup {
+    pub fn new(stream: &Arc<TcpStream>) -> Self {
+        Hangup(Arc::downgrade(stream))
+    }
+
+    /// `shutdown(2)`: returns at once, never blocks.
+    pub fn hang_up(&self) {
+        if let Some(stream) = self.0.upgrade() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
 /// Why a client's reader stopped. The manager tells the room the same thing
 /// (`* NAME left`) whatever the reason; the reason goes to the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +83,12 @@ pub enum LeaveReason {
     Failed(String),
     /// The manager is gone because the server is shutting down.
     ServerClosing,
+    /// It did not choose a name within `--name-timeout`.
+    NoName,
+    /// It sent nothing for `--idle-timeout`.
+    Idle,
+    /// It kept sending far over `--rate-limit`.
+    Flooding,
     /// The reader thread panicked; the panic was caught and the client dropped.
     Panicked,
 }
@@ -74,6 +100,9 @@ impl fmt::Display for LeaveReason {
             LeaveReason::Closed => f.write_str("closed the connection"),
             LeaveReason::Failed(error) => write!(f, "connection failed: {error}"),
             LeaveReason::ServerClosing => f.write_str("server shutting down"),
+            LeaveReason::NoName => f.write_str("chose no name in time"),
+            LeaveReason::Idle => f.write_str("idle too long"),
+            LeaveReason::Flooding => f.write_str("flooding"),
             LeaveReason::Panicked => f.write_str("reader thread panicked"),
         }
     }
@@ -94,6 +123,7 @@ pub enum Event {
         id: ClientId,
         peer: SocketAddr,
         outbound: Sender<OutboundLine>,
+        hangup: Hangup,
     },
     /// The reader claimed `name` in the client directory for this client.
     Registered { id: ClientId, name: String },

@@ -17,12 +17,14 @@ use std::mem;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
-use crate::event::{ClientId, Event, LeaveReason, OutboundLine};
+use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
 use crate::names::NAME_RULE;
 use crate::protocol;
+use crate::rate_limit::FLOOD_TOLERANCE;
 use crate::rooms::{Rooms, LOBBY};
 use crate::server::Shared;
 use crate::stats::Tally;
@@ -49,8 +51,13 @@ struct Member {
     name: Option<String>,
     /// The only sender of this client's queue. Dropping it ends the writer.
     outbound: Sender<OutboundLine>,
+    /// Ends the connection when the client has fallen hopelessly behind.
+    hangup: Hangup,
     /// Lines dropped for this client since it was last told so.
     dropped_untold: u64,
+    /// Since when every line for this client has found its queue full;
+    /// `None` while lines get through.
+    full_since: Option<Instant>,
 }
 
 struct Manager {
@@ -59,6 +66,8 @@ struct Manager {
     rooms: Rooms,
     /// Counted while handling one event, added to the stats after it.
     tally: Tally,
+    /// A client whose queue stays full this long is disconnected.
+    stuck_after: Duration,
 }
 
 impl Manager {
@@ -67,6 +76,7 @@ impl Manager {
             members: HashMap::new(),
             rooms: Rooms::new(shared.config.history),
             tally: Tally::default(),
+            stuck_after: shared.config.queue_full_timeout,
             shared,
         }
     }
@@ -84,7 +94,12 @@ impl Manager {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected { id, peer, outbound } => {
+            Event::Connected {
+                id,
+                peer,
+                outbound,
+                hangup,
+            } => {
                 log::debug!("{id} connected from {peer}");
                 self.members.insert(
                     id,
@@ -92,7 +107,9 @@ impl Manager {
                         peer,
                         name: None,
                         outbound,
+                        hangup,
                         dropped_untold: 0,
+                        full_since: None,
                     },
                 );
                 self.reply(id, &protocol::notice("welcome to threadchat"));
@@ -212,6 +229,7 @@ impl Manager {
         let greeting = greeting(entered.name, entered.members);
         deliver(
             &mut self.tally,
+            self.stuck_after,
             member,
             OutboundLine::new(&protocol::notice(&greeting)),
         );
@@ -220,11 +238,12 @@ impl Manager {
             let header = format!("last {} messages in #{}", history.len(), entered.name);
             deliver(
                 &mut self.tally,
+                self.stuck_after,
                 member,
                 OutboundLine::new(&protocol::notice(&header)),
             );
             for line in history.lines() {
-                deliver(&mut self.tally, member, line.clone());
+                deliver(&mut self.tally, self.stuck_after, member, line.clone());
             }
         }
         let joined = protocol::notice(&format!("{name} joined"));
@@ -284,15 +303,12 @@ impl Manager {
         let Some(mut member) = self.members.remove(&id) else {
             return;
         };
-        if reason == LeaveReason::Quit {
-            let bye = match &member.name {
-                Some(name) => format!("bye {name}"),
-                None => "bye".to_string(),
-            };
+        if let Some(farewell) = self.farewell(&member, &reason) {
             deliver(
                 &mut self.tally,
+                self.stuck_after,
                 &mut member,
-                OutboundLine::new(&protocol::notice(&bye)),
+                OutboundLine::new(&farewell),
             );
         }
         match &member.name {
@@ -309,11 +325,42 @@ impl Manager {
         // client's queue: its writer sends what is queued and closes.
     }
 
+    /// The last line a leaving client gets, if any: a goodbye after `/quit`,
+    /// or why the server is disconnecting it. (A client that closed or
+    /// failed cannot be told anything.)
+    fn farewell(&self, member: &Member, reason: &LeaveReason) -> Option<String> {
+        let config = &self.shared.config;
+        Some(match reason {
+            LeaveReason::Quit => match &member.name {
+                Some(name) => protocol::notice(&format!("bye {name}")),
+                None => protocol::notice("bye"),
+            },
+            LeaveReason::NoName => protocol::error(&format!(
+                "no name chosen within {} s; disconnecting",
+                config.name_timeout.as_secs()
+            )),
+            LeaveReason::Idle => protocol::error(&format!(
+                "idle for {} s; disconnecting",
+                config.idle_timeout.unwrap_or_default().as_secs()
+            )),
+            LeaveReason::Flooding => protocol::error(&format!(
+                "disconnected for flooding: more than {} lines over the rate limit",
+                config
+                    .rate_limit
+                    .map_or(0, |limit| limit.lines * FLOOD_TOLERANCE)
+            )),
+            LeaveReason::Closed
+            | LeaveReason::Failed(_)
+            | LeaveReason::ServerClosing
+            | LeaveReason::Panicked => return None,
+        })
+    }
+
     /// At shutdown: a last line to everyone, then every queue is dropped.
     fn say_goodbye_to_everyone(&mut self) {
         let goodbye = OutboundLine::new(&protocol::notice("server shutting down"));
         for member in self.members.values_mut() {
-            deliver(&mut self.tally, member, goodbye.clone());
+            deliver(&mut self.tally, self.stuck_after, member, goodbye.clone());
         }
         log::info!(
             "told {} connections the server is shutting down",
@@ -341,7 +388,12 @@ impl Manager {
     /// One line to one client.
     fn reply(&mut self, id: ClientId, text: &str) {
         if let Some(member) = self.members.get_mut(&id) {
-            deliver(&mut self.tally, member, OutboundLine::new(text));
+            deliver(
+                &mut self.tally,
+                self.stuck_after,
+                member,
+                OutboundLine::new(text),
+            );
         }
     }
 
@@ -352,7 +404,7 @@ impl Manager {
                 continue;
             }
             if let Some(member) = self.members.get_mut(&id) {
-                deliver(&mut self.tally, member, line.clone());
+                deliver(&mut self.tally, self.stuck_after, member, line.clone());
             }
         }
     }
@@ -364,7 +416,9 @@ impl Manager {
 ///
 /// A client that lost lines is told how many, just before the next line that
 /// fits with room to spare: it learns of the gap in the place where it is.
-fn deliver(tally: &mut Tally, member: &mut Member, line: OutboundLine) {
+/// A client whose queue has been full for `stuck_after` is not catching up:
+/// it is hung up on, and leaves the usual way when its reader wakes.
+fn deliver(tally: &mut Tally, stuck_after: Duration, member: &mut Member, line: OutboundLine) {
     if member.dropped_untold > 0 && has_room_for(&member.outbound, 2) {
         let notice = format!(
             "{} lines were dropped because your connection is too slow",
@@ -380,8 +434,28 @@ fn deliver(tally: &mut Tally, member: &mut Member, line: OutboundLine) {
         }
     }
     match member.outbound.try_send(line) {
-        Ok(()) => tally.delivered += 1,
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+        Ok(()) => {
+            tally.delivered += 1;
+            member.full_since = None;
+        }
+        Err(TrySendError::Full(_)) => {
+            tally.dropped += 1;
+            member.dropped_untold += 1;
+            let now = Instant::now();
+            let full_since = *member.full_since.get_or_insert(now);
+            if now.duration_since(full_since) >= stuck_after {
+                let who = member.name.as_deref().unwrap_or("(no name)");
+                log::warn!(
+                    "{who} ({}): queue full for {stuck_after:?}, {} lines dropped; disconnecting a client that is not keeping up",
+                    member.peer,
+                    member.dropped_untold
+                );
+                member.hangup.hang_up();
+                // Its reader will send `Left`; until then, no more warnings.
+                member.full_since = None;
+            }
+        }
+        Err(TrySendError::Disconnected(_)) => {
             tally.dropped += 1;
             member.dropped_untold += 1;
         }

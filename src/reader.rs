@@ -11,18 +11,22 @@
 //! finish, and tells the acceptor it is done. A panic anywhere in the session
 //! is caught here and ends only this connection.
 
+use std::cell::Cell;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
 use crate::clients::ClientDirectory;
-use crate::event::{ClientId, Event, LeaveReason, OutboundLine};
+use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
 use crate::line_reader::{Incoming, LineReader};
 use crate::names::{self, NAME_RULE};
 use crate::protocol::{self, Command};
+use crate::rate_limit::{FloodGuard, Verdict};
 use crate::rooms::LOBBY;
 use crate::server::Shared;
 
@@ -79,21 +83,33 @@ pub fn run(start: ReaderStart) {
 fn read_session(
     id: ClientId,
     peer: SocketAddr,
-    stream: &TcpStream,
+    stream: &Arc<TcpStream>,
     outbound: Sender<OutboundLine>,
     events: &Sender<Event>,
     shared: &Shared,
 ) -> LeaveReason {
     // First event of every connection, so the manager knows the client
     // before anything else about it arrives.
+    let hangup = Hangup::new(stream);
     if events
-        .send(Event::Connected { id, peer, outbound })
+        .send(Event::Connected {
+            id,
+            peer,
+            outbound,
+            hangup,
+        })
         .is_err()
     {
         return LeaveReason::ServerClosing;
     }
-    let max_line = shared.config.max_line;
-    let mut lines = LineReader::new(stream, max_line);
+    let config = &shared.config;
+    let connected_at = Instant::now();
+    let name_deadline = connected_at + config.name_timeout;
+    let timed = TimedStream::new(stream, Some(name_deadline));
+    let mut lines = LineReader::new(&timed, config.max_line);
+    let mut flood = config
+        .rate_limit
+        .map(|limit| FloodGuard::new(limit, connected_at));
     let mut session = Session {
         id,
         events,
@@ -101,18 +117,109 @@ fn read_session(
         name: None,
     };
     loop {
-        let step = match lines.next_line() {
-            Ok(Incoming::Line(line)) => session.on_line(&line),
-            Ok(Incoming::TooLong) => {
-                session.refuse(format!("line too long (max {max_line} bytes)"))
+        let incoming = match lines.next_line() {
+            Ok(Incoming::End) => return LeaveReason::Closed,
+            Ok(incoming) => incoming,
+            // The manager tells the client which deadline passed, on `Left`.
+            Err(error) if is_timeout(&error) => {
+                return match session.name {
+                    None => LeaveReason::NoName,
+                    Some(_) => LeaveReason::Idle,
+                }
             }
-            Ok(Incoming::NotUtf8) => session.refuse("line is not valid UTF-8".to_string()),
-            Ok(Incoming::End) => Step::Leave(LeaveReason::Closed),
-            Err(error) => Step::Leave(LeaveReason::Failed(error.to_string())),
+            Err(error) => return LeaveReason::Failed(error.to_string()),
+        };
+        let now = Instant::now();
+        // Every line counts against the rate limit, whatever it holds:
+        // a flood of bad lines costs the server as much as a flood of good.
+        let verdict = flood
+            .as_mut()
+            .map_or(Verdict::Allow, |flood| flood.check(now));
+        let step = match (verdict, incoming) {
+            // The manager tells the client why, on `Left`.
+            (Verdict::Disconnect, _) => return LeaveReason::Flooding,
+            (Verdict::SlowDown, _) => {
+                let limit = flood.as_ref().map(FloodGuard::limit);
+                let limit = limit.map_or_else(String::new, |limit| limit.to_string());
+                session.refuse(format!("slow down: at most {limit}"))
+            }
+            (Verdict::Allow, Incoming::Line(line)) => session.on_line(&line),
+            (Verdict::Allow, Incoming::TooLong) => {
+                session.refuse(format!("line too long (max {} bytes)", config.max_line))
+            }
+            (Verdict::Allow, Incoming::NotUtf8) => {
+                session.refuse("line is not valid UTF-8".to_string())
+            }
+            (Verdict::Allow, Incoming::End) => return LeaveReason::Closed,
         };
         if let Step::Leave(reason) = step {
             return reason;
         }
+        // Before a name: the name deadline, fixed at connection. After: the
+        // idle deadline, which each line pushes back.
+        timed.set_deadline(match session.name {
+            None => Some(name_deadline),
+            Some(_) => config.idle_timeout.map(|idle| now + idle),
+        });
+    }
+}
+
+fn is_timeout(error: &io::Error) -> bool {
+    // A socket read timeout is EAGAIN (`WouldBlock`) on Unix, `TimedOut`
+    // elsewhere; `TimedStream` itself uses `TimedOut`.
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The socket as the reader reads it, with a deadline: no read waits past
+/// it, and once it has passed every read fails with `TimedOut`.
+///
+/// A plain read timeout would not do: it restarts with every `read` call,
+/// so a client sending one byte a minute would never time out. Here the
+/// deadline is fixed, and each read is given only the time left before it.
+struct TimedStream<'a> {
+    stream: &'a TcpStream,
+    deadline: Cell<Option<Instant>>,
+    /// Whether the socket has a read timeout set, so that clearing it costs
+    /// a system call only when there is one to clear.
+    timeout_set: Cell<bool>,
+}
+
+impl<'a> TimedStream<'a> {
+    fn new(stream: &'a TcpStream, deadline: Option<Instant>) -> Self {
+        TimedStream {
+            stream,
+            deadline: Cell::new(deadline),
+            timeout_set: Cell::new(false),
+        }
+    }
+
+    fn set_deadline(&self, deadline: Option<Instant>) {
+        self.deadline.set(deadline);
+    }
+}
+
+impl Read for &TimedStream<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self.deadline.get() {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+                }
+                self.stream.set_read_timeout(Some(left))?;
+                self.timeout_set.set(true);
+            }
+            None if self.timeout_set.get() => {
+                self.stream.set_read_timeout(None)?;
+                self.timeout_set.set(false);
+            }
+            None => {}
+        }
+        let mut stream = self.stream;
+        stream.read(buffer)
     }
 }
 

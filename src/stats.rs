@@ -76,6 +76,15 @@ impl Stats {
         counters.connections_open = counters.connections_open.saturating_sub(1);
     }
 
+    /// Called for a connection `try_open_connection` let in but whose
+    /// threads could not be started: it was turned away after all.
+    pub fn refuse_opened_connection(&self) {
+        let mut counters = self.counters.lock();
+        counters.connections_open = counters.connections_open.saturating_sub(1);
+        counters.connections_accepted = counters.connections_accepted.saturating_sub(1);
+        counters.connections_refused += 1;
+    }
+
     pub fn add(&self, tally: Tally) {
         let mut counters = self.counters.lock();
         counters.messages_in += tally.messages_in;
@@ -115,7 +124,8 @@ pub struct StatsSnapshot {
     /// Open connections, registered or not: each has a reader and a writer thread.
     pub connections_open: usize,
     pub connections_accepted: u64,
-    /// Turned away because `--max-clients` were connected.
+    /// Turned away: `--max-clients` were connected, or the threads for the
+    /// connection could not be started.
     pub connections_refused: u64,
     pub messages_in: u64,
     pub lines_delivered: u64,

@@ -3,99 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 
-use common::{Client, DEADLINE};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_threadchat");
-
-fn threadchat(args: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command.args(args).env_remove("THREADCHAT_ADDR");
-    command
-}
-
-/// Lines of a child's pipe, read on a thread so the test can wait with a deadline.
-fn lines_of(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line containing `needle`; returns it. Fails with what came.
-fn wait_for_line(lines: &Receiver<String>, needle: &str, what: &str) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("{what}: expected a line containing {needle:?}; got {seen:#?}"),
-        }
-    }
-}
-
-fn wait_for_exit(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("process did not exit within {DEADLINE:?}");
-        }
-        thread::sleep(Duration::from_millis(20)); // polling interval, not synchronisation
-    }
-}
-
-/// A running server binary on a free port, with its log lines.
-struct RunningServer {
-    child: Child,
-    addr: SocketAddr,
-    log: Receiver<String>,
-}
-
-fn start_binary(extra: &[&str]) -> RunningServer {
-    let mut args = vec!["--addr", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let mut child = threadchat(&args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the threadchat binary");
-    let log = lines_of(child.stderr.take().expect("stderr"));
-    let line = wait_for_line(&log, "listening on ", "server start");
-    let addr = line
-        .rsplit("listening on ")
-        .next()
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    RunningServer { child, addr, log }
-}
-
-fn send_signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} failed");
-}
+use common::process::{
+    lines_of, send_signal, start_binary, threadchat, wait_for_exit, wait_for_line,
+};
+use common::Client;
 
 #[test]
 fn help_prints_usage_and_exits_0() {

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod process;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -19,13 +21,16 @@ use threadchat::{Config, Server, ServerHandle};
 /// on a loaded 2-core machine; a passing test never waits this long.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
-/// The defaults, on a free port, with room history off: a client that
-/// registers then sees its welcome followed by live lines only, whatever was
-/// said before it came. The tests of history (tests/rooms.rs) turn it on.
+/// The defaults, on a free port, with room history and the rate limit off.
+/// Without history, a client that registers sees its welcome followed by
+/// live lines only, whatever was said before it came; without the limit, a
+/// test can send a thousand lines at once. The tests of history
+/// (tests/rooms.rs) and of flood control (tests/hostile.rs) turn them on.
 pub fn test_config() -> Config {
     Config {
         addr: "127.0.0.1:0".to_string(),
         history: 0,
+        rate_limit: None,
         ..Config::default()
     }
 }
@@ -107,6 +112,27 @@ impl Client {
     pub fn send_raw(&mut self, bytes: &[u8]) {
         if let Err(e) = self.stream.write_all(bytes) {
             panic!("{}: send failed: {e}", self.label);
+        }
+    }
+
+    /// Waits until the server has sent us something we have not read.
+    /// Closing a socket with unread data makes the kernel send a reset
+    /// instead of an orderly end of file: this is how a test makes a client
+    /// vanish with a reset.
+    pub fn wait_for_unread_data(&mut self) {
+        if !self.pending.is_empty() {
+            return;
+        }
+        self.stream
+            .set_read_timeout(Some(DEADLINE))
+            .expect("set_read_timeout");
+        let mut byte = [0u8; 1];
+        match self.stream.peek(&mut byte) {
+            Ok(n) if n > 0 => {}
+            other => panic!(
+                "{}: expected unread data from the server within {DEADLINE:?}, got {other:?}",
+                self.label
+            ),
         }
     }
 

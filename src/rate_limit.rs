@@ -1,0 +1,193 @@
+//! Flood control: a token bucket per client. Plain logic, no I/O, no locks;
+//! time is passed in, so the tests need no clock.
+//!
+//! Each reader thread owns one [`FloodGuard`] for its client and asks it
+//! about every line before doing anything with the line. Limiting in the
+//! reader, before the manager, means a flooding client costs the server one
+//! short `! slow down` reply per line instead of a fan-out to a whole room.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// `--rate-limit N/SECS`: at most `lines` lines per `per`, with bursts of up
+/// to `lines` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub lines: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// Parses `N/SECS` (`20/10`).
+    pub fn parse(text: &str) -> Result<RateLimit, String> {
+        let parsed = text.split_once('/').and_then(|(lines, secs)| {
+            Some((lines.parse::<u32>().ok()?, secs.parse::<u64>().ok()?))
+        });
+        match parsed {
+            Some((lines @ 1..=1_000_000, secs @ 1..=86_400)) => Ok(RateLimit {
+                lines,
+                per: Duration::from_secs(secs),
+            }),
+            _ => Err(format!(
+                "expected N/SECS such as 20/10 (N from 1 to 1000000, SECS from 1 to 86400), or off; got {text:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RateLimit {
+    /// `20 lines per 10 s`, as clients are told.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} lines per {} s", self.lines, self.per.as_secs())
+    }
+}
+
+/// Refused lines a client may send, as a multiple of the limit, before it is
+/// disconnected: with `20/10`, a burst of 100 lines over the limit, or a
+/// steady stream of six times the limit.
+pub const FLOOD_TOLERANCE: u32 = 5;
+
+/// The classic token bucket: holds up to `capacity` tokens, gains them back
+/// at a steady rate, and each line takes one.
+#[derive(Clone, Debug)]
+struct TokenBucket {
+    capacity: f64,
+    tokens: f64,
+    per_second: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn full(capacity: u32, per: Duration, now: Instant) -> Self {
+        TokenBucket {
+            capacity: f64::from(capacity),
+            tokens: f64::from(capacity),
+            per_second: f64::from(capacity) / per.as_secs_f64(),
+            last: now,
+        }
+    }
+
+    fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What to do with one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the limit: handle it.
+    Allow,
+    /// Over the limit: drop it and tell the sender to slow down.
+    SlowDown,
+    /// Over the limit, and far past the tolerance: disconnect.
+    Disconnect,
+}
+
+/// One client's flood control: a bucket for its lines, and a second one for
+/// the lines refused by the first, which is what tells a fast typist (a few
+/// refusals) from a flood (refusals by the hundred).
+#[derive(Clone, Debug)]
+pub struct FloodGuard {
+    limit: RateLimit,
+    lines: TokenBucket,
+    refusals: TokenBucket,
+}
+
+impl FloodGuard {
+    pub fn new(limit: RateLimit, now: Instant) -> Self {
+        FloodGuard {
+            limit,
+            lines: TokenBucket::full(limit.lines, limit.per, now),
+            refusals: TokenBucket::full(
+                limit.lines.saturating_mul(FLOOD_TOLERANCE),
+                limit.per,
+                now,
+            ),
+        }
+    }
+
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// Asks about one line arriving at `now`.
+    pub fn check(&mut self, now: Instant) -> Verdict {
+        if self.lines.try_take(now) {
+            Verdict::Allow
+        } else if self.refusals.try_take(now) {
+            Verdict::SlowDown
+        } else {
+            Verdict::Disconnect
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(lines: u32, secs: u64) -> RateLimit {
+        RateLimit {
+            lines,
+            per: Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn parses_n_per_secs() {
+        assert_eq!(RateLimit::parse("20/10"), Ok(limit(20, 10)));
+        assert!(RateLimit::parse("20").is_err());
+        assert!(RateLimit::parse("0/10").is_err());
+        assert!(RateLimit::parse("5/0").is_err());
+        assert!(RateLimit::parse("a/b").is_err());
+        assert_eq!(limit(20, 10).to_string(), "20 lines per 10 s");
+    }
+
+    #[test]
+    fn a_burst_up_to_the_limit_passes_then_the_next_line_is_refused() {
+        let start = Instant::now();
+        let mut guard = FloodGuard::new(limit(3, 10), start);
+        for _ in 0..3 {
+            assert_eq!(guard.check(start), Verdict::Allow);
+        }
+        assert_eq!(guard.check(start), Verdict::SlowDown);
+    }
+
+    #[test]
+    fn tokens_come_back_at_the_steady_rate() {
+        let start = Instant::now();
+        let mut guard = FloodGuard::new(limit(2, 10), start);
+        guard.check(start);
+        guard.check(start);
+        assert_eq!(guard.check(start), Verdict::SlowDown);
+        // One line per 5 s comes back.
+        assert_eq!(guard.check(start + Duration::from_secs(5)), Verdict::Allow);
+        assert_eq!(
+            guard.check(start + Duration::from_secs(5)),
+            Verdict::SlowDown
+        );
+        // Never more than the burst, however long the pause.
+        let later = start + Duration::from_secs(3600);
+        assert_eq!(guard.check(later), Verdict::Allow);
+        assert_eq!(guard.check(later), Verdict::Allow);
+        assert_eq!(guard.check(later), Verdict::SlowDown);
+    }
+
+    #[test]
+    fn a_flood_past_the_tolerance_is_disconnected() {
+        let start = Instant::now();
+        let mut guard = FloodGuard::new(limit(2, 10), start);
+        let verdicts: Vec<Verdict> = (0..2 + 10 + 1).map(|_| guard.check(start)).collect();
+        assert_eq!(&verdicts[..2], &[Verdict::Allow; 2]);
+        assert_eq!(&verdicts[2..12], &[Verdict::SlowDown; 10]);
+        assert_eq!(verdicts[12], Verdict::Disconnect);
+    }
+}

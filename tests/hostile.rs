@@ -1,0 +1,332 @@
+//! Clients that send bad input or misbehave, over real sockets. Each test
+//! checks the answer the bad client gets, and that two well-behaved clients
+//! in the same room go on chatting, in order, as if nothing happened.
+//! (Memory and thread bounds under abuse are measured on the real binary, in
+//! tests/overload.rs.)
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{start_server, test_config, wait_until, Client, NoLine};
+use threadchat::rate_limit::RateLimit;
+use threadchat::Config;
+
+/// alice and bob, registered, in the lobby, each having seen the other.
+fn two_friends(addr: SocketAddr) -> (Client, Client) {
+    let mut alice = Client::register(addr, "alice");
+    let bob = Client::register(addr, "bob");
+    alice.expect("* bob joined");
+    (alice, bob)
+}
+
+/// alice and bob still talk both ways, and nothing else is waiting for
+/// either of them: the line sent is the very next line received.
+fn still_chatting(alice: &mut Client, bob: &mut Client, tag: &str) {
+    alice.send(&format!("alice still here {tag}"));
+    bob.expect(&format!("[lobby] alice: alice still here {tag}"));
+    bob.send(&format!("bob still here {tag}"));
+    alice.expect(&format!("[lobby] bob: bob still here {tag}"));
+}
+
+/// The next line for `client` must be the `! ` line `expected`.
+fn expect_error(client: &mut Client, expected: &str) {
+    client.expect(&format!("! {expected}"));
+}
+
+#[test]
+fn a_too_long_line_is_refused_and_the_connection_stays_usable() {
+    let server = start_server(Config {
+        max_line: 100,
+        ..test_config()
+    });
+    let (mut alice, mut bob) = two_friends(server.local_addr());
+    let mut mallory = Client::register(server.local_addr(), "mallory");
+    alice.expect("* mallory joined");
+    bob.expect("* mallory joined");
+
+    mallory.send(&"x".repeat(101));
+    expect_error(&mut mallory, "line too long (max 100 bytes)");
+    // Exactly the limit is fine, and \r\n does not count the \r.
+    let longest = "y".repeat(100);
+    mallory.send_raw(format!("{longest}\r\n").as_bytes());
+    alice.expect(&format!("[lobby] mallory: {longest}"));
+    bob.expect(&format!("[lobby] mallory: {longest}"));
+
+    // Two megabytes with no newline, sent in pieces: one refusal, then the
+    // next line is read normally.
+    let chunk = vec![b'z'; 64 * 1024];
+    for _ in 0..32 {
+        mallory.send_raw(&chunk);
+    }
+    mallory.send_raw(b"\nafter the long one\n");
+    expect_error(&mut mallory, "line too long (max 100 bytes)");
+    alice.expect("[lobby] mallory: after the long one");
+    bob.expect("[lobby] mallory: after the long one");
+    still_chatting(&mut alice, &mut bob, "after long lines");
+}
+
+#[test]
+fn invalid_utf8_and_telnet_negotiation_are_refused() {
+    let server = start_server(test_config());
+    let (mut alice, mut bob) = two_friends(server.local_addr());
+    // IAC WILL ECHO, as telnet sends on connecting, then text.
+    alice.send_raw(b"\xff\xfb\x01hello\n");
+    expect_error(&mut alice, "line is not valid UTF-8");
+    alice.send_raw(b"caf\xe9\n"); // Latin-1, not UTF-8
+    expect_error(&mut alice, "line is not valid UTF-8");
+    // Before registration too: a bad byte in the name line.
+    let mut eve = Client::connect(server.local_addr(), "eve");
+    eve.expect_greeting();
+    eve.send_raw(b"ev\xffe\n");
+    expect_error(&mut eve, "line is not valid UTF-8");
+    still_chatting(&mut alice, &mut bob, "after bad bytes");
+}
+
+#[test]
+fn control_characters_never_reach_anyone() {
+    let server = start_server(test_config());
+    let (mut alice, mut bob) = two_friends(server.local_addr());
+    let refused = |code: &str| format!("line not sent: it contains the control character {code}");
+
+    for (line, code) in [
+        ("\u{1b}[2Jscreen cleared", "U+001B"),
+        ("bell\u{7}", "U+0007"),
+        ("/me \u{1b}]0;new title\u{7}", "U+001B"),
+        ("/w bob \u{1b}[31mred", "U+001B"),
+        ("/nick ev\u{1b}il", "U+001B"),
+        ("/join ro\u{0}om", "U+0000"),
+        ("del\u{7f}", "U+007F"),
+        ("c1 \u{9b}2J", "U+009B"),
+    ] {
+        alice.send(line);
+        expect_error(&mut alice, &refused(code));
+    }
+    // A name with an escape in it, before registration.
+    let mut eve = Client::connect(server.local_addr(), "eve");
+    eve.expect_greeting();
+    eve.send("e\u{1b}[1mve");
+    expect_error(&mut eve, &refused("U+001B"));
+    // Tab is allowed.
+    alice.send("a\ttab");
+    bob.expect("[lobby] alice: a\ttab");
+    still_chatting(&mut alice, &mut bob, "after escapes");
+}
+
+#[test]
+fn a_connection_that_never_chooses_a_name_is_told_and_closed() {
+    let server = start_server(Config {
+        name_timeout: Duration::from_secs(1),
+        ..test_config()
+    });
+    let mut shy = Client::connect(server.local_addr(), "shy");
+    shy.expect_greeting();
+    let (mut alice, mut bob) = two_friends(server.local_addr());
+    // Dribbling a name one byte at a time does not push the deadline back.
+    let outcome = loop {
+        shy.send_raw(b"a");
+        match shy.try_line(Duration::from_millis(200)) {
+            Err(NoLine::TimedOut) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(
+        outcome,
+        Ok("! no name chosen within 1 s; disconnecting".to_string()),
+        "shy: expected the name timeout"
+    );
+    shy.expect_closed();
+    still_chatting(&mut alice, &mut bob, "after the timeout");
+}
+
+#[test]
+fn a_silent_client_is_disconnected_after_the_idle_timeout() {
+    let server = start_server(Config {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..test_config()
+    });
+    let (mut alice, mut bob) = two_friends(server.local_addr());
+    let mut sleepy = Client::register(server.local_addr(), "sleepy");
+    alice.expect("* sleepy joined");
+    bob.expect("* sleepy joined");
+    // In a room of its own, so that the only line it can get is the answer.
+    sleepy.send("/join dreams");
+    sleepy.expect("* you joined #dreams; 1 here");
+    alice.expect("* sleepy left");
+    bob.expect("* sleepy left");
+    // alice and bob keep talking (so they are not idle) until sleepy, who
+    // says nothing more, is disconnected.
+    let mut round = 0;
+    let told = loop {
+        round += 1;
+        assert!(round < 100_000, "sleepy was never disconnected");
+        still_chatting(&mut alice, &mut bob, &round.to_string());
+        match sleepy.try_line(Duration::from_millis(10)) {
+            Err(NoLine::TimedOut) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(told, Ok("! idle for 1 s; disconnecting".to_string()));
+    sleepy.expect_closed();
+    wait_until(
+        "sleepy to be gone",
+        || server.online(),
+        |online| online.len() == 2,
+    );
+    still_chatting(&mut alice, &mut bob, "after the idle one left");
+}
+
+#[test]
+fn a_flood_is_slowed_down_then_disconnected() {
+    // Five lines per hour: nothing comes back during the test, so every
+    // count below is exact.
+    let limit = RateLimit {
+        lines: 5,
+        per: Duration::from_secs(3600),
+    };
+    let server = start_server(Config {
+        rate_limit: Some(limit),
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let (mut alice, mut bob) = two_friends(addr);
+    let mut mallory = Client::register(addr, "mallory");
+    alice.expect("* mallory joined");
+    bob.expect("* mallory joined");
+
+    // Its name was line 1; four more get through.
+    for n in 1..=4 {
+        mallory.send(&format!("flood {n}"));
+        alice.expect(&format!("[lobby] mallory: flood {n}"));
+    }
+    // Then 25 (5 x the limit) refused, each told...
+    for n in 5..30 {
+        mallory.send(&format!("flood {n}"));
+        expect_error(&mut mallory, "slow down: at most 5 lines per 3600 s");
+    }
+    // ...and one more is one too many.
+    mallory.send("flood 30");
+    expect_error(
+        &mut mallory,
+        "disconnected for flooding: more than 25 lines over the rate limit",
+    );
+    mallory.expect_closed();
+    // alice saw none of the refused lines: the next thing is mallory leaving.
+    alice.expect("* mallory left");
+    bob.skip_until("[lobby] mallory: flood 4");
+    bob.expect("* mallory left");
+    // alice and bob have used 2 of their 5 lines (name, one line) by the end.
+    still_chatting(&mut alice, &mut bob, "after the flood");
+}
+
+#[test]
+fn a_client_that_reads_nothing_is_disconnected_and_the_room_is_unaffected() {
+    /// A bound on the test: far more than the few megabytes loopback
+    /// buffers hold before a writer blocks.
+    const LINES: usize = 50_000;
+    // The writer's own timeout is long, so what disconnects the client is
+    // its queue staying full.
+    let server = start_server(Config {
+        queue_capacity: 16,
+        queue_full_timeout: Duration::from_secs(1),
+        write_timeout: Duration::from_secs(600),
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let (mut alice, mut bob) = two_friends(addr);
+    let _stuck = Client::register(addr, "stuck");
+    alice.expect("* stuck joined");
+    bob.expect("* stuck joined");
+
+    // alice talks, bob reads every line in order, stuck reads nothing. Long
+    // lines fill stuck's socket buffers quickly.
+    let padding = "p".repeat(1000);
+    let mut stuck_left = false;
+    for n in 1..=LINES {
+        alice.send(&format!("{n} {padding}"));
+        let expected = format!("[lobby] alice: {n} {padding}");
+        let mut line = bob.line();
+        if line == "* stuck left" {
+            stuck_left = true;
+            line = bob.line();
+        }
+        assert!(
+            line == expected,
+            "bob: expected line {n} next, got {line:?}"
+        );
+        if stuck_left {
+            break;
+        }
+    }
+    assert!(stuck_left, "stuck was still connected after {LINES} lines");
+    assert!(!server.online().contains(&"stuck".to_string()));
+    alice.expect("* stuck left");
+    still_chatting(&mut alice, &mut bob, "after the stuck one");
+    assert!(
+        server.stats().lines_dropped > 0,
+        "stuck should have lost lines"
+    );
+}
+
+#[test]
+fn clients_vanishing_mid_line_or_mid_registration_leave_no_trace() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let (mut alice, mut bob) = two_friends(addr);
+
+    // Gone during registration: sends half a name and closes without
+    // reading the greeting (unread data makes the close a reset).
+    for n in 0..20 {
+        let mut ghost = Client::connect(addr, "ghost");
+        ghost.send_raw(format!("ghost{n}").as_bytes());
+        ghost.wait_for_unread_data();
+        drop(ghost);
+    }
+    // Registered, then gone mid-line with unread lines pending: a reset.
+    let mut half = Client::register(addr, "half");
+    alice.expect("* half joined");
+    bob.expect("* half joined");
+    bob.send("something half never reads");
+    half.send_raw(b"this line never ends");
+    half.wait_for_unread_data();
+    drop(half);
+    // The unfinished line died with the connection.
+    alice.expect("[lobby] bob: something half never reads");
+    alice.expect("* half left");
+    bob.expect("* half left");
+
+    wait_until(
+        "only alice and bob to be connected",
+        || (server.online(), server.stats().connections_open),
+        |(online, open)| online.len() == 2 && *open == 2,
+    );
+    // Their names are free again.
+    let _again = Client::register(addr, "half");
+    alice.expect("* half joined");
+    bob.expect("* half joined");
+    still_chatting(&mut alice, &mut bob, "after the ghosts");
+}
+
+#[test]
+fn when_threads_cannot_be_started_the_newcomer_is_told_and_the_server_goes_on() {
+    // A stack no machine can give: every spawn of a client thread fails, as
+    // it would when the machine is out of threads or memory.
+    let server = start_server(Config {
+        client_stack_bytes: 1 << 46,
+        ..test_config()
+    });
+    for n in 0..3 {
+        let mut turned_away = Client::connect(server.local_addr(), &format!("newcomer {n}"));
+        turned_away.expect("! server busy, try again later");
+        turned_away.expect_closed();
+    }
+    // Counted by the acceptor just after it closed the connection.
+    wait_until(
+        "every turned-away connection counted as refused, none as open",
+        || server.stats(),
+        |stats| (stats.connections_open, stats.connections_refused) == (0, 3),
+    );
+    // Shutting down still joins everything: a leaked thread would hang here.
+    server.shutdown();
+}
