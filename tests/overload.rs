@@ -1,0 +1,229 @@
+//! Abuse and overload against the real binary, whose memory and thread count
+//! can be read from /proc without other tests' threads in the way: random
+//! bytes from several clients at once, a line of many megabytes, and running
+//! out of file descriptors.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use common::process::{send_signal, start_binary, start_binary_with, wait_for_exit, wait_for_line};
+use common::{wait_until, Client};
+
+/// A small seeded generator (xorshift64*), so that a failing run can be
+/// repeated byte for byte; the test needs no crate for it.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Hostile input: random bytes, with newlines, NULs, invalid UTF-8, escape
+/// sequences, telnet negotiation, valid commands, and now and then a line
+/// far over the limit.
+fn junk(seed: u64, bytes: usize) -> Vec<u8> {
+    let mut random = Xorshift(seed);
+    let mut out = Vec::with_capacity(bytes + 8192);
+    while out.len() < bytes {
+        match random.below(12) {
+            0 => out.extend_from_slice(b"\x1b[2J\x1b[H"),
+            1 => out.extend_from_slice(b"\xff\xfb\x01\xff\xfd\x03"),
+            2 => out.push(0),
+            3 => out.extend_from_slice(b"\xc3\x28\xe2\x82"),
+            4 => out.extend_from_slice(b"/me \x07\x1b]0;pwned\x07"),
+            5 => out.extend_from_slice(b"\r\n"),
+            6 => out.extend_from_slice(b"\n/users\n/rooms\n/join junk\n"),
+            7 if random.below(20) == 0 => {
+                out.extend(std::iter::repeat_n(b'A', 5000));
+            }
+            _ => {
+                let run = 1 + random.below(64) as usize;
+                out.extend((0..run).map(|_| random.next() as u8));
+            }
+        }
+        if random.below(4) == 0 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// A byte that must never reach a terminal: C0 controls but tab and
+/// newline, DEL, and (as UTF-8) C1 controls.
+fn first_control(text: &str) -> Option<char> {
+    text.chars()
+        .find(|c| c.is_control() && *c != '\t' && *c != '\n')
+}
+
+#[test]
+fn random_bytes_from_many_clients_harm_nobody() {
+    const FUZZERS: u64 = 6;
+    const BYTES_EACH: usize = 200 * 1024;
+    let mut server = start_binary(&["--rate-limit", "off"]);
+    let addr = server.addr;
+
+    let mut alice = Client::register(addr, "alice");
+    alice.send("/join quiet");
+    alice.expect("* you joined #quiet; 1 here");
+    let mut bob = Client::register(addr, "bob");
+    bob.send("/join quiet");
+    bob.expect("* you joined #quiet; 2 here");
+    alice.expect("* bob joined");
+    let before = server.proc_status();
+
+    // Each fuzzer writes its junk on one thread and reads everything the
+    // server sends it on another, checking that no control byte comes back.
+    let fuzzers: Vec<_> = (1..=FUZZERS)
+        .map(|seed| {
+            thread::spawn(move || {
+                let stream = TcpStream::connect(addr).expect("fuzzer connects");
+                let reading = {
+                    let mut stream = stream.try_clone().expect("clone");
+                    thread::spawn(move || {
+                        let mut received = Vec::new();
+                        let _ = std::io::Read::read_to_end(&mut stream, &mut received);
+                        received
+                    })
+                };
+                // The server may cut a fuzzer off (it is free to); what it
+                // must not do is crash, leak, or harm alice and bob.
+                let _ = (&stream).write_all(&junk(seed, BYTES_EACH));
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let received = reading.join().expect("fuzzer reader");
+                let text = String::from_utf8(received).unwrap_or_else(|e| {
+                    panic!("fuzzer {seed}: the server sent invalid UTF-8: {e}")
+                });
+                if let Some(c) = first_control(&text) {
+                    panic!("fuzzer {seed}: the server sent control character {c:?}");
+                }
+                text.lines().count()
+            })
+        })
+        .collect();
+
+    // Meanwhile alice and bob talk, and each sees exactly the other's lines.
+    for n in 1..=200 {
+        alice.send(&format!("a{n}"));
+        bob.expect(&format!("[quiet] alice: a{n}"));
+        bob.send(&format!("b{n}"));
+        alice.expect(&format!("[quiet] bob: b{n}"));
+    }
+    for fuzzer in fuzzers {
+        let lines = fuzzer.join().expect("a fuzzer thread panicked");
+        assert!(lines > 0, "a fuzzer got no answer at all");
+    }
+    // Nothing else reached them: their next line is the reply to a command.
+    for client in [&mut alice, &mut bob] {
+        client.send("/who");
+        client.expect("* in #quiet (2): alice, bob");
+    }
+
+    // Every fuzzer's threads are gone, and memory has not run away.
+    let after = wait_until(
+        "the fuzzers' threads to end",
+        || server.proc_status(),
+        |status| status.threads == before.threads,
+    );
+    assert!(
+        after.rss_kib < before.rss_kib + 32 * 1024,
+        "server memory grew from {} KiB to {} KiB under {} KiB of junk",
+        before.rss_kib,
+        after.rss_kib,
+        FUZZERS as usize * BYTES_EACH / 1024
+    );
+    send_signal(&server.child, "-TERM");
+    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+}
+
+#[test]
+fn a_line_of_many_megabytes_is_refused_without_being_buffered() {
+    let mut server = start_binary(&[]);
+    let mut alice = Client::register(server.addr, "alice");
+    let before = server.proc_status();
+    let chunk = vec![b'x'; 256 * 1024];
+    // 64 MiB without a newline.
+    for _ in 0..256 {
+        alice.send_raw(&chunk);
+    }
+    let during = server.proc_status();
+    alice.send_raw(b"\n/users\n");
+    alice.expect("! line too long (max 1024 bytes)");
+    alice.expect("* online (1): alice");
+    assert!(
+        during.rss_kib < before.rss_kib + 8 * 1024,
+        "reading 64 MiB without a newline grew the server from {} KiB to {} KiB",
+        before.rss_kib,
+        during.rss_kib
+    );
+    send_signal(&server.child, "-TERM");
+    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+}
+
+#[test]
+fn running_out_of_file_descriptors_is_survived() {
+    // 40 descriptors: the standard three, the listener, the signal handler's
+    // pipe and a few more, and room for about 30 clients.
+    let mut server = start_binary_with(&[], Some(40));
+    let addr = server.addr;
+    let mut alice = Client::register(addr, "alice");
+    let mut bob = Client::register(addr, "bob");
+    alice.expect("* bob joined");
+
+    // 60 more connections: the kernel completes them all (they wait in the
+    // listen backlog), but the server can accept only some of them.
+    let mut crowd: Vec<Client> = (0..60)
+        .map(|n| Client::connect(addr, &format!("crowd {n}")))
+        .collect();
+    wait_for_line(
+        &server.log,
+        "accept failed",
+        "the acceptor warning about the descriptor limit",
+    );
+    // The server lives on: alice and bob still chat.
+    alice.send("still up?");
+    bob.expect("[lobby] alice: still up?");
+
+    // The crowd leaves; those that waited in the backlog are accepted in
+    // turn and, as they have closed, leave too.
+    for client in crowd.iter_mut() {
+        client.shutdown_write();
+    }
+    drop(crowd);
+    wait_for_line(&server.log, "accepting again", "the acceptor recovering");
+
+    // A newcomer is served normally.
+    let mut newcomer = None;
+    wait_until(
+        "a newcomer to be greeted once descriptors are free",
+        || {
+            let mut carol = Client::connect(addr, "carol");
+            if carol.try_line(Duration::from_secs(2)) == Ok("* welcome to threadchat".to_string()) {
+                newcomer = Some(carol);
+            }
+            newcomer.is_some()
+        },
+        |greeted| *greeted,
+    );
+    let mut carol = newcomer.expect("checked by wait_until");
+    carol.expect("* choose a name (1-24 letters, digits, - or _):");
+    carol.send("carol");
+    carol.expect_prefix("* welcome carol!");
+    carol.send("hello after the storm");
+    alice.skip_until("[lobby] carol: hello after the storm");
+    bob.skip_until("[lobby] carol: hello after the storm");
+
+    send_signal(&server.child, "-TERM");
+    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+}
