@@ -96,6 +96,9 @@ pub fn run(
         }
     }
     drop(listener);
+    // The manager drains events until every sender is gone; ours must not
+    // be one of those it waits for while we wait for the readers.
+    drop(events);
     connections.close_all(shared.config.shutdown_grace);
 }
 

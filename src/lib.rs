@@ -14,7 +14,7 @@
 //!
 //! The rest is plain logic with no threads of its own, tested in place:
 //! [`protocol`] (what lines mean), [`names`], [`rooms`] and their
-//! [`history`], [`rate_limit`] (flood control), [`line_reader`]
+//! [`history`], [`rate_limit`] (flood control), [`os_limits`], [`line_reader`]
 //! (bounded line splitting), and the two pieces of shared state,
 //! [`clients`] (the `RwLock`) and [`stats`] (the `Mutex`). [`event`] holds the
 //! message types the channels carry. docs/ARCHITECTURE.md is the map.
@@ -28,6 +28,7 @@ pub mod line_reader;
 pub mod manager;
 pub mod monitor;
 pub mod names;
+pub mod os_limits;
 pub mod protocol;
 pub mod rate_limit;
 pub mod reader;

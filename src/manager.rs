@@ -42,6 +42,17 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>, shutdown: Receiver<()>)
         }
     }
     manager.say_goodbye_to_everyone();
+    // Readers still running may have events on their way, and an
+    // `Event::Connected` waiting in the channel holds the only sender of a
+    // client's queue: left there, that client's writer would wait for it
+    // forever, its reader would wait for the writer, and shutdown would wait
+    // for them all. So the manager keeps receiving, and dropping, until every
+    // reader has finished and the channel is closed.
+    for event in events.iter() {
+        if let Event::Connected { outbound, .. } = event {
+            let _ = outbound.try_send(OutboundLine::new(&protocol::notice("server shutting down")));
+        }
+    }
 }
 
 /// A connected client, as the manager keeps it.

@@ -19,7 +19,7 @@ use crossbeam_channel::{bounded, Sender};
 use crate::clients::ClientDirectory;
 use crate::config::Config;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::{acceptor, manager, monitor};
+use crate::{acceptor, manager, monitor, os_limits};
 
 /// Capacity of the channel from all readers to the manager. When the manager
 /// falls behind, readers block on `send`, stop reading their sockets, and TCP
@@ -50,7 +50,19 @@ impl Server {
     /// Binds `config.addr` and starts the acceptor, manager and monitor
     /// threads. Returns once the server is accepting connections; the only
     /// error is failing to bind (or, rarely, to spawn a thread).
-    pub fn start(config: Config) -> io::Result<ServerHandle> {
+    pub fn start(mut config: Config) -> io::Result<ServerHandle> {
+        let (max_map_count, pid_max) = os_limits::read();
+        if let Some((allowed, limit)) = os_limits::clients_allowed(max_map_count, pid_max) {
+            if config.max_clients > allowed {
+                log::warn!(
+                    "--max-clients {} is more than this machine's {limit} allows \
+                     (each client takes two threads and eight memory mappings); \
+                     serving at most {allowed} clients",
+                    config.max_clients
+                );
+                config.max_clients = allowed;
+            }
+        }
         let listener = TcpListener::bind(&config.addr)?;
         let local_addr = listener.local_addr()?;
         log::info!("listening on {local_addr}");

@@ -18,7 +18,9 @@ use crossbeam_channel::Receiver;
 
 use crate::event::{ClientId, OutboundLine};
 
-/// Stop gathering lines into one write past this many bytes.
+/// Gather at most this many bytes into one write. Kept under the allocator's
+/// threshold for giving a buffer its own memory mapping (128 KiB), because
+/// mappings per process are limited (see `os_limits`).
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// After a big burst, give the buffer back rather than keep it for an idle
@@ -45,18 +47,21 @@ pub fn run(id: ClientId, stream: Arc<TcpStream>, queue: Receiver<OutboundLine>) 
 
 fn write_until_closed(mut stream: &TcpStream, queue: &Receiver<OutboundLine>) -> io::Result<()> {
     let mut batch = Vec::new();
+    // A line taken from the queue that did not fit in the last batch.
+    let mut carried: Option<OutboundLine> = None;
     // `recv` fails only once the queue is closed *and* empty, so every line
     // queued before the manager let go is still written.
-    while let Ok(line) = queue.recv() {
+    while let Some(line) = carried.take().or_else(|| queue.recv().ok()) {
         batch.clear();
         batch.extend_from_slice(line.as_bytes());
         // Whatever else is already queued goes in the same write: under load
         // this is what turns a thousand small writes into a few big ones.
-        while batch.len() < MAX_BATCH_BYTES {
-            match queue.try_recv() {
-                Ok(line) => batch.extend_from_slice(line.as_bytes()),
-                Err(_) => break,
+        while let Ok(line) = queue.try_recv() {
+            if batch.len() + line.as_bytes().len() > MAX_BATCH_BYTES {
+                carried = Some(line);
+                break;
             }
+            batch.extend_from_slice(line.as_bytes());
         }
         stream.write_all(&batch)?;
         if batch.capacity() > KEEP_BATCH_CAPACITY {

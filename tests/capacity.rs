@@ -2,6 +2,11 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
 use std::time::Duration;
 
 use common::{start_server, test_config, wait_until, Client, NoLine};
@@ -233,4 +238,50 @@ fn a_client_that_stops_reading_loses_lines_alone_and_is_told_how_many() {
         "received {received} + told {told} != sent {sent}"
     );
     assert_eq!(server.stats().lines_dropped, told, "only stuck lost lines");
+}
+
+#[test]
+fn shutdown_finishes_while_connections_keep_arriving() {
+    let server = start_server(Config {
+        shutdown_grace: Duration::from_millis(500),
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Clients keep connecting and registering, up to a bound, until told to stop.
+    let arrivals = thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut clients = Vec::new();
+            while !stop.load(Ordering::SeqCst) && clients.len() < 2000 {
+                let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                else {
+                    break; // the listener has closed
+                };
+                let _ = stream.write_all(format!("n{}\n", clients.len()).as_bytes());
+                clients.push(stream);
+            }
+            clients.len()
+        }
+    });
+    wait_until(
+        "connections to be arriving",
+        || server.stats().connections_accepted,
+        |accepted| *accepted >= 50,
+    );
+    // Events of the newest connections are still on their way to the
+    // manager as it stops: shutdown must still finish.
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || {
+        server.shutdown();
+        let _ = done.send(());
+    });
+    let outcome = finished.recv_timeout(common::DEADLINE);
+    stop.store(true, Ordering::SeqCst);
+    let connected = arrivals.join().expect("the connecting thread");
+    assert!(
+        outcome.is_ok(),
+        "shutdown did not return within {:?} while clients kept connecting ({connected} connected)",
+        common::DEADLINE
+    );
 }

@@ -1,0 +1,87 @@
+//! How many clients the operating system lets this process hold. Runs once,
+//! on the thread calling `Server::start`; reads two files under /proc and
+//! touches nothing shared.
+//!
+//! Each client costs two threads, and on Linux each Rust thread costs four
+//! memory mappings: its stack and the stack's guard page, and the small
+//! alternate stack Rust's runtime gives every thread for reporting a stack
+//! overflow, with its own guard page. A process may hold at most
+//! `vm.max_map_count` mappings (65,530 by default). When a new thread cannot
+//! get its mappings, the process is aborted, not just the spawn refused, so
+//! the server must never get that far: `Server::start` lowers
+//! `--max-clients` to what fits, and says so, and newcomers beyond it get the
+//! usual `! server full` line. `kernel.pid_max` bounds threads machine-wide
+//! in the same way.
+
+/// Memory mappings per client: two threads of four each.
+pub const MAPPINGS_PER_CLIENT: usize = 8;
+
+/// Threads per client.
+pub const THREADS_PER_CLIENT: usize = 2;
+
+/// Mappings and threads kept for everything else: the program and its
+/// libraries, the allocator's arenas, large allocations, other processes'
+/// threads.
+pub const RESERVE: usize = 2000;
+
+/// The most clients these limits allow, and which limit binds.
+pub fn clients_allowed(
+    max_map_count: Option<usize>,
+    pid_max: Option<usize>,
+) -> Option<(usize, &'static str)> {
+    let by_maps = max_map_count.map(|maps| {
+        (
+            maps.saturating_sub(RESERVE) / MAPPINGS_PER_CLIENT,
+            "vm.max_map_count",
+        )
+    });
+    let by_pids = pid_max.map(|pids| {
+        (
+            pids.saturating_sub(RESERVE) / THREADS_PER_CLIENT,
+            "kernel.pid_max",
+        )
+    });
+    match (by_maps, by_pids) {
+        (Some(maps), Some(pids)) => Some(if maps.0 <= pids.0 { maps } else { pids }),
+        (maps, pids) => maps.or(pids),
+    }
+}
+
+/// Reads the two limits (None where a file is missing: not Linux).
+pub fn read() -> (Option<usize>, Option<usize>) {
+    let number = |path: &str| std::fs::read_to_string(path).ok()?.trim().parse().ok();
+    (
+        number("/proc/sys/vm/max_map_count"),
+        number("/proc/sys/kernel/pid_max"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_map_count_allows_about_eight_thousand_clients() {
+        assert_eq!(
+            clients_allowed(Some(65_530), Some(32_768)),
+            Some((7_941, "vm.max_map_count"))
+        );
+    }
+
+    #[test]
+    fn a_raised_map_count_leaves_pid_max_binding() {
+        assert_eq!(
+            clients_allowed(Some(262_144), Some(32_768)),
+            Some((15_384, "kernel.pid_max"))
+        );
+    }
+
+    #[test]
+    fn unknown_limits_allow_anything() {
+        assert_eq!(clients_allowed(None, None), None);
+        assert_eq!(
+            clients_allowed(None, Some(4_002)),
+            Some((1_001, "kernel.pid_max"))
+        );
+    }
+}
