@@ -771,6 +771,35 @@ fn pump_until(
     Ok(done(swarm))
 }
 
+/// Pumps until nothing has arrived for `quiet`, `done` holds, or `limit`
+/// passes, whichever comes first.
+fn pump_until_quiet(
+    swarm: &mut Swarm,
+    quiet: Duration,
+    limit: Duration,
+    done: impl Fn(&Swarm) -> bool,
+) -> io::Result<()> {
+    let deadline = Instant::now() + limit;
+    while !done(swarm) && Instant::now() < deadline {
+        swarm.pump(Duration::from_millis(50))?;
+        if swarm
+            .tally
+            .last_byte
+            .is_none_or(|last| last.elapsed() > quiet)
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Sends `sender`'s next numbered, timestamped line.
+fn send_numbered(swarm: &mut Swarm, sender: usize, seq: &mut [u64]) {
+    seq[sender] += 1;
+    let line = format!("LG {sender} {} {}", seq[sender], swarm.now_us());
+    swarm.send(sender, &line);
+}
+
 fn run(args: &Args) -> io::Result<Report> {
     let mut server = attach(args)?;
     let baseline = proc_sample(server.pid);
@@ -820,17 +849,12 @@ fn run(args: &Args) -> io::Result<Report> {
 
     // Let the storm of join notices pass: until nothing has arrived for
     // half a second (at most two minutes).
-    let settle_deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < settle_deadline {
-        swarm.pump(Duration::from_millis(50))?;
-        if swarm
-            .tally
-            .last_byte
-            .is_none_or(|last| last.elapsed() > Duration::from_millis(500))
-        {
-            break;
-        }
-    }
+    pump_until_quiet(
+        &mut swarm,
+        Duration::from_millis(500),
+        Duration::from_secs(120),
+        |_| false,
+    )?;
     let idle = proc_sample(server.pid);
 
     // Senders are the first clients, slow ones the next, the probe the last.
@@ -867,9 +891,7 @@ fn run(args: &Args) -> io::Result<Report> {
             while Instant::now() < end {
                 while next <= Instant::now() {
                     let sender = senders[(sent % senders.len() as u64) as usize];
-                    seq[sender] += 1;
-                    let line = format!("LG {sender} {} {}", seq[sender], swarm.now_us());
-                    swarm.send(sender, &line);
+                    send_numbered(&mut swarm, sender, &mut seq);
                     sent += 1;
                     next += interval;
                 }
@@ -882,9 +904,7 @@ fn run(args: &Args) -> io::Result<Report> {
                 for &sender in &senders {
                     let seen = swarm.tally.probe_seen.get(&sender).copied().unwrap_or(0);
                     while seq[sender] < seen + args.window {
-                        seq[sender] += 1;
-                        let line = format!("LG {sender} {} {}", seq[sender], swarm.now_us());
-                        swarm.send(sender, &line);
+                        send_numbered(&mut swarm, sender, &mut seq);
                         sent += 1;
                     }
                 }
@@ -897,17 +917,12 @@ fn run(args: &Args) -> io::Result<Report> {
     let expected = sent * receivers;
     if matches!(args.mode, Mode::Fanout | Mode::Saturate) {
         // Drain: until everything expected arrived, or nothing more comes.
-        let drain_deadline = Instant::now() + Duration::from_secs(30);
-        while swarm.tally.received < expected && Instant::now() < drain_deadline {
-            swarm.pump(Duration::from_millis(50))?;
-            if swarm
-                .tally
-                .last_byte
-                .is_some_and(|last| last.elapsed() > Duration::from_secs(2))
-            {
-                break;
-            }
-        }
+        pump_until_quiet(
+            &mut swarm,
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+            |s| s.tally.received >= expected,
+        )?;
     }
     let measure_secs = measure_start.elapsed().as_secs_f64();
     let after = proc_sample(server.pid);
