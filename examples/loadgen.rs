@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -153,6 +154,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    kill_spawned_server_on_signal();
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("chart") {
         args.next();
@@ -217,6 +219,42 @@ struct Server {
     child: Option<Child>,
 }
 
+/// A server started with `--spawn` must not outlive the run: an error, a
+/// panic, or a benchmark sweep interrupted with Ctrl-C would otherwise leave
+/// it running, using the CPU that the next run measures.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        SPAWNED_PID.store(0, Ordering::SeqCst);
+    }
+}
+
+/// The pid of the server started with `--spawn`, 0 for none: for the signal
+/// handler, because a signal ends the process without running `Drop`.
+static SPAWNED_PID: AtomicU32 = AtomicU32::new(0);
+
+/// On Ctrl-C, SIGTERM or SIGHUP (`timeout`, a closed terminal), take the
+/// spawned server down too, then exit as the signal would have.
+fn kill_spawned_server_on_signal() {
+    let installed = ctrlc::set_handler(|| {
+        let pid = SPAWNED_PID.load(Ordering::SeqCst);
+        if pid != 0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        std::process::exit(130);
+    });
+    if let Err(error) = installed {
+        eprintln!("warning: cannot handle signals ({error}); a spawned server may outlive an interrupted run");
+    }
+}
+
 fn attach(args: &Args) -> io::Result<Server> {
     if let Some(addr) = &args.addr {
         let addr = addr
@@ -240,9 +278,16 @@ fn attach(args: &Args) -> io::Result<Server> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start {path}: {e}")))?;
+    SPAWNED_PID.store(child.id(), Ordering::SeqCst);
     // The server's log is read on a thread for as long as it runs, so that
     // its pipe never fills; the first `listening on` line gives the address.
     let stderr = child.stderr.take().expect("stderr is piped");
+    // From here on, `Server`'s `Drop` kills the child on every way out.
+    let mut server = Server {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        pid: Some(child.id()),
+        child: Some(child),
+    };
     let (found, address) = mpsc::channel();
     thread::spawn(move || {
         let mut found = Some(found);
@@ -257,13 +302,10 @@ fn attach(args: &Args) -> io::Result<Server> {
     let addr = address
         .recv_timeout(Duration::from_secs(20))
         .map_err(|_| io::Error::other("the server did not say where it listens"))?;
-    Ok(Server {
-        addr: addr
-            .parse()
-            .map_err(|_| io::Error::other(format!("bad address in the log: {addr}")))?,
-        pid: Some(child.id()),
-        child: Some(child),
-    })
+    server.addr = addr
+        .parse()
+        .map_err(|_| io::Error::other(format!("bad address in the log: {addr}")))?;
+    Ok(server)
 }
 
 #[derive(Clone, Copy, Debug, Default)]
