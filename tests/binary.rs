@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
 use common::process::{
-    lines_of, send_signal, start_binary, threadchat, wait_for_exit, wait_for_line,
+    lines_of, send_signal, start_binary, threadchat, tool_available, wait_for_exit, wait_for_line,
 };
 use common::Client;
 
@@ -115,27 +115,9 @@ fn the_monitor_logs_a_stats_line_every_interval() {
     assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
 }
 
-/// Is a usable `nc` here? CI installs netcat-openbsd, so there it must be.
-fn nc_available() -> bool {
-    let found = Command::new("nc")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "nc is missing on CI: .ci/run should have installed netcat-openbsd"
-        );
-        eprintln!("SKIPPED: no nc on this machine (apt-get install netcat-openbsd)");
-    }
-    found
-}
-
 #[test]
 fn a_real_nc_client_registers_and_chats() {
-    if !nc_available() {
+    if !tool_available("nc", "-h", "netcat-openbsd") {
         return;
     }
     let mut server = start_binary(&[]);

@@ -152,3 +152,22 @@ pub fn send_signal(child: &Child, signal: &str) {
         .expect("run kill");
     assert!(status.success(), "kill {signal} failed");
 }
+
+/// Is `program` installed here? CI installs every tool the tests use (see
+/// .ci/run), so there a missing one fails the test instead of skipping it.
+pub fn tool_available(program: &str, probe_arg: &str, package: &str) -> bool {
+    let found = Command::new(program)
+        .arg(probe_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is missing on CI: .ci/run should have installed {package}"
+        );
+        eprintln!("SKIPPED: no {program} on this machine (apt-get install {package})");
+    }
+    found
+}

@@ -1,0 +1,334 @@
+//! The terminal client (`threadchat-client`), as a user runs it: the built
+//! binary, its standard input and output piped (or, for colour, on a
+//! pseudo-terminal from `script`), against an in-process server.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use common::process::{lines_of, send_signal, tool_available, wait_for_exit};
+use common::{start_server, test_config, Client, DEADLINE};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_threadchat-client");
+
+/// A running client binary: its standard input, and every line it printed.
+struct RunningClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    /// Every line read from standard output so far.
+    printed: Vec<String>,
+}
+
+fn client_command(args: &[&str]) -> Command {
+    let mut command = Command::new(CLIENT);
+    command
+        .args(args)
+        .env_remove("THREADCHAT_ADDR")
+        .env_remove("NO_COLOR");
+    command
+}
+
+impl RunningClient {
+    fn start(mut command: Command) -> RunningClient {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the client binary");
+        let stdout = lines_of(child.stdout.take().expect("piped stdout"));
+        let stderr = lines_of(child.stderr.take().expect("piped stderr"));
+        RunningClient {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            printed: Vec::new(),
+        }
+    }
+
+    fn connect(addr: SocketAddr) -> RunningClient {
+        RunningClient::start(client_command(&[&addr.to_string()]))
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("standard input still open");
+        writeln!(stdin, "{line}").expect("write to the client's standard input");
+    }
+
+    /// Ends the client's standard input, as Ctrl-D or the end of a pipe does.
+    fn end_input(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Reads printed lines until one equals `expected`.
+    fn expect_printed(&mut self, expected: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line == expected;
+                    self.printed.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "client: expected it to print {expected:?}; it printed {:#?}, and on stderr {:#?}",
+                    self.printed,
+                    self.stderr.try_iter().collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    fn expect_exit_code(&mut self, expected: i32) {
+        let status = wait_for_exit(&mut self.child);
+        assert_eq!(
+            status.code(),
+            Some(expected),
+            "client: expected exit code {expected}, got {status}; it printed {:#?}",
+            self.printed
+        );
+    }
+
+    /// No line printed so far carries a colour code (or any escape).
+    fn expect_all_plain(&self, because: &str) {
+        assert!(
+            self.printed.iter().all(|line| !line.contains('\x1b')),
+            "{because}: expected no colour codes, got {:#?}",
+            self.printed
+        );
+    }
+
+    /// Registers as `name` through the keyboard, as a person would.
+    fn register(&mut self, name: &str) {
+        self.expect_printed("* choose a name (1-24 letters, digits, - or _):");
+        self.type_line(name);
+        self.expect_printed(&format!(
+            "* welcome {name}! you are in lobby; 2 online. /help lists the commands"
+        ));
+    }
+}
+
+impl Drop for RunningClient {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the client to completion on a command line that makes it exit at
+/// once; returns its exit code, standard output and standard error.
+fn run_to_exit(command: Command) -> (Option<i32>, String, String) {
+    let mut client = RunningClient::start(command);
+    client.end_input();
+    let status = wait_for_exit(&mut client.child);
+    let collect = |lines: &Receiver<String>| lines.iter().collect::<Vec<_>>().join("\n");
+    (
+        status.code(),
+        collect(&client.stdout),
+        collect(&client.stderr),
+    )
+}
+
+/// A port on which nothing listens: bound, then released.
+fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address")
+}
+
+#[test]
+fn registers_sends_receives_and_quits_at_the_end_of_input() {
+    let server = start_server(test_config());
+    let mut bob = Client::register(server.local_addr(), "bob");
+    let mut alice = RunningClient::connect(server.local_addr());
+    alice.expect_printed("* welcome to threadchat");
+    alice.register("alice");
+    bob.expect("* alice joined");
+
+    alice.type_line("hello bob");
+    bob.expect("[lobby] alice: hello bob");
+    bob.send("hi alice");
+    alice.expect_printed("[lobby] bob: hi alice");
+
+    alice.end_input();
+    alice.expect_printed("* bye alice");
+    alice.expect_printed("* disconnected");
+    alice.expect_exit_code(0);
+    bob.expect("* alice left");
+    // Its output is a pipe, so every line is printed exactly as the server
+    // sent it: no colour codes, however the environment is set up.
+    alice.expect_all_plain("standard output is a pipe");
+}
+
+#[test]
+fn ctrl_c_says_quit_and_exits_cleanly() {
+    let server = start_server(test_config());
+    let mut bob = Client::register(server.local_addr(), "bob");
+    let mut alice = RunningClient::connect(server.local_addr());
+    // Once it prints, its signal handler (installed before connecting) is in place.
+    alice.register("alice");
+    bob.expect("* alice joined");
+
+    send_signal(&alice.child, "-INT");
+    alice.expect_printed("* bye alice");
+    alice.expect_printed("* disconnected");
+    alice.expect_exit_code(0);
+    bob.expect("* alice left");
+}
+
+#[test]
+fn the_server_closing_ends_the_client_even_while_it_waits_for_the_keyboard() {
+    let server = start_server(test_config());
+    let _bob = Client::register(server.local_addr(), "bob");
+    let mut alice = RunningClient::connect(server.local_addr());
+    alice.register("alice");
+
+    // Standard input stays open: the typist is still blocked reading it.
+    server.shutdown();
+    alice.expect_printed("* server shutting down");
+    alice.expect_printed("* disconnected");
+    alice.expect_exit_code(0);
+}
+
+#[test]
+fn a_refused_connection_is_one_line_and_exit_status_1() {
+    let addr = closed_port();
+    let (code, stdout, stderr) = run_to_exit(client_command(&[&addr.to_string()]));
+    assert_eq!(code, Some(1), "stdout {stdout:?}, stderr {stderr:?}");
+    assert_eq!(
+        stderr,
+        format!("error: cannot connect to {addr}: connection refused")
+    );
+    assert_eq!(stdout, "");
+
+    // THREADCHAT_ADDR is where it goes when no address is given.
+    let mut command = client_command(&[]);
+    command.env("THREADCHAT_ADDR", addr.to_string());
+    let (code, _, stderr) = run_to_exit(command);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        format!("error: cannot connect to {addr}: connection refused")
+    );
+}
+
+#[test]
+fn bad_arguments_are_one_line_and_exit_status_2() {
+    for (args, message) in [
+        (
+            &["--port", "7878"][..],
+            "error: unknown option --port (try --help)",
+        ),
+        (
+            &["127.0.0.1:1", "127.0.0.1:2"][..],
+            "error: unexpected argument 127.0.0.1:2: give one HOST:PORT (try --help)",
+        ),
+        (
+            &["localhost"][..],
+            "error: bad address \"localhost\": expected HOST:PORT, e.g. 127.0.0.1:7878",
+        ),
+    ] {
+        let (code, stdout, stderr) = run_to_exit(client_command(args));
+        assert_eq!(
+            code,
+            Some(2),
+            "{args:?}: stdout {stdout:?}, stderr {stderr:?}"
+        );
+        assert_eq!(stderr, message, "{args:?}");
+    }
+
+    let (code, stdout, _) = run_to_exit(client_command(&["--help"]));
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with("Usage: threadchat-client [HOST:PORT]"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run_to_exit(client_command(&["--version"]));
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        stdout,
+        format!("threadchat-client {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// On a terminal, lines are coloured by kind; `NO_COLOR` turns that off.
+/// `script` (util-linux) gives the client a pseudo-terminal as its output.
+#[test]
+fn colour_on_a_terminal_unless_no_color_is_set() {
+    if !tool_available("script", "--version", "bsdutils") {
+        return;
+    }
+    let server = start_server(test_config());
+    for (no_color, expected) in [
+        (None, "\x1b[2m* welcome to threadchat\x1b[0m"),
+        (Some("1"), "* welcome to threadchat"),
+    ] {
+        let mut command = Command::new("script");
+        command
+            .args(["-q", "-e", "-c"])
+            .arg(format!("{CLIENT} {}", server.local_addr()))
+            .arg("/dev/null")
+            .env_remove("THREADCHAT_ADDR")
+            .env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let mut client = RunningClient::start(command);
+        client.expect_printed(expected);
+        client.type_line("/quit");
+        client.expect_exit_code(0);
+        if no_color.is_some() {
+            client.expect_all_plain("NO_COLOR=1");
+        }
+    }
+}
+
+/// The wait after `/quit` is bounded: against a server that never closes
+/// the connection, the client still leaves, says so, and exits 0. The fake
+/// server is a bare listener, which also shows that what is typed is sent
+/// exactly as typed, one line each.
+#[test]
+fn against_a_server_that_never_closes_the_wait_after_quit_is_bounded() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("local address");
+    let mut client = RunningClient::connect(addr);
+    let (accepted, _) = listener.accept().expect("the client connects");
+    accepted
+        .set_read_timeout(Some(DEADLINE))
+        .expect("set a read timeout");
+    let mut from_client = std::io::BufReader::new(&accepted);
+
+    client.type_line("héllo, any server");
+    client.end_input();
+    let mut received = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut from_client, &mut line)
+            .expect("a line from the client within the deadline");
+        received.push(line);
+    }
+    assert_eq!(received, ["héllo, any server\n", "/quit\n"]);
+
+    // `accepted` stays open until the client has exited on its own.
+    client.expect_exit_code(0);
+    let complaint = client
+        .stderr
+        .recv_timeout(DEADLINE)
+        .expect("a line on standard error");
+    assert_eq!(
+        complaint,
+        "! the server did not close the connection within 5s; leaving anyway"
+    );
+    drop(accepted);
+}
