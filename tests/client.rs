@@ -11,7 +11,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use common::process::{lines_of, send_signal, tool_available, wait_for_exit};
-use common::{start_server, test_config, Client, DEADLINE};
+use common::{start_server, test_config, wait_until, Client, DEADLINE};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_threadchat-client");
 
@@ -331,4 +331,31 @@ fn against_a_server_that_never_closes_the_wait_after_quit_is_bounded() {
         "! the server did not close the connection within 5s; leaving anyway"
     );
     drop(accepted);
+}
+
+/// `threadchat-client | head -1`: once nobody reads its output, the client
+/// leaves (with `/quit`) instead of staying connected unseen.
+#[test]
+fn when_its_output_is_closed_the_client_leaves() {
+    let server = start_server(test_config());
+    let mut child = client_command(&[&server.local_addr().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the client binary");
+    // Nobody will read: its first line (the server's greeting) fails to print.
+    drop(child.stdout.take());
+    // Standard input stays open, so only the closed output can end it.
+    let _stdin = child.stdin.take();
+    let status = wait_for_exit(&mut child);
+    assert_eq!(status.code(), Some(0), "expected exit 0, got {status}");
+    wait_until(
+        "the server to see the client go",
+        || {
+            let stats = server.stats();
+            (stats.connections_accepted, stats.connections_open)
+        },
+        |(accepted, open)| *accepted == 1 && *open == 0,
+    );
 }
