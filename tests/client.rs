@@ -262,36 +262,154 @@ fn bad_arguments_are_one_line_and_exit_status_2() {
     );
 }
 
-/// On a terminal, lines are coloured by kind; `NO_COLOR` turns that off.
-/// `script` (util-linux) gives the client a pseudo-terminal as its output.
-#[test]
-fn colour_on_a_terminal_unless_no_color_is_set() {
-    if !tool_available("script", "--version", "bsdutils") {
-        return;
-    }
-    let server = start_server(test_config());
-    for (no_color, expected) in [
-        (None, "\x1b[2m* welcome to threadchat\x1b[0m"),
-        (Some("1"), "* welcome to threadchat"),
-    ] {
+/// The client on a pseudo-terminal, made by util-linux `script`: what it
+/// writes to the terminal, read as raw bytes (escape codes included).
+struct TerminalClient {
+    child: Child,
+    keyboard: ChildStdin,
+    chunks: Receiver<Vec<u8>>,
+    /// Everything written to the terminal so far.
+    screen: String,
+}
+
+impl TerminalClient {
+    /// `None` (the test skips) where `script` is missing, except on CI.
+    fn start(addr: SocketAddr, no_color: Option<&str>) -> Option<TerminalClient> {
+        if !tool_available("script", "--version", "bsdutils") {
+            return None;
+        }
         let mut command = Command::new("script");
         command
             .args(["-q", "-e", "-c"])
-            .arg(format!("{CLIENT} {}", server.local_addr()))
+            .arg(format!("{CLIENT} {addr}"))
             .arg("/dev/null")
             .env_remove("THREADCHAT_ADDR")
             .env_remove("NO_COLOR");
         if let Some(value) = no_color {
             command.env("NO_COLOR", value);
         }
-        let mut client = RunningClient::start(command);
-        client.expect_printed(expected);
-        client.type_line("/quit");
-        client.expect_exit_code(0);
-        if no_color.is_some() {
-            client.expect_all_plain("NO_COLOR=1");
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start script");
+        let mut output = child.stdout.take().expect("piped stdout");
+        let (chunk_tx, chunks) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buffer = [0; 4096];
+            while let Ok(count @ 1..) = std::io::Read::read(&mut output, &mut buffer) {
+                if chunk_tx.send(buffer[..count].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(TerminalClient {
+            keyboard: child.stdin.take().expect("piped stdin"),
+            child,
+            chunks,
+            screen: String::new(),
+        })
+    }
+
+    /// Keys, as typed: nothing is added, not even Enter.
+    fn press(&mut self, keys: &str) {
+        self.keyboard
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
+    }
+
+    /// Waits until the terminal has been sent `expected` (escape codes and
+    /// all).
+    fn expect_drawn(&mut self, expected: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.screen.contains(expected) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.screen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => panic!(
+                    "terminal: expected {expected:?} to be drawn; it got {:?}",
+                    self.screen
+                ),
+            }
         }
     }
+
+    fn expect_exit_code(&mut self, expected: i32) {
+        let status = wait_for_exit(&mut self.child);
+        assert_eq!(
+            status.code(),
+            Some(expected),
+            "terminal client: expected exit {expected}, got {status}; screen {:?}",
+            self.screen
+        );
+    }
+}
+
+impl Drop for TerminalClient {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// On a terminal, lines are coloured by kind; `NO_COLOR` turns that off.
+#[test]
+fn colour_on_a_terminal_unless_no_color_is_set() {
+    let server = start_server(test_config());
+    let Some(mut coloured) = TerminalClient::start(server.local_addr(), None) else {
+        return;
+    };
+    coloured.expect_drawn("\x1b[2m* welcome to threadchat\x1b[0m");
+    coloured.press("/quit\n");
+    coloured.expect_drawn("\x1b[2m* bye\x1b[0m");
+    coloured.expect_exit_code(0);
+
+    let Some(mut plain) = TerminalClient::start(server.local_addr(), Some("1")) else {
+        return;
+    };
+    plain.expect_drawn("* welcome to threadchat");
+    plain.press("/quit\n");
+    plain.expect_drawn("* bye");
+    plain.expect_exit_code(0);
+    assert!(
+        !plain.screen.contains("\x1b[2m") && !plain.screen.contains("\x1b[0m"),
+        "NO_COLOR=1: expected no colour codes, got {:?}",
+        plain.screen
+    );
+}
+
+/// What nc cannot do: a line that arrives while you type is drawn above the
+/// typed text, which is then drawn again, intact, below it.
+#[test]
+fn on_a_terminal_a_line_arriving_mid_typing_is_drawn_above_what_is_typed() {
+    let server = start_server(test_config());
+    let mut bob = Client::register(server.local_addr(), "bob");
+    let Some(mut alice) = TerminalClient::start(server.local_addr(), Some("1")) else {
+        return;
+    };
+    alice.expect_drawn("* choose a name");
+    alice.press("alice\n");
+    alice.expect_drawn("* welcome alice!");
+    bob.expect("* alice joined");
+
+    // Keys arrive one by one and the client draws them itself...
+    alice.press("hwl\x7f\x7fel");
+    alice.expect_drawn("\r\x1b[Khel");
+    // ...so a line from the server clears the input line, is printed, and
+    // the typed text comes back under it.
+    bob.send("hi");
+    alice.expect_drawn("\r\x1b[K[lobby] bob: hi\r\nhel");
+    alice.press("lo\n");
+    bob.expect("[lobby] alice: hello");
+
+    // Ctrl-D on an empty line ends the input: /quit, goodbye, exit 0.
+    alice.press("\x04");
+    alice.expect_drawn("* bye alice");
+    alice.expect_exit_code(0);
+    bob.expect("* alice left");
 }
 
 /// The wait after `/quit` is bounded: against a server that never closes

@@ -18,7 +18,9 @@ Options:
   -V, --version   print the version
 
 End of input (Ctrl-D) or Ctrl-C sends /quit and leaves; Ctrl-C twice leaves
-at once. Colours only on a terminal, and never when NO_COLOR is set.
+at once. On a terminal, lines that arrive while you type are drawn above
+what you are typing (Backspace, Ctrl-U, Ctrl-W edit). Colours only on a
+terminal, and never when NO_COLOR is set.
 Exit status: 0 when the connection ended, 1 if the server cannot be reached,
 2 for a bad command line, 130 for a second Ctrl-C.";
 

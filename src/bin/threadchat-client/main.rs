@@ -8,15 +8,19 @@
 //!   ([`Ending`]): the server closed the connection, the keyboard input
 //!   ended, or Ctrl-C. It carries that out and sets the exit status.
 //! - The **printer** (thread `from-server`) owns the socket's reading side
-//!   and standard output. It prints every line as it arrives and, when the
+//!   and prints through the shared [`Screen`]. It prints every line as it arrives and, when the
 //!   server closes the connection, prints `* disconnected` and says so.
 //! - The **typist** (thread `from-keyboard`) owns standard input. It sends
-//!   each line typed, and says when the input ends.
+//!   each line typed, and says when the input ends. On a terminal it takes
+//!   the keys one by one and keeps the typed line itself (`terminal.rs`,
+//!   `line_editor.rs`), so that the printer can draw a server line above it
+//!   instead of in the middle of it; both draw through one [`Screen`].
 //!
 //! The typist and, on Ctrl-C, the main thread both write to the socket, so
 //! its writing side sits behind a mutex, held for exactly one whole line: a
-//! `/quit` can never land in the middle of a half-sent line. It is the only
-//! lock, and a socket write timeout bounds how long it can be held.
+//! `/quit` can never land in the middle of a half-sent line; a socket write
+//! timeout bounds how long it can be held. The screen's lock is the other
+//! one. No thread ever holds both.
 //!
 //! The typist is never joined. Nothing in std can interrupt a thread blocked
 //! reading standard input, so when the server hangs up while the typist
@@ -25,9 +29,12 @@
 
 mod args;
 mod capped;
+mod line_editor;
 mod paint;
+mod screen;
+mod terminal;
 
-use std::io::{self, BufReader, IsTerminal, Write};
+use std::io::{self, BufReader, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +47,9 @@ use parking_lot::Mutex;
 
 use args::{Invocation, USAGE};
 use capped::LineRead;
+use line_editor::{Key, LineEditor};
 use paint::Style;
+use screen::Screen;
 
 /// How long to try each address the host name resolves to.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,6 +100,18 @@ fn main() -> ExitCode {
 
 fn run(addr: &str) -> ExitCode {
     let (endings_tx, endings) = unbounded();
+    // Keys one by one only when a person is typing at a terminal and
+    // watching one; restored when this guard drops, as `run` returns.
+    let keys_one_by_one = if io::stdin().is_terminal() && io::stdout().is_terminal() {
+        terminal::KeysOneByOne::enter()
+    } else {
+        None
+    };
+    let style = Style::choose(
+        io::stdout().is_terminal(),
+        std::env::var("NO_COLOR").ok().as_deref(),
+    );
+    let screen = Arc::new(Screen::new(style, keys_one_by_one.is_some()));
     if let Err(error) = stop_on_signals(endings_tx.clone()) {
         eprintln!("warning: cannot handle Ctrl-C ({error}); it will end the client abruptly");
     }
@@ -101,7 +122,7 @@ fn run(addr: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match start_threads(stream, &endings_tx) {
+    match start_threads(stream, &screen, &endings_tx) {
         Ok(socket) => {
             drop(endings_tx);
             finish(&socket, &endings);
@@ -120,6 +141,8 @@ fn stop_on_signals(endings: Sender<Ending>) -> Result<(), ctrlc::Error> {
     let signalled = AtomicBool::new(false);
     ctrlc::set_handler(move || {
         if signalled.swap(true, Ordering::SeqCst) {
+            // `exit` runs no destructors: give the terminal back first.
+            terminal::restore();
             std::process::exit(130);
         }
         let _ = endings.send(Ending::Interrupted);
@@ -149,24 +172,32 @@ fn connect(addr: &str) -> Result<TcpStream, String> {
     })
 }
 
-fn start_threads(stream: TcpStream, endings: &Sender<Ending>) -> io::Result<SocketWriter> {
+fn start_threads(
+    stream: TcpStream,
+    screen: &Arc<Screen>,
+    endings: &Sender<Ending>,
+) -> io::Result<SocketWriter> {
     // Lines are sent as they are typed; Nagle's algorithm would only delay them.
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let reading = stream.try_clone()?;
     let socket: SocketWriter = Arc::new(Mutex::new(stream));
-    let style = Style::choose(
-        io::stdout().is_terminal(),
-        std::env::var("NO_COLOR").ok().as_deref(),
-    );
     thread::Builder::new().name("from-server".into()).spawn({
+        let screen = screen.clone();
         let endings = endings.clone();
-        move || print_from_server(reading, style, &endings)
+        move || print_from_server(reading, &screen, &endings)
     })?;
     thread::Builder::new().name("from-keyboard".into()).spawn({
         let socket = socket.clone();
+        let screen = screen.clone();
         let endings = endings.clone();
-        move || send_typed_lines(&socket, &endings)
+        move || {
+            if screen.editing() {
+                edit_typed_lines(&socket, &screen, &endings)
+            } else {
+                send_typed_lines(&socket, &endings)
+            }
+        }
     })?;
     Ok(socket)
 }
@@ -197,9 +228,8 @@ fn finish(socket: &SocketWriter, endings: &Receiver<Ending>) {
 }
 
 /// The printer thread: every server line to standard output as it arrives.
-fn print_from_server(socket: TcpStream, style: Style, endings: &Sender<Ending>) {
+fn print_from_server(socket: TcpStream, screen: &Screen, endings: &Sender<Ending>) {
     let mut from_server = BufReader::new(socket);
-    let mut stdout = io::stdout();
     let mut printing = true;
     let mut line = Vec::new();
     loop {
@@ -216,13 +246,13 @@ fn print_from_server(socket: TcpStream, style: Style, endings: &Sender<Ending>) 
         let text = text.strip_suffix('\r').unwrap_or(&text);
         // Once nobody reads our output, keep reading the socket (to notice
         // when the server closes) but stop printing, and ask to leave.
-        if printing && writeln!(stdout, "{}", style.paint(text)).is_err() {
+        if printing && screen.print(text).is_err() {
             printing = false;
             let _ = endings.send(Ending::OutputClosed);
         }
     }
     if printing {
-        let _ = writeln!(stdout, "{}", style.paint("* disconnected"));
+        let _ = screen.print_last("* disconnected");
     }
     let _ = endings.send(Ending::ServerClosed);
 }
@@ -245,6 +275,39 @@ fn send_typed_lines(socket: &SocketWriter, endings: &Sender<Ending>) {
         if send_line(socket, &line).is_err() {
             // The server has gone; the printer will say so.
             break;
+        }
+    }
+    let _ = endings.send(Ending::InputEnded);
+}
+
+/// The typist thread on a terminal: keys one by one into a `LineEditor`,
+/// the typed line drawn on the `Screen` as it changes, each finished line to
+/// the server.
+fn edit_typed_lines(socket: &SocketWriter, screen: &Screen, endings: &Sender<Ending>) {
+    let mut editor = LineEditor::new(MAX_LINE);
+    let mut keyboard = io::stdin().lock();
+    let mut keys = [0; 256];
+    'typing: loop {
+        let count = match keyboard.read(&mut keys) {
+            Ok(0) => break,
+            Ok(count) => count,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for &key in &keys[..count] {
+            match editor.feed(key) {
+                Key::Nothing => {}
+                Key::Changed => {
+                    let _ = screen.show_typed(editor.typed());
+                }
+                Key::Submit(line) => {
+                    let _ = screen.submit_typed();
+                    if send_line(socket, line.as_bytes()).is_err() {
+                        break 'typing;
+                    }
+                }
+                Key::EndOfInput => break 'typing,
+            }
         }
     }
     let _ = endings.send(Ending::InputEnded);
