@@ -176,7 +176,8 @@ fn ctrl_c_says_quit_and_exits_cleanly() {
     let server = start_server(test_config());
     let mut bob = Client::register(server.local_addr(), "bob");
     let mut alice = RunningClient::connect(server.local_addr());
-    // Once it prints, its signal handler (installed before connecting) is in place.
+    // Once it prints, its signal handler (installed on connecting, before its
+    // threads start) is in place.
     alice.register("alice");
     bob.expect("* alice joined");
 

@@ -100,6 +100,18 @@ fn main() -> ExitCode {
 
 fn run(addr: &str) -> ExitCode {
     let (endings_tx, endings) = unbounded();
+    let stream = match connect(addr) {
+        Ok(stream) => stream,
+        Err(reason) => {
+            eprintln!("error: cannot connect to {addr}: {reason}");
+            return ExitCode::from(1);
+        }
+    };
+    // Only once connected: until then there is nothing to /quit, so Ctrl-C
+    // keeps its usual meaning, and the terminal is left as it is.
+    if let Err(error) = stop_on_signals(endings_tx.clone()) {
+        eprintln!("warning: cannot handle Ctrl-C ({error}); it will end the client abruptly");
+    }
     // Keys one by one only when a person is typing at a terminal and
     // watching one; restored when this guard drops, as `run` returns.
     let keys_one_by_one = if io::stdin().is_terminal() && io::stdout().is_terminal() {
@@ -112,16 +124,6 @@ fn run(addr: &str) -> ExitCode {
         std::env::var("NO_COLOR").ok().as_deref(),
     );
     let screen = Arc::new(Screen::new(style, keys_one_by_one.is_some()));
-    if let Err(error) = stop_on_signals(endings_tx.clone()) {
-        eprintln!("warning: cannot handle Ctrl-C ({error}); it will end the client abruptly");
-    }
-    let stream = match connect(addr) {
-        Ok(stream) => stream,
-        Err(reason) => {
-            eprintln!("error: cannot connect to {addr}: {reason}");
-            return ExitCode::from(1);
-        }
-    };
     match start_threads(stream, &screen, &endings_tx) {
         Ok(socket) => {
             drop(endings_tx);
