@@ -365,10 +365,19 @@ struct Tally {
     failed: usize,
     /// Connections the server closed after registration.
     dropped_later: usize,
+    /// Lines the server said it dropped: the first number of every line
+    /// starting `! ` that says "dropped" (threadchat tells a client that fell
+    /// behind how many lines it missed; other servers may say nothing).
+    told_dropped: u64,
     /// Whether to count and time `LG` lines (not during the warm-up).
     measuring: bool,
     received: u64,
     latencies_us: Vec<u32>,
+    /// For each line sent (sender, seq): the latency of its first and of its
+    /// last arrival so far. The difference is how long the server took to go
+    /// round all of that line's recipients, which is what bounds the tail of
+    /// a fan-out on a thread-per-connection server.
+    arrivals_us: HashMap<(usize, u64), (u32, u32)>,
     /// Highest sequence number of each sender seen by the probe client.
     probe_seen: HashMap<usize, u64>,
     probe: usize,
@@ -547,6 +556,14 @@ impl Swarm {
         if !tally.measuring {
             return;
         }
+        if line.starts_with(b"! ") && find(line, b"dropped").is_some() {
+            let number = line[2..]
+                .split(|b| !b.is_ascii_digit())
+                .find(|digits| !digits.is_empty())
+                .and_then(|digits| std::str::from_utf8(digits).ok()?.parse::<u64>().ok());
+            tally.told_dropped += number.unwrap_or(0);
+            return;
+        }
         let Some(at) = find(line, b"LG ") else {
             return;
         };
@@ -564,9 +581,14 @@ impl Swarm {
         }
         tally.received += 1;
         let now_us = now.duration_since(self.epoch).as_micros() as u64;
-        tally
-            .latencies_us
-            .push(now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32);
+        let latency_us = now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32;
+        tally.latencies_us.push(latency_us);
+        let (first, last) = tally
+            .arrivals_us
+            .entry((sender, seq))
+            .or_insert((latency_us, latency_us));
+        *first = (*first).min(latency_us);
+        *last = (*last).max(latency_us);
         if index == tally.probe {
             let seen = tally.probe_seen.entry(sender).or_insert(0);
             *seen = (*seen).max(seq);
@@ -622,11 +644,16 @@ struct Report {
     connect_failed: usize,
     connect_secs: f64,
     dropped_later: usize,
+    told_dropped: u64,
     sent: u64,
     expected: u64,
     received: u64,
     measure_secs: f64,
     latency_ms: Option<[f64; 6]>,
+    /// Per line: the latency of its first arrival anywhere.
+    first_ms: Option<[f64; 6]>,
+    /// Per line: from its first arrival to its last.
+    spread_ms: Option<[f64; 6]>,
     users_ms: Option<[f64; 6]>,
     idle: Option<ProcSample>,
     baseline: Option<ProcSample>,
@@ -679,10 +706,11 @@ impl Report {
             row(
                 "loss",
                 format!(
-                    "{} ({:.3}%)",
+                    "{} ({:.3}%), of which the server said it dropped {}",
                     self.expected.saturating_sub(self.received),
                     100.0 * self.expected.saturating_sub(self.received) as f64
-                        / self.expected.max(1) as f64
+                        / self.expected.max(1) as f64,
+                    self.told_dropped
                 ),
             );
             row(
@@ -698,6 +726,12 @@ impl Report {
         };
         if let Some(latency) = &self.latency_ms {
             row("latency ms", percentiles(latency));
+        }
+        if let Some(first) = &self.first_ms {
+            row("first arrival of a line ms", percentiles(first));
+        }
+        if let Some(spread) = &self.spread_ms {
+            row("first to last arrival ms", percentiles(spread));
         }
         if let Some(users) = &self.users_ms {
             row("/users reply ms", percentiles(users));
@@ -737,6 +771,7 @@ impl Report {
             ("connect_failed".into(), self.connect_failed.to_string()),
             ("connect_secs".into(), format!("{:.3}", self.connect_secs)),
             ("closed_by_server".into(), self.dropped_later.to_string()),
+            ("told_dropped".into(), self.told_dropped.to_string()),
             ("sent".into(), self.sent.to_string()),
             ("expected".into(), self.expected.to_string()),
             ("received".into(), self.received.to_string()),
@@ -746,7 +781,12 @@ impl Report {
             ),
         ];
         let names = ["p50", "p90", "p99", "p999", "max", "mean"];
-        for (prefix, values) in [("latency", &self.latency_ms), ("users", &self.users_ms)] {
+        for (prefix, values) in [
+            ("latency", &self.latency_ms),
+            ("first", &self.first_ms),
+            ("spread", &self.spread_ms),
+            ("users", &self.users_ms),
+        ] {
             if let Some(values) = values {
                 for (name, value) in names.iter().zip(values) {
                     fields.push((format!("{prefix}_{name}_ms"), format!("{value:.3}")));
@@ -1001,6 +1041,11 @@ fn run(args: &Args) -> io::Result<Report> {
     };
 
     let tally = &mut swarm.tally;
+    let (mut first_us, mut spread_us): (Vec<u32>, Vec<u32>) = tally
+        .arrivals_us
+        .values()
+        .map(|&(first, last)| (first, last - first))
+        .unzip();
     Ok(Report {
         mode: args.mode,
         clients: args.clients,
@@ -1011,11 +1056,14 @@ fn run(args: &Args) -> io::Result<Report> {
         connect_failed,
         connect_secs,
         dropped_later,
+        told_dropped: tally.told_dropped,
         sent,
         expected,
         received: tally.received,
         measure_secs,
         latency_ms: percentiles_ms(&mut tally.latencies_us),
+        first_ms: percentiles_ms(&mut first_us),
+        spread_ms: percentiles_ms(&mut spread_us),
         users_ms: percentiles_ms(&mut tally.users_replies),
         idle,
         baseline,
@@ -1059,16 +1107,23 @@ fn chart(results: &str, out_dir: &str) -> io::Result<()> {
         "fanout latency against clients",
         "ms (log scale)",
         true,
+        Some((10.0, "target: p99 under 10 ms at 1,000 clients")),
         &[
             ("p50", "#1f77b4", series("fanout", "latency_p50_ms")),
             ("p99", "#d62728", series("fanout", "latency_p99_ms")),
+            (
+                "one line, first to last recipient (p50)",
+                "#9467bd",
+                series("fanout", "spread_p50_ms"),
+            ),
         ],
     );
     std::fs::write(format!("{out_dir}/latency.svg"), latency)?;
     let throughput = svg_chart(
         "deliveries per second against clients",
-        "deliveries/s",
-        false,
+        "deliveries/s (log scale)",
+        true,
+        None,
         &[
             (
                 "saturate",
@@ -1088,7 +1143,14 @@ type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 
 /// A line chart with a logarithmic x axis (clients) and a linear or
 /// logarithmic y axis.
-fn svg_chart(title: &str, unit: &str, log_y: bool, series: &[Series<'_>]) -> String {
+/// `reference`: a value to mark with a dashed line across the chart, and its label.
+fn svg_chart(
+    title: &str,
+    unit: &str,
+    log_y: bool,
+    reference: Option<(f64, &str)>,
+    series: &[Series<'_>],
+) -> String {
     let (width, height, left, right, top, bottom) = (640.0, 400.0, 80.0, 20.0, 40.0, 50.0);
     let points = series.iter().flat_map(|s| s.2.iter());
     let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, f64::MIN, f64::MAX, 0.0f64);
@@ -1106,15 +1168,28 @@ fn svg_chart(title: &str, unit: &str, log_y: bool, series: &[Series<'_>]) -> Str
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let x_of = |x: f64| left + (x.ln() - x_min.ln()) / (x_max.ln() - x_min.ln()) * plot_w;
-    // Log scale: from the power of ten below the smallest value.
+    // Log scale: whole powers of ten, from the one below the smallest value
+    // to the one above the largest (or the reference line), one tick each.
     let y_floor = 10f64.powf(y_min.max(1e-3).log10().floor());
+    let y_top = if log_y {
+        let highest = reference.map_or(y_max, |(value, _)| y_max.max(value));
+        10f64.powf(highest.log10().ceil()).max(y_floor * 10.0)
+    } else {
+        y_max
+    };
     let y_of = |y: f64| {
         let share = if log_y {
-            (y.max(y_floor) / y_floor).ln() / (y_max / y_floor).ln()
+            (y.max(y_floor) / y_floor).ln() / (y_top / y_floor).ln()
         } else {
-            y / y_max
+            y / y_top
         };
         top + plot_h - share * plot_h
+    };
+    let ticks: Vec<f64> = if log_y {
+        let decades = (y_top / y_floor).log10().round() as i32;
+        (0..=decades).map(|k| y_floor * 10f64.powi(k)).collect()
+    } else {
+        (0..=4).map(|k| y_top * k as f64 / 4.0).collect()
     };
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
@@ -1128,12 +1203,7 @@ fn svg_chart(title: &str, unit: &str, log_y: bool, series: &[Series<'_>]) -> Str
         top + plot_h,
         top + plot_h
     );
-    for tick in 0..=4 {
-        let y = if log_y {
-            y_floor * (y_max / y_floor).powf(tick as f64 / 4.0)
-        } else {
-            y_max * tick as f64 / 4.0
-        };
+    for y in ticks {
         let _ = writeln!(
             svg,
             "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
@@ -1170,6 +1240,17 @@ fn svg_chart(title: &str, unit: &str, log_y: bool, series: &[Series<'_>]) -> Str
         top + plot_h / 2.0,
         top + plot_h / 2.0
     );
+    if let Some((value, label)) = reference {
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#555\" stroke-dasharray=\"6 4\"/>\
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">{label}</text>",
+            left + plot_w,
+            left + plot_w - 4.0,
+            y_of(value) - 5.0,
+            y = y_of(value),
+        );
+    }
     for (n, (name, colour, points)) in series.iter().enumerate() {
         let path: Vec<String> = points
             .iter()
@@ -1204,7 +1285,7 @@ fn short_number(value: f64) -> String {
         format!("{:.1}M", value / 1e6)
     } else if value >= 1e3 {
         format!("{:.0}k", value / 1e3)
-    } else if value >= 10.0 {
+    } else if value >= 10.0 || value == value.round() {
         format!("{value:.0}")
     } else {
         format!("{value:.2}")
