@@ -33,6 +33,10 @@ pub struct Config {
     /// A registered client that sends no line for this long is told so and
     /// disconnected; `None` (the default) never.
     pub idle_timeout: Option<Duration>,
+    /// Joins and leaves are announced to the rest of the room only while it
+    /// has at most this many others in it; bigger rooms are quiet about
+    /// them (`/users` and `/who` still tell). 0: never announced.
+    pub announce_up_to: usize,
     /// Lines each client may send; `None` for no limit.
     pub rate_limit: Option<RateLimit>,
     /// A socket write that blocks this long disconnects its client.
@@ -65,6 +69,7 @@ impl Default for Config {
             queue_capacity: 256,
             stats_interval: Duration::from_secs(5),
             history: 50,
+            announce_up_to: 200,
             max_line: 1024,
             name_timeout: Duration::from_secs(60),
             idle_timeout: None,
@@ -99,6 +104,8 @@ Options:
   --queue N               lines queued per client before they are dropped [default: 256]
   --stats-interval SECS   seconds between stats lines in the log [default: 5]
   --history N             lines each room keeps for newcomers, 0 for none [default: 50]
+  --announce-up-to N      announce joins and leaves only in rooms of at most N others,
+                          0 for never [default: 200]
   --max-line BYTES        longest line a client may send [default: 1024]
   --rate-limit N/SECS     lines a client may send per SECS seconds, or off [default: 20/10]
   --name-timeout SECS     disconnect a connection that has not chosen a name [default: 60]
@@ -142,6 +149,9 @@ where
             "--queue" => config.queue_capacity = positive(&flag, &value()?)?,
             "--stats-interval" => config.stats_interval = seconds(&flag, &value()?)?,
             "--history" => config.history = at_most(&flag, &value()?, MAX_HISTORY)?,
+            "--announce-up-to" => {
+                config.announce_up_to = at_most(&flag, &value()?, MAX_ANNOUNCE_UP_TO)?
+            }
             "--max-line" => config.max_line = positive(&flag, &value()?)?,
             "--rate-limit" => {
                 config.rate_limit = match value()?.as_str() {
@@ -172,6 +182,10 @@ fn check_addr(addr: &str) -> Result<String, String> {
         _ => Err(format!("expected HOST:PORT, got {addr:?}")),
     }
 }
+
+/// More than any room can hold (clients are bounded by `pid_max`), so the
+/// largest value means "always announce".
+const MAX_ANNOUNCE_UP_TO: usize = 1_000_000;
 
 /// The most lines `--history` may keep per room. Rooms are bounded by the
 /// number of clients, so this bounds the memory history can take.
@@ -242,6 +256,8 @@ mod tests {
             "--history",
             "0",
             "--max-line=200",
+            "--announce-up-to",
+            "0",
             "--rate-limit",
             "5/2",
             "--name-timeout",
@@ -250,6 +266,7 @@ mod tests {
         ]);
         assert_eq!(config.history, 0);
         assert_eq!(config.max_line, 200);
+        assert_eq!(config.announce_up_to, 0);
         assert_eq!(
             config.rate_limit,
             Some(RateLimit {
@@ -310,6 +327,9 @@ mod tests {
         assert!(parse(&["--history", "10001"])
             .unwrap_err()
             .contains("from 0 to 10000"));
+        assert!(parse(&["--announce-up-to", "lots"])
+            .unwrap_err()
+            .starts_with("--announce-up-to: expected a whole number"));
         assert!(parse(&["--addr", "7878"])
             .unwrap_err()
             .contains("HOST:PORT"));

@@ -210,8 +210,7 @@ impl Manager {
         }
         // Told while the leaver is still a member, so it is not among the
         // recipients (`send_to_room_except`) and the room still exists.
-        let left = protocol::notice(&format!("{name} left"));
-        self.send_to_room_except(id, &OutboundLine::new(&left));
+        self.announce_presence(id, &format!("{name} left"));
         log::debug!("{name} ({id}) goes to {room}");
         self.enter_room(id, &name, room, |room, members| {
             format!("you joined #{room}; {members} here")
@@ -257,8 +256,20 @@ impl Manager {
                 deliver(&mut self.tally, self.stuck_after, member, line.clone());
             }
         }
-        let joined = protocol::notice(&format!("{name} joined"));
-        self.send_to_room_except(id, &OutboundLine::new(&joined));
+        self.announce_presence(id, &format!("{name} joined"));
+    }
+
+    /// `* NAME joined` or `* NAME left` to the rest of `id`'s room, if the
+    /// room is small enough for that to be news (`--announce-up-to`). In a
+    /// room of thousands these lines would drown the chat, and a room
+    /// filling up would cost N²/2 of them: 50 million for 10,000 clients,
+    /// minutes of the server's time (docs/BENCHMARKS.md).
+    fn announce_presence(&mut self, id: ClientId, text: &str) {
+        let others = self.rooms.size_of_room_of(id).saturating_sub(1);
+        if others > self.shared.config.announce_up_to {
+            return;
+        }
+        self.send_to_room_except(id, &OutboundLine::new(&protocol::notice(text)));
     }
 
     /// A chat line or an action: formatted once, sent to the rest of the
@@ -325,8 +336,7 @@ impl Manager {
         match &member.name {
             Some(name) => {
                 log::info!("{name} left ({id}): {reason}");
-                let left = protocol::notice(&format!("{name} left"));
-                self.send_to_room_except(id, &OutboundLine::new(&left));
+                self.announce_presence(id, &format!("{name} left"));
                 self.rooms.leave(id);
                 self.shared.clients.release(name, id);
             }

@@ -121,6 +121,11 @@ impl Rooms {
         self.by_key.get(self.room_of.get(&id)?)
     }
 
+    /// How many are in `id`'s room, `id` included; 0 if it is in none.
+    pub fn size_of_room_of(&self, id: ClientId) -> usize {
+        self.room(id).map_or(0, |room| room.members.len())
+    }
+
     /// Everyone in `id`'s room, `id` included, in no particular order.
     pub fn roommates(&self, id: ClientId) -> impl Iterator<Item = ClientId> + '_ {
         self.room(id)
@@ -184,6 +189,9 @@ mod tests {
         assert_eq!(sorted(rooms.roommates(ClientId(1))), vec![1, 2]);
         assert_eq!(sorted(rooms.roommates(ClientId(3))), vec![3]);
         assert_eq!(rooms.room_of(ClientId(3)), Some("Rust"));
+        assert_eq!(rooms.size_of_room_of(ClientId(1)), 2);
+        assert_eq!(rooms.size_of_room_of(ClientId(3)), 1);
+        assert_eq!(rooms.size_of_room_of(ClientId(4)), 0, "in no room");
     }
 
     #[test]

@@ -297,3 +297,42 @@ fn joining_while_others_talk_loses_and_repeats_nothing() {
         numbers.len()
     );
 }
+
+#[test]
+fn big_rooms_are_quiet_about_joins_and_leaves() {
+    // With --announce-up-to 2, a join or leave is news to at most 2 others.
+    let server = start_server(Config {
+        announce_up_to: 2,
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let mut alice = Client::register(addr, "alice");
+    let mut bob = Client::register(addr, "bob");
+    alice.expect("* bob joined");
+    let mut carol = Client::register(addr, "carol");
+    alice.expect("* carol joined");
+    bob.expect("* carol joined");
+
+    // Three others would be told: dave arrives unannounced. His first line
+    // is the next thing the others see, and /users still counts him.
+    let mut dave = Client::register(addr, "dave");
+    dave.send("hi from dave");
+    alice.expect("[lobby] dave: hi from dave");
+    bob.expect("[lobby] dave: hi from dave");
+    carol.expect("[lobby] dave: hi from dave");
+    alice.send("/users");
+    alice.expect_prefix("* online (4):");
+
+    // He leaves as quietly.
+    dave.send("/quit");
+    dave.expect("* bye dave");
+    dave.expect_closed();
+    carol.send("still here");
+    alice.expect("[lobby] carol: still here");
+    bob.expect("[lobby] carol: still here");
+
+    // Back to two others: carol's going is announced again.
+    join(&mut carol, "rust", "rust", 1);
+    alice.expect("* carol left");
+    bob.expect("* carol left");
+}
