@@ -1,5 +1,5 @@
 //! The acceptor thread: owns the `TcpListener`, accepts connections, and
-//! starts the reader and writer thread of each one.
+//! starts each one's reader thread (which starts its writer).
 //!
 //! It touches the stats lock (to count a connection in, or refuse it when
 //! `--max-clients` are open) and nothing else that is shared. It keeps, in a
@@ -9,195 +9,144 @@
 //! connection is over; the acceptor joins that thread the next time it wakes.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use crate::event::{ClientId, Event, OutboundLine};
-use crate::protocol;
+use crate::event::{ClientId, Event};
 use crate::reader::{self, ReaderStart};
-use crate::server::Shared;
-use crate::writer;
+use crate::shared::Shared;
+use crate::shutdown::ShutdownSignal;
+use crate::socket::{self, BUSY, FULL};
 
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before trying again, so the error does not become a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-pub fn run(
+pub(crate) fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
-    events: Sender<Event>,
-    shutdown: Receiver<()>,
+    events_tx: Sender<Event>,
+    shutdown: ShutdownSignal,
 ) {
-    let mut connections = Connections::new();
-    let mut last_id = 0;
-    // Failed accepts in a row. Running out of file descriptors fails every
-    // accept until a connection closes: one warning per episode, not ten a
-    // second.
-    let mut failing = 0u64;
+    let mut acceptor = Acceptor {
+        shared,
+        events_tx,
+        connections: Connections::new(),
+        last_id: 0,
+        failing: 0,
+    };
     loop {
         let accepted = listener.accept();
         // `ServerHandle` wakes us with a connection of its own after it has
-        // signalled, so the signal is checked before looking at the result.
-        if matches!(shutdown.try_recv(), Err(TryRecvError::Disconnected)) {
+        // fired the signal, so the signal is checked before the result.
+        if shutdown.has_fired() {
             break;
         }
-        connections.join_finished();
+        acceptor.connections.join_finished();
         match accepted {
-            Ok((stream, peer)) => {
-                if failing > 0 {
-                    log::info!("accepting again after {failing} failed accepts");
-                    failing = 0;
-                }
-                last_id += 1;
-                let id = ClientId(last_id);
-                if !shared.stats.try_open_connection(shared.config.max_clients) {
-                    log::warn!("server full: refused {peer}");
-                    refuse(&stream, "server full, try again later");
-                    continue;
-                }
-                // `start_client` takes a reference, so that when it fails the
-                // socket is still ours to say why on.
-                let stream = Arc::new(stream);
-                match start_client(
-                    id,
-                    peer,
-                    &stream,
-                    &shared,
-                    &events,
-                    &connections.finished_tx,
-                ) {
-                    Ok(connection) => connections.insert(id, connection),
-                    Err(error) => {
-                        // Out of threads or memory: this one connection is
-                        // turned away (`start_client` told it), and the
-                        // server goes on.
-                        log::warn!("cannot start threads for {peer}: {error}; refused it");
-                        shared.stats.refuse_opened_connection();
-                        thread::sleep(ACCEPT_BACKOFF);
-                    }
-                }
-            }
+            Ok((stream, peer)) => acceptor.admit(stream, peer),
+            Err(error) => acceptor.accept_failed(error),
+        }
+    }
+    drop(listener);
+    let Acceptor {
+        shared,
+        events_tx,
+        mut connections,
+        ..
+    } = acceptor;
+    // The manager drains events until every sender is gone; ours must not
+    // be one of those it waits for while we wait for the readers.
+    drop(events_tx);
+    connections.close_all(shared.config.shutdown_grace);
+}
+
+/// What the acceptor thread keeps between connections.
+struct Acceptor {
+    shared: Arc<Shared>,
+    /// Cloned into each reader.
+    events_tx: Sender<Event>,
+    connections: Connections,
+    last_id: u64,
+    /// Failed accepts in a row. Running out of file descriptors fails every
+    /// accept until a connection closes: one warning per episode, not ten a
+    /// second.
+    failing: u64,
+}
+
+impl Acceptor {
+    /// A new connection: counted in and given its threads, or turned away
+    /// with one line saying why.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.failing > 0 {
+            log::info!("accepting again after {} failed accepts", self.failing);
+            self.failing = 0;
+        }
+        self.last_id += 1;
+        let id = ClientId(self.last_id);
+        let stats = &self.shared.stats;
+        if !stats.try_open_connection(self.shared.config.max_clients) {
+            log::warn!("server full: refused {peer}");
+            socket::turn_away(&stream, FULL);
+            return;
+        }
+        let stream = Arc::new(stream);
+        match self.start_reader(id, peer, &stream) {
+            Ok(reader) => self.connections.insert(id, reader, &stream),
             Err(error) => {
-                failing += 1;
-                if failing == 1 {
-                    log::warn!(
-                        "accept failed: {error}; retrying every {ACCEPT_BACKOFF:?} until it works"
-                    );
-                } else {
-                    log::debug!("accept failed again: {error}");
-                }
+                // Out of threads or memory (`pid_max` is shared by the
+                // whole machine): this one connection is turned away, and
+                // the server goes on.
+                log::warn!("cannot start a reader thread for {peer}: {error}; refused it");
+                socket::turn_away(&stream, BUSY);
+                stats.refuse_opened_connection();
                 thread::sleep(ACCEPT_BACKOFF);
             }
         }
     }
-    drop(listener);
-    // The manager drains events until every sender is gone; ours must not
-    // be one of those it waits for while we wait for the readers.
-    drop(events);
-    connections.close_all(shared.config.shutdown_grace);
-}
 
-/// Turns a connection away with one `! ` line, and closes it. Written here
-/// rather than through the manager because this connection never becomes a
-/// client.
-fn refuse(mut stream: &TcpStream, why: &str) {
-    let line = format!("{}\n", protocol::error(why));
-    // A fresh socket's send buffer is empty, so this cannot block for long;
-    // the timeout is there in case the kernel disagrees.
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(line.as_bytes());
-    let _ = stream.shutdown(Shutdown::Write);
-}
+    /// Sets the socket up and starts the connection's reader thread. If the
+    /// thread cannot be created, its closure is dropped unrun and the
+    /// socket is still ours (through `stream`) to say why on.
+    fn start_reader(
+        &self,
+        id: ClientId,
+        peer: SocketAddr,
+        stream: &Arc<TcpStream>,
+    ) -> io::Result<JoinHandle<()>> {
+        // The writer already gathers queued lines into one write; Nagle's
+        // algorithm would only add delay on top.
+        stream.set_nodelay(true)?;
+        // A client that stops reading fills its socket buffer; this bounds how
+        // long its writer can then be stuck in one write.
+        stream.set_write_timeout(Some(self.shared.config.write_timeout))?;
+        let start = ReaderStart {
+            id,
+            peer,
+            stream: stream.clone(),
+            events_tx: self.events_tx.clone(),
+            shared: self.shared.clone(),
+            finished_tx: self.connections.finished_tx.clone(),
+        };
+        thread::Builder::new()
+            .name(format!("reader-{}", id.0))
+            .stack_size(self.shared.config.client_stack_bytes)
+            .spawn(move || reader::run(start))
+    }
 
-/// What a connection is told when its threads cannot be started.
-const BUSY: &str = "server busy, try again later";
-
-/// Starts the writer, then the reader, of one connection. If either thread
-/// cannot be started (out of memory, or of threads: `pid_max` is shared by
-/// the whole machine), the client is told `! server busy, try again later`,
-/// whatever did start is joined, and the error is returned.
-fn start_client(
-    id: ClientId,
-    peer: SocketAddr,
-    stream: &Arc<TcpStream>,
-    shared: &Arc<Shared>,
-    events: &Sender<Event>,
-    finished: &Sender<ClientId>,
-) -> io::Result<Connection> {
-    // The writer already gathers queued lines into one write; Nagle's
-    // algorithm would only add delay on top.
-    stream.set_nodelay(true)?;
-    // A client that stops reading fills its socket buffer; this bounds how
-    // long its writer can then be stuck in one write.
-    stream.set_write_timeout(Some(shared.config.write_timeout))?;
-    let (outbound, queue) = bounded(shared.config.queue_capacity);
-
-    let stack_size = shared.config.client_stack_bytes;
-    let writer = thread::Builder::new()
-        .name(format!("writer-{}", id.0))
-        .stack_size(stack_size)
-        .spawn({
-            let stream = stream.clone();
-            move || writer::run(id, stream, queue)
-        });
-    let writer = match writer {
-        Ok(writer) => writer,
-        Err(error) => {
-            refuse(stream, BUSY);
-            return Err(error);
+    fn accept_failed(&mut self, error: io::Error) {
+        self.failing += 1;
+        if self.failing == 1 {
+            log::warn!("accept failed: {error}; retrying every {ACCEPT_BACKOFF:?} until it works");
+        } else {
+            log::debug!("accept failed again: {error}");
         }
-    };
-    let start = ReaderStart {
-        id,
-        peer,
-        stream: stream.clone(),
-        outbound,
-        writer,
-        events: events.clone(),
-        shared: shared.clone(),
-        finished: finished.clone(),
-    };
-    // The reader gets its start over a one-place channel rather than in its
-    // closure: if its thread cannot be created, the closure is dropped
-    // unrun, and `start` (with the writer's handle) must still be ours to
-    // clean up.
-    let (hand_over, handed) = bounded::<ReaderStart>(1);
-    let reader = thread::Builder::new()
-        .name(format!("reader-{}", id.0))
-        .stack_size(stack_size)
-        .spawn(move || {
-            if let Ok(start) = handed.recv() {
-                reader::run(start)
-            }
-        });
-    match reader {
-        Ok(reader) => {
-            // Cannot block (the channel has room for one) nor fail (the
-            // reader waits for it).
-            let _ = hand_over.send(start);
-            Ok(Connection {
-                reader,
-                stream: Arc::downgrade(stream),
-            })
-        }
-        Err(error) => {
-            // The writer says why, sees its queue closed, shuts the socket
-            // down and exits; a fresh socket takes one line at once.
-            let ReaderStart {
-                outbound, writer, ..
-            } = start;
-            let _ = outbound.try_send(OutboundLine::new(&protocol::error(BUSY)));
-            drop(outbound);
-            if writer.join().is_err() {
-                log::error!("writer {id} panicked");
-            }
-            Err(error)
-        }
+        thread::sleep(ACCEPT_BACKOFF);
     }
 }
 
@@ -212,29 +161,30 @@ struct Connection {
 struct Connections {
     open: HashMap<ClientId, Connection>,
     finished_tx: Sender<ClientId>,
-    finished: Receiver<ClientId>,
+    finished_rx: Receiver<ClientId>,
 }
 
 impl Connections {
     fn new() -> Self {
         // Unbounded so that a reader's last act never blocks; it holds at
         // most one id per connection that ended since the acceptor last woke.
-        let (finished_tx, finished) = unbounded();
+        let (finished_tx, finished_rx) = unbounded();
         Connections {
             open: HashMap::new(),
             finished_tx,
-            finished,
+            finished_rx,
         }
     }
 
-    fn insert(&mut self, id: ClientId, connection: Connection) {
-        self.open.insert(id, connection);
+    fn insert(&mut self, id: ClientId, reader: JoinHandle<()>, stream: &Arc<TcpStream>) {
+        let stream = Arc::downgrade(stream);
+        self.open.insert(id, Connection { reader, stream });
     }
 
     /// Joins the readers that said they are done. Their threads have
     /// already exited (or are about to), so this does not wait.
     fn join_finished(&mut self) {
-        while let Ok(id) = self.finished.try_recv() {
+        while let Ok(id) = self.finished_rx.try_recv() {
             self.join(id);
         }
     }
@@ -254,7 +204,7 @@ impl Connections {
     fn close_all(&mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
         while !self.open.is_empty() {
-            match self.finished.recv_deadline(deadline) {
+            match self.finished_rx.recv_deadline(deadline) {
                 Ok(id) => self.join(id),
                 Err(_) => break,
             }

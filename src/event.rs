@@ -16,7 +16,7 @@ use crossbeam_channel::Sender;
 /// reused while the server runs. Names change (`/nick`); ids do not, so every
 /// table the manager keeps is indexed by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub u64);
+pub(crate) struct ClientId(pub(crate) u64);
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,23 +30,24 @@ impl fmt::Display for ClientId {
 /// thousand people is formatted once and the same bytes are queued a thousand
 /// times.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutboundLine(Arc<str>);
+pub(crate) struct OutboundLine(Arc<str>);
 
 impl OutboundLine {
     /// Builds a line from its text; the newline is added here, once.
-    pub fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let mut line = String::with_capacity(text.len() + 1);
         line.push_str(text);
         line.push('\n');
         OutboundLine(line.into())
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
 
     /// The text without its newline.
-    pub fn text(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn text(&self) -> &str {
         self.0.trim_end_matches('\n')
     }
 }
@@ -56,15 +57,22 @@ impl OutboundLine {
 /// Shutting the socket down wakes the client's reader and writer, which then
 /// end the connection the usual way. Weak, so it never keeps a socket open.
 #[derive(Clone, Debug)]
-pub struct Hangup(Weak<TcpStream>);
+pub(crate) struct Hangup(Weak<TcpStream>);
 
 impl Hangup {
-    pub fn new(stream: &Arc<TcpStream>) -> Self {
+    pub(crate) fn new(stream: &Arc<TcpStream>) -> Self {
         Hangup(Arc::downgrade(stream))
     }
 
+    /// A handle that hangs up on nothing: for tests of the manager, which
+    /// need no sockets.
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Hangup(Weak::new())
+    }
+
     /// `shutdown(2)`: returns at once, never blocks.
-    pub fn hang_up(&self) {
+    pub(crate) fn hang_up(&self) {
         if let Some(stream) = self.0.upgrade() {
             let _ = stream.shutdown(Shutdown::Both);
         }
@@ -74,7 +82,7 @@ impl Hangup {
 /// Why a client's reader stopped. The manager tells the room the same thing
 /// (`* NAME left`) whatever the reason; the reason goes to the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LeaveReason {
+pub(crate) enum LeaveReason {
     /// The client typed `/quit`: it is sent a goodbye before its queue closes.
     Quit,
     /// The client closed its side of the connection (end of file).
@@ -115,14 +123,14 @@ impl fmt::Display for LeaveReason {
 /// sender's messages in order, so the manager sees every client's life in the
 /// order it happened.
 #[derive(Debug)]
-pub enum Event {
-    /// A connection was accepted. `outbound` is the sending half of the
-    /// client's queue; the manager holds the only copy, so dropping it is what
-    /// tells the writer the connection is over.
+pub(crate) enum Event {
+    /// A connection was accepted. `outbound_tx` is the sending end of the
+    /// client's queue; the manager holds the only copy, so dropping it is
+    /// what tells the writer the connection is over.
     Connected {
         id: ClientId,
         peer: SocketAddr,
-        outbound: Sender<OutboundLine>,
+        outbound_tx: Sender<OutboundLine>,
         hangup: Hangup,
     },
     /// The reader claimed `name` in the client directory for this client.

@@ -11,14 +11,14 @@ use std::collections::VecDeque;
 use crate::event::OutboundLine;
 
 #[derive(Debug)]
-pub struct History {
+pub(crate) struct History {
     lines: VecDeque<OutboundLine>,
     /// At most this many lines are kept; 0 keeps none.
     limit: usize,
 }
 
 impl History {
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         History {
             // Grows as lines arrive: a room that is never spoken in costs
             // nothing, whatever the limit.
@@ -28,7 +28,7 @@ impl History {
     }
 
     /// Keeps `line`, forgetting the oldest line if the buffer is full.
-    pub fn record(&mut self, line: OutboundLine) {
+    pub(crate) fn record(&mut self, line: OutboundLine) {
         if self.limit == 0 {
             return;
         }
@@ -39,15 +39,15 @@ impl History {
     }
 
     /// The kept lines, oldest first.
-    pub fn lines(&self) -> impl ExactSizeIterator<Item = &OutboundLine> {
+    pub(crate) fn lines(&self) -> impl ExactSizeIterator<Item = &OutboundLine> {
         self.lines.iter()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lines.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
 }

@@ -14,7 +14,7 @@ const READ_BUFFER_BYTES: usize = 2048;
 
 /// What the next call to [`LineReader::next_line`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A complete line without its `\n` (and without a `\r` before it).
     Line(String),
     /// A line longer than the limit. Reported as soon as the limit is
@@ -27,7 +27,7 @@ pub enum Incoming {
     End,
 }
 
-pub struct LineReader<R> {
+pub(crate) struct LineReader<R> {
     input: BufReader<R>,
     /// The line read so far; never longer than `max_len + 1`.
     line: Vec<u8>,
@@ -39,7 +39,7 @@ pub struct LineReader<R> {
 impl<R: Read> LineReader<R> {
     /// `max_len` counts the bytes before the `\n`; a `\r` before the `\n` is
     /// not counted.
-    pub fn new(input: R, max_len: usize) -> Self {
+    pub(crate) fn new(input: R, max_len: usize) -> Self {
         LineReader {
             input: BufReader::with_capacity(READ_BUFFER_BYTES, input),
             line: Vec::new(),
@@ -49,7 +49,7 @@ impl<R: Read> LineReader<R> {
     }
 
     /// Blocks until a whole line, an over-long line, or the end of the stream.
-    pub fn next_line(&mut self) -> io::Result<Incoming> {
+    pub(crate) fn next_line(&mut self) -> io::Result<Incoming> {
         loop {
             let available = match self.input.fill_buf() {
                 Ok(bytes) => bytes,

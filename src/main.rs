@@ -4,7 +4,6 @@
 //! waiting for that signal. Everything else is in the library, starting at
 //! `Server::start`.
 
-use std::io;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -37,7 +36,7 @@ fn run(config: Config) -> ExitCode {
 
     // The handler runs on ctrlc's own thread. It only signals the main
     // thread, which does the shutdown; a second signal means "now".
-    let (signal_tx, signal) = bounded::<()>(1);
+    let (signal_tx, signal_rx) = bounded::<()>(1);
     let signalled = AtomicBool::new(false);
     let handler = ctrlc::set_handler(move || {
         if signalled.swap(true, Ordering::SeqCst) {
@@ -51,27 +50,16 @@ fn run(config: Config) -> ExitCode {
         return ExitCode::from(1);
     }
 
-    let addr = config.addr.clone();
     let server = match Server::start(config) {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("error: cannot listen on {addr}: {}", describe(&error));
+            eprintln!("error: {error}");
             return ExitCode::from(1);
         }
     };
     // Nothing but the handler sends; it never drops its sender, so `recv`
     // returns only on a signal.
-    let _ = signal.recv();
+    let _ = signal_rx.recv();
     server.shutdown();
     ExitCode::SUCCESS
-}
-
-/// The short words for the errors people meet when starting a server.
-fn describe(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::AddrInUse => "address in use".to_string(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_string(),
-        _ => error.to_string(),
-    }
 }

@@ -1,44 +1,48 @@
 //! The manager thread: the one place that decides who receives what.
 //!
-//! It receives every [`Event`] from every reader over one channel, and holds
-//! the only sender of every client's outgoing queue. It owns, without a lock
-//! because no other thread sees them, the table of connected clients and the
-//! room membership. It reads the client directory (to find a whisper's
-//! target, to list users) and releases names in it; it adds its counts to the
-//! stats once per event.
+//! It receives every [`Event`] from every reader over one channel
+//! (`events_rx`), and holds the only sender of every client's queue, inside
+//! that client's [`Outbox`]. It owns, without a lock because no other thread
+//! sees them, the table of connected clients and the rooms with their
+//! history. It reads the client directory (to find a whisper's target, to
+//! list users) and releases names in it; it adds its counts to the stats
+//! once per event.
 //!
-//! It never blocks on a client: lines go into queues with `try_send`, and a
-//! line that does not fit is dropped for that client alone and counted. One
-//! slow client can therefore never slow the room down. The only place it
-//! waits is on its own events channel (and the shutdown signal).
+//! It never blocks on a client: [`Outbox::deliver`] only ever `try_send`s,
+//! and a line that does not fit is dropped for that client alone and
+//! counted. One slow client can therefore never slow the room down. The only
+//! place the manager waits is on its own events channel and the shutdown
+//! signal.
 
 use std::collections::HashMap;
 use std::mem;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
 use crate::names::NAME_RULE;
+use crate::outbox::{Delivery, Outbox};
 use crate::protocol;
 use crate::rate_limit::FLOOD_TOLERANCE;
 use crate::rooms::{Rooms, LOBBY};
-use crate::server::Shared;
-use crate::stats::Tally;
+use crate::shared::{Shared, Tally};
+use crate::shutdown::ShutdownSignal;
 
-pub fn run(shared: Arc<Shared>, events: Receiver<Event>, shutdown: Receiver<()>) {
+pub(crate) fn run(shared: Arc<Shared>, events_rx: Receiver<Event>, shutdown: ShutdownSignal) {
     let mut manager = Manager::new(shared);
     loop {
+        // `select!` waits on several channels at once and runs the arm of
+        // whichever is ready first: here, the next event or the shutdown.
         select! {
-            recv(events) -> event => match event {
+            recv(events_rx) -> event => match event {
                 Ok(event) => manager.handle_guarded(event),
                 // Every reader and the acceptor are gone.
                 Err(_) => break,
             },
-            recv(shutdown) -> _ => break,
+            recv(shutdown.receiver()) -> _ => break,
         }
     }
     manager.say_goodbye_to_everyone();
@@ -48,9 +52,10 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>, shutdown: Receiver<()>)
     // forever, its reader would wait for the writer, and shutdown would wait
     // for them all. So the manager keeps receiving, and dropping, until every
     // reader has finished and the channel is closed.
-    for event in events.iter() {
-        if let Event::Connected { outbound, .. } = event {
-            let _ = outbound.try_send(OutboundLine::new(&protocol::notice("server shutting down")));
+    for event in events_rx.iter() {
+        if let Event::Connected { outbound_tx, .. } = event {
+            let _ =
+                outbound_tx.try_send(OutboundLine::new(&protocol::notice("server shutting down")));
         }
     }
 }
@@ -60,41 +65,54 @@ struct Member {
     peer: SocketAddr,
     /// `None` until the client has chosen a name.
     name: Option<String>,
-    /// The only sender of this client's queue. Dropping it ends the writer.
-    outbound: Sender<OutboundLine>,
-    /// Ends the connection when the client has fallen hopelessly behind.
-    hangup: Hangup,
-    /// Lines dropped for this client since it was last told so.
-    dropped_untold: u64,
-    /// Since when every line for this client has found its queue full;
-    /// `None` while lines get through.
-    full_since: Option<Instant>,
+    /// The only sender of this client's queue; dropping the member drops it,
+    /// which ends the writer.
+    outbox: Outbox,
 }
 
-struct Manager {
+impl Member {
+    /// One line to this client, through the slow-consumer policy.
+    fn send(&mut self, line: OutboundLine, tally: &mut Tally) {
+        if let Delivery::HungUp { untold } = self.outbox.deliver(line, tally) {
+            let who = self.name.as_deref().unwrap_or("(no name)");
+            log::warn!(
+                "{who} ({}): queue full too long, {untold} lines dropped; \
+                 disconnecting a client that is not keeping up",
+                self.peer
+            );
+        }
+    }
+}
+
+pub(crate) struct Manager {
     shared: Arc<Shared>,
     members: HashMap<ClientId, Member>,
     rooms: Rooms,
     /// Counted while handling one event, added to the stats after it.
     tally: Tally,
-    /// A client whose queue stays full this long is disconnected.
-    stuck_after: Duration,
 }
 
 impl Manager {
-    fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Manager {
             members: HashMap::new(),
             rooms: Rooms::new(shared.config.history),
             tally: Tally::default(),
-            stuck_after: shared.config.queue_full_timeout,
             shared,
         }
     }
 
     /// Handles one event. A bug that panics while handling it loses that
     /// event, is logged, and the server goes on.
-    fn handle_guarded(&mut self, event: Event) {
+    ///
+    /// `catch_unwind` runs a closure and turns a panic inside it into an
+    /// `Err`, instead of letting it end the thread. It asks for a closure
+    /// that is `UnwindSafe`, meaning one that cannot leave shared data
+    /// half-changed for the code after it to see; a closure holding
+    /// `&mut self` is not. `AssertUnwindSafe` is our promise that it is
+    /// fine here: the worst a half-handled event leaves is a line sent to
+    /// some members of a room and not others.
+    pub(crate) fn handle_guarded(&mut self, event: Event) {
         if panic::catch_unwind(AssertUnwindSafe(|| self.handle(event))).is_err() {
             log::error!("manager: handling an event panicked; event dropped, server continues");
         }
@@ -108,24 +126,9 @@ impl Manager {
             Event::Connected {
                 id,
                 peer,
-                outbound,
+                outbound_tx,
                 hangup,
-            } => {
-                log::debug!("{id} connected from {peer}");
-                self.members.insert(
-                    id,
-                    Member {
-                        peer,
-                        name: None,
-                        outbound,
-                        hangup,
-                        dropped_untold: 0,
-                        full_since: None,
-                    },
-                );
-                self.reply(id, &protocol::notice("welcome to threadchat"));
-                self.prompt_for_name(id);
-            }
+            } => self.on_connected(id, peer, outbound_tx, hangup),
             Event::Registered { id, name } => self.on_registered(id, name),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
             Event::Chat { id, text } => {
@@ -135,51 +138,34 @@ impl Manager {
                 self.say_in_room(id, |room, name| protocol::action(room, name, &text))
             }
             Event::Whisper { id, to, text } => self.on_whisper(id, &to, &text),
-            Event::ListUsers { id } => {
-                let names = self.shared.clients.names();
-                let line = format!("online ({}): {}", names.len(), names.join(", "));
-                self.reply(id, &protocol::notice(&line));
-            }
+            Event::ListUsers { id } => self.list_users(id),
             Event::JoinRoom { id, room } => self.on_join_room(id, &room),
-            Event::ListRooms { id } => {
-                let rooms = self.rooms.list();
-                let listed: Vec<String> = rooms
-                    .iter()
-                    .map(|(name, members)| format!("{name} ({members})"))
-                    .collect();
-                let line = format!("rooms ({}): {}", rooms.len(), listed.join(", "));
-                self.reply(id, &protocol::notice(&line));
-            }
-            Event::ListRoomMembers { id } => {
-                let Some(room) = self.rooms.room_of(id) else {
-                    return;
-                };
-                let mut names: Vec<&str> = self
-                    .rooms
-                    .roommates(id)
-                    .filter_map(|mate| self.name_of(mate))
-                    .collect();
-                names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
-                let line = format!("in #{room} ({}): {}", names.len(), names.join(", "));
-                self.reply(id, &protocol::notice(&line));
-            }
-            Event::ShowStats { id } => {
-                let line = format!("stats: {}", self.shared.snapshot());
-                self.reply(id, &protocol::notice(&line));
-            }
-            Event::Help { id } => {
-                for line in protocol::HELP {
-                    self.reply(id, &protocol::notice(line));
-                }
-            }
-            Event::Refused { id, message } => {
-                self.reply(id, &protocol::error(&message));
-                if self.members.get(&id).is_some_and(|m| m.name.is_none()) {
-                    self.prompt_for_name(id);
-                }
-            }
+            Event::ListRooms { id } => self.list_rooms(id),
+            Event::ListRoomMembers { id } => self.list_room_members(id),
+            Event::ShowStats { id } => self.show_stats(id),
+            Event::Help { id } => self.show_help(id),
+            Event::Refused { id, message } => self.on_refused(id, &message),
             Event::Left { id, reason } => self.on_left(id, reason),
         }
+    }
+
+    fn on_connected(
+        &mut self,
+        id: ClientId,
+        peer: SocketAddr,
+        outbound_tx: Sender<OutboundLine>,
+        hangup: Hangup,
+    ) {
+        log::debug!("{id} connected from {peer}");
+        let outbox = Outbox::new(outbound_tx, hangup, self.shared.config.queue_full_timeout);
+        let member = Member {
+            peer,
+            name: None,
+            outbox,
+        };
+        self.members.insert(id, member);
+        self.reply(id, &protocol::notice("welcome to threadchat"));
+        self.prompt_for_name(id);
     }
 
     fn on_registered(&mut self, id: ClientId, name: String) {
@@ -237,23 +223,19 @@ impl Manager {
         };
         let entered = self.rooms.enter(id, room);
         let greeting = greeting(entered.name, entered.members);
-        deliver(
-            &mut self.tally,
-            self.stuck_after,
-            member,
+        member.send(
             OutboundLine::new(&protocol::notice(&greeting)),
+            &mut self.tally,
         );
         let history = entered.history;
         if !history.is_empty() {
             let header = format!("last {} messages in #{}", history.len(), entered.name);
-            deliver(
-                &mut self.tally,
-                self.stuck_after,
-                member,
+            member.send(
                 OutboundLine::new(&protocol::notice(&header)),
+                &mut self.tally,
             );
             for line in history.lines() {
-                deliver(&mut self.tally, self.stuck_after, member, line.clone());
+                member.send(line.clone(), &mut self.tally);
             }
         }
         self.announce_presence(id, &format!("{name} joined"));
@@ -321,17 +303,60 @@ impl Manager {
         }
     }
 
+    fn list_users(&mut self, id: ClientId) {
+        let names = self.shared.clients.names();
+        let line = format!("online ({}): {}", names.len(), names.join(", "));
+        self.reply(id, &protocol::notice(&line));
+    }
+
+    fn list_rooms(&mut self, id: ClientId) {
+        let rooms = self.rooms.list();
+        let listed: Vec<String> = rooms
+            .iter()
+            .map(|(name, members)| format!("{name} ({members})"))
+            .collect();
+        let line = format!("rooms ({}): {}", rooms.len(), listed.join(", "));
+        self.reply(id, &protocol::notice(&line));
+    }
+
+    fn list_room_members(&mut self, id: ClientId) {
+        let Some(room) = self.rooms.room_of(id) else {
+            return;
+        };
+        let mut names: Vec<&str> = self
+            .rooms
+            .roommates(id)
+            .filter_map(|mate| self.name_of(mate))
+            .collect();
+        names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
+        let line = format!("in #{room} ({}): {}", names.len(), names.join(", "));
+        self.reply(id, &protocol::notice(&line));
+    }
+
+    fn show_stats(&mut self, id: ClientId) {
+        let line = format!("stats: {}", self.shared.snapshot());
+        self.reply(id, &protocol::notice(&line));
+    }
+
+    fn show_help(&mut self, id: ClientId) {
+        for line in protocol::HELP {
+            self.reply(id, &protocol::notice(line));
+        }
+    }
+
+    fn on_refused(&mut self, id: ClientId, message: &str) {
+        self.reply(id, &protocol::error(message));
+        if self.members.get(&id).is_some_and(|m| m.name.is_none()) {
+            self.prompt_for_name(id);
+        }
+    }
+
     fn on_left(&mut self, id: ClientId, reason: LeaveReason) {
         let Some(mut member) = self.members.remove(&id) else {
             return;
         };
         if let Some(farewell) = self.farewell(&member, &reason) {
-            deliver(
-                &mut self.tally,
-                self.stuck_after,
-                &mut member,
-                OutboundLine::new(&farewell),
-            );
+            member.send(OutboundLine::new(&farewell), &mut self.tally);
         }
         match &member.name {
             Some(name) => {
@@ -378,10 +403,10 @@ impl Manager {
     }
 
     /// At shutdown: a last line to everyone, then every queue is dropped.
-    fn say_goodbye_to_everyone(&mut self) {
+    pub(crate) fn say_goodbye_to_everyone(&mut self) {
         let goodbye = OutboundLine::new(&protocol::notice("server shutting down"));
         for member in self.members.values_mut() {
-            deliver(&mut self.tally, self.stuck_after, member, goodbye.clone());
+            member.send(goodbye.clone(), &mut self.tally);
         }
         log::info!(
             "told {} connections the server is shutting down",
@@ -409,12 +434,7 @@ impl Manager {
     /// One line to one client.
     fn reply(&mut self, id: ClientId, text: &str) {
         if let Some(member) = self.members.get_mut(&id) {
-            deliver(
-                &mut self.tally,
-                self.stuck_after,
-                member,
-                OutboundLine::new(text),
-            );
+            member.send(OutboundLine::new(text), &mut self.tally);
         }
     }
 
@@ -425,66 +445,11 @@ impl Manager {
                 continue;
             }
             if let Some(member) = self.members.get_mut(&id) {
-                deliver(&mut self.tally, self.stuck_after, member, line.clone());
+                member.send(line.clone(), &mut self.tally);
             }
         }
     }
 }
 
-/// Queues `line` for `member` without ever waiting: if the queue is full (the
-/// client is not keeping up) or closed (its writer has stopped), the line is
-/// dropped for this client only, and counted.
-///
-/// A client that lost lines is told how many, just before the next line that
-/// fits with room to spare: it learns of the gap in the place where it is.
-/// A client whose queue has been full for `stuck_after` is not catching up:
-/// it is hung up on, and leaves the usual way when its reader wakes.
-fn deliver(tally: &mut Tally, stuck_after: Duration, member: &mut Member, line: OutboundLine) {
-    if member.dropped_untold > 0 && has_room_for(&member.outbound, 2) {
-        let notice = format!(
-            "{} lines were dropped because your connection is too slow",
-            member.dropped_untold
-        );
-        if member
-            .outbound
-            .try_send(OutboundLine::new(&protocol::error(&notice)))
-            .is_ok()
-        {
-            tally.delivered += 1;
-            member.dropped_untold = 0;
-        }
-    }
-    match member.outbound.try_send(line) {
-        Ok(()) => {
-            tally.delivered += 1;
-            member.full_since = None;
-        }
-        Err(TrySendError::Full(_)) => {
-            tally.dropped += 1;
-            member.dropped_untold += 1;
-            let now = Instant::now();
-            let full_since = *member.full_since.get_or_insert(now);
-            if now.duration_since(full_since) >= stuck_after {
-                let who = member.name.as_deref().unwrap_or("(no name)");
-                log::warn!(
-                    "{who} ({}): queue full for {stuck_after:?}, {} lines dropped; disconnecting a client that is not keeping up",
-                    member.peer,
-                    member.dropped_untold
-                );
-                member.hangup.hang_up();
-                // Its reader will send `Left`; until then, no more warnings.
-                member.full_since = None;
-            }
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            tally.dropped += 1;
-            member.dropped_untold += 1;
-        }
-    }
-}
-
-fn has_room_for(queue: &Sender<OutboundLine>, lines: usize) -> bool {
-    queue
-        .capacity()
-        .is_none_or(|capacity| queue.len() + lines <= capacity)
-}
+#[cfg(test)]
+mod tests;

@@ -1,18 +1,22 @@
 //! The monitor thread: every `--stats-interval` seconds, one stats line in the
 //! log.
 //!
-//! It owns nothing. It reads the client directory (how many are online) and
-//! the stats (the counters), one lock after the other, never both at once.
-//! It waits with `select!` on a ticker and on the shutdown signal, so it stops
-//! the moment shutdown begins instead of finishing a sleep.
+//! It owns nothing but the previous snapshot (to compute rates). It reads
+//! the client directory (how many are online) and the stats (the counters),
+//! one lock after the other, never both at once, through
+//! [`Shared::snapshot`]. It waits with `select!` on a ticker and on the
+//! shutdown signal, so it stops the moment shutdown begins instead of
+//! finishing a sleep.
 
 use std::sync::Arc;
 
-use crossbeam_channel::{select, tick, Receiver};
+use crossbeam_channel::{select, tick};
 
-use crate::server::Shared;
+use crate::shared::Shared;
+use crate::shutdown::ShutdownSignal;
 
-pub fn run(shared: Arc<Shared>, shutdown: Receiver<()>) {
+pub(crate) fn run(shared: Arc<Shared>, shutdown: ShutdownSignal) {
+    // `tick` is a channel that receives a message every interval.
     let ticker = tick(shared.config.stats_interval);
     let mut last = shared.snapshot();
     loop {
@@ -22,7 +26,7 @@ pub fn run(shared: Arc<Shared>, shutdown: Receiver<()>) {
                 log::info!("{}", now.report_since(&last));
                 last = now;
             }
-            recv(shutdown) -> _ => return,
+            recv(shutdown.receiver()) -> _ => return,
         }
     }
 }

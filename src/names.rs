@@ -10,7 +10,7 @@ use std::fmt;
 
 /// What a kind of name may look like.
 #[derive(Debug, PartialEq, Eq)]
-pub struct NameRule {
+pub(crate) struct NameRule {
     /// What the name names, as error messages say it: "name", "room name".
     pub noun: &'static str,
     /// The longest name, in characters (all ASCII, so also in bytes).
@@ -20,34 +20,31 @@ pub struct NameRule {
 }
 
 /// People's names.
-pub const USER_NAME: NameRule = NameRule {
+pub(crate) const USER_NAME: NameRule = NameRule {
     noun: "name",
     max_len: 24,
     rule: "1-24 letters, digits, - or _",
 };
 
 /// Room names (typed with or without a leading `#`, which is not part of them).
-pub const ROOM_NAME: NameRule = NameRule {
+pub(crate) const ROOM_NAME: NameRule = NameRule {
     noun: "room name",
     max_len: 32,
     rule: "1-32 letters, digits, - or _",
 };
 
-/// The longest person's name.
-pub const MAX_NAME_LEN: usize = USER_NAME.max_len;
-
 /// The rule for people's names, as clients see it.
-pub const NAME_RULE: &str = USER_NAME.rule;
+pub(crate) const NAME_RULE: &str = USER_NAME.rule;
 
 /// Why a name was refused, and under which rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NameError {
+pub(crate) struct NameError {
     pub rule: &'static NameRule,
     pub problem: Problem,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     Empty,
     TooLong,
     BadCharacter(char),
@@ -76,7 +73,7 @@ impl NameRule {
     /// ASCII only, on purpose: names are shown in every terminal in the room,
     /// and Unicode would allow names that look the same but are not (`аlice`
     /// with a Cyrillic `а`), or that change how the rest of the line is drawn.
-    pub fn check(&'static self, name: &str) -> Result<(), NameError> {
+    pub(crate) fn check(&'static self, name: &str) -> Result<(), NameError> {
         let refuse = |problem| {
             Err(NameError {
                 rule: self,
@@ -100,20 +97,20 @@ impl NameRule {
 }
 
 /// Checks a person's name against [`USER_NAME`].
-pub fn validate(name: &str) -> Result<(), NameError> {
+pub(crate) fn validate(name: &str) -> Result<(), NameError> {
     USER_NAME.check(name)
 }
 
 /// Checks a room name as typed, dropping one leading `#` (`/join #rust`);
 /// returns the name without it.
-pub fn validate_room(typed: &str) -> Result<&str, NameError> {
+pub(crate) fn validate_room(typed: &str) -> Result<&str, NameError> {
     let name = typed.strip_prefix('#').unwrap_or(typed);
     ROOM_NAME.check(name)?;
     Ok(name)
 }
 
 /// The form names are compared in: `Alice` and `alice` are the same person.
-pub fn key(name: &str) -> String {
+pub(crate) fn key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
@@ -129,14 +126,14 @@ mod tests {
     fn accepts_letters_digits_dash_underscore() {
         assert_eq!(validate("alice"), Ok(()));
         assert_eq!(validate("Bob_2-x"), Ok(()));
-        assert_eq!(validate(&"a".repeat(MAX_NAME_LEN)), Ok(()));
+        assert_eq!(validate(&"a".repeat(USER_NAME.max_len)), Ok(()));
     }
 
     #[test]
     fn refuses_empty_long_and_bad_characters() {
         assert_eq!(problem(validate("")), Some(Problem::Empty));
         assert_eq!(
-            problem(validate(&"a".repeat(MAX_NAME_LEN + 1))),
+            problem(validate(&"a".repeat(USER_NAME.max_len + 1))),
             Some(Problem::TooLong)
         );
         assert_eq!(

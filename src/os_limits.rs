@@ -13,19 +13,21 @@
 //! usual `! server full` line. `kernel.pid_max` bounds threads machine-wide
 //! in the same way.
 
+use crate::config::Config;
+
 /// Memory mappings per client: two threads of four each.
-pub const MAPPINGS_PER_CLIENT: usize = 8;
+pub(crate) const MAPPINGS_PER_CLIENT: usize = 8;
 
 /// Threads per client.
-pub const THREADS_PER_CLIENT: usize = 2;
+pub(crate) const THREADS_PER_CLIENT: usize = 2;
 
 /// Mappings and threads kept for everything else: the program and its
 /// libraries, the allocator's arenas, large allocations, other processes'
 /// threads.
-pub const RESERVE: usize = 2000;
+pub(crate) const RESERVE: usize = 2000;
 
 /// The most clients these limits allow, and which limit binds.
-pub fn clients_allowed(
+pub(crate) fn clients_allowed(
     max_map_count: Option<usize>,
     pid_max: Option<usize>,
 ) -> Option<(usize, &'static str)> {
@@ -47,8 +49,27 @@ pub fn clients_allowed(
     }
 }
 
+/// Lowers `config.max_clients` to what this machine's limits allow, with a
+/// warning naming the limit, so the server refuses newcomers politely
+/// instead of being aborted by a failed thread mapping.
+pub(crate) fn fit_max_clients(config: &mut Config) {
+    let (max_map_count, pid_max) = read();
+    let Some((allowed, limit)) = clients_allowed(max_map_count, pid_max) else {
+        return;
+    };
+    if config.max_clients > allowed {
+        log::warn!(
+            "--max-clients {} is more than this machine's {limit} allows \
+             (each client takes two threads and eight memory mappings); \
+             serving at most {allowed} clients",
+            config.max_clients
+        );
+        config.max_clients = allowed;
+    }
+}
+
 /// Reads the two limits (None where a file is missing: not Linux).
-pub fn read() -> (Option<usize>, Option<usize>) {
+fn read() -> (Option<usize>, Option<usize>) {
     let number = |path: &str| std::fs::read_to_string(path).ok()?.trim().parse().ok();
     (
         number("/proc/sys/vm/max_map_count"),

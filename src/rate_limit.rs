@@ -19,7 +19,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// Parses `N/SECS` (`20/10`).
-    pub fn parse(text: &str) -> Result<RateLimit, String> {
+    pub(crate) fn parse(text: &str) -> Result<RateLimit, String> {
         let parsed = text.split_once('/').and_then(|(lines, secs)| {
             Some((lines.parse::<u32>().ok()?, secs.parse::<u64>().ok()?))
         });
@@ -45,7 +45,7 @@ impl fmt::Display for RateLimit {
 /// Refused lines a client may send, as a multiple of the limit, before it is
 /// disconnected: with `20/10`, a burst of 100 lines over the limit, or a
 /// steady stream of six times the limit.
-pub const FLOOD_TOLERANCE: u32 = 5;
+pub(crate) const FLOOD_TOLERANCE: u32 = 5;
 
 /// The classic token bucket: holds up to `capacity` tokens, gains them back
 /// at a steady rate, and each line takes one.
@@ -82,7 +82,7 @@ impl TokenBucket {
 
 /// What to do with one line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Within the limit: handle it.
     Allow,
     /// Over the limit: drop it and tell the sender to slow down.
@@ -95,14 +95,14 @@ pub enum Verdict {
 /// the lines refused by the first, which is what tells a fast typist (a few
 /// refusals) from a flood (refusals by the hundred).
 #[derive(Clone, Debug)]
-pub struct FloodGuard {
+pub(crate) struct FloodGuard {
     limit: RateLimit,
     lines: TokenBucket,
     refusals: TokenBucket,
 }
 
 impl FloodGuard {
-    pub fn new(limit: RateLimit, now: Instant) -> Self {
+    pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
         FloodGuard {
             limit,
             lines: TokenBucket::full(limit.lines, limit.per, now),
@@ -114,12 +114,12 @@ impl FloodGuard {
         }
     }
 
-    pub fn limit(&self) -> RateLimit {
+    pub(crate) fn limit(&self) -> RateLimit {
         self.limit
     }
 
     /// Asks about one line arriving at `now`.
-    pub fn check(&mut self, now: Instant) -> Verdict {
+    pub(crate) fn check(&mut self, now: Instant) -> Verdict {
         if self.lines.try_take(now) {
             Verdict::Allow
         } else if self.refusals.try_take(now) {

@@ -1,64 +1,77 @@
 //! A client's reader thread: one per connection, started by the acceptor.
+//! It starts the connection's writer thread, and joins it at the end.
 //!
 //! It owns the reading side of the socket. It turns each line into an
-//! [`Event`] and sends it to the manager over the shared events channel; it
-//! never writes to any socket. It writes one thing that is shared: it claims
-//! names in the client directory (the `RwLock`), because a claim must be
-//! decided the moment it is asked for. Releasing names is the manager's job.
+//! [`Event`] and sends it to the manager over the shared events channel
+//! (`events_tx`); it never writes to a client's queue. It writes one thing
+//! that is shared: it claims names in the client directory (the `RwLock`),
+//! because a claim must be decided the moment it is asked for. Releasing
+//! names is the manager's job.
 //!
-//! When the client goes (`/quit`, end of file, an error, or the writer shutting
-//! the socket down), the reader sends `Event::Left`, waits for its writer to
-//! finish, and tells the acceptor it is done. A panic anywhere in the session
-//! is caught here and ends only this connection.
+//! When the client goes (`/quit`, end of file, an error, or the writer
+//! shutting the socket down), the reader sends `Event::Left`, waits for its
+//! writer to finish, and tells the acceptor it is done over `finished_tx`. A
+//! panic anywhere in the session is caught here and ends only this
+//! connection.
 
 use std::cell::Cell;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::clients::ClientDirectory;
 use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
 use crate::line_reader::{Incoming, LineReader};
 use crate::names::{self, NAME_RULE};
 use crate::protocol::{self, Command};
 use crate::rate_limit::{FloodGuard, Verdict};
 use crate::rooms::LOBBY;
-use crate::server::Shared;
+use crate::shared::{ClientDirectory, Shared};
+use crate::socket::{self, BUSY};
+use crate::writer;
 
 /// What the acceptor hands a new reader thread.
-pub struct ReaderStart {
-    pub id: ClientId,
-    pub peer: SocketAddr,
-    pub stream: Arc<TcpStream>,
-    /// Sending half of this client's queue, passed on to the manager in
-    /// `Event::Connected`; the reader itself never sends on it.
-    pub outbound: Sender<OutboundLine>,
-    pub writer: JoinHandle<()>,
-    pub events: Sender<Event>,
-    pub shared: Arc<Shared>,
+pub(crate) struct ReaderStart {
+    pub(crate) id: ClientId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) stream: Arc<TcpStream>,
+    pub(crate) events_tx: Sender<Event>,
+    pub(crate) shared: Arc<Shared>,
     /// Where to say "my connection is over" to the acceptor.
-    pub finished: Sender<ClientId>,
+    pub(crate) finished_tx: Sender<ClientId>,
 }
 
-pub fn run(start: ReaderStart) {
+pub(crate) fn run(start: ReaderStart) {
     let ReaderStart {
         id,
         peer,
         stream,
-        outbound,
-        writer,
-        events,
+        events_tx,
         shared,
-        finished,
+        finished_tx,
     } = start;
+    let (outbound_tx, outbound_rx) = bounded(shared.config.queue_capacity);
+    let writer = match start_writer(id, &stream, outbound_rx, &shared) {
+        Ok(writer) => writer,
+        Err(error) => {
+            // No writer, so no client yet: say why straight to the socket,
+            // and count the connection as refused, not open.
+            log::warn!("cannot start a writer thread for {peer}: {error}; refused it");
+            socket::turn_away(&stream, BUSY);
+            shared.stats.refuse_opened_connection();
+            let _ = finished_tx.send(id);
+            return;
+        }
+    };
 
+    // See `Manager::handle_guarded` for what `catch_unwind` and
+    // `AssertUnwindSafe` do.
     let session = panic::catch_unwind(AssertUnwindSafe(|| {
-        read_session(id, peer, &stream, outbound, &events, &shared)
+        read_session(id, peer, &stream, outbound_tx, &events_tx, &shared)
     }));
     let reason = session.unwrap_or_else(|_| {
         log::error!("reader {id} panicked; disconnecting that client");
@@ -69,14 +82,27 @@ pub fn run(start: ReaderStart) {
     // drops the client's queue, so the writer sends what is queued, shuts the
     // socket down, and exits. (If the manager is gone, the send fails and
     // the queue went with the manager.)
-    let _ = events.send(Event::Left { id, reason });
-    drop(events);
+    let _ = events_tx.send(Event::Left { id, reason });
+    drop(events_tx);
     if writer.join().is_err() {
         log::error!("writer {id} panicked");
     }
     drop(stream);
     shared.stats.close_connection();
-    let _ = finished.send(id);
+    let _ = finished_tx.send(id);
+}
+
+fn start_writer(
+    id: ClientId,
+    stream: &Arc<TcpStream>,
+    outbound_rx: Receiver<OutboundLine>,
+    shared: &Shared,
+) -> io::Result<JoinHandle<()>> {
+    let stream = stream.clone();
+    thread::Builder::new()
+        .name(format!("writer-{}", id.0))
+        .stack_size(shared.config.client_stack_bytes)
+        .spawn(move || writer::run(id, stream, outbound_rx))
 }
 
 /// Reads lines until the client goes; returns why it went.
@@ -84,22 +110,20 @@ fn read_session(
     id: ClientId,
     peer: SocketAddr,
     stream: &Arc<TcpStream>,
-    outbound: Sender<OutboundLine>,
-    events: &Sender<Event>,
+    outbound_tx: Sender<OutboundLine>,
+    events_tx: &Sender<Event>,
     shared: &Shared,
 ) -> LeaveReason {
     // First event of every connection, so the manager knows the client
     // before anything else about it arrives.
     let hangup = Hangup::new(stream);
-    if events
-        .send(Event::Connected {
-            id,
-            peer,
-            outbound,
-            hangup,
-        })
-        .is_err()
-    {
+    let connected = Event::Connected {
+        id,
+        peer,
+        outbound_tx,
+        hangup,
+    };
+    if events_tx.send(connected).is_err() {
         return LeaveReason::ServerClosing;
     }
     let config = &shared.config;
@@ -107,52 +131,15 @@ fn read_session(
     let name_deadline = connected_at + config.name_timeout;
     let timed = TimedStream::new(stream, Some(name_deadline));
     let mut lines = LineReader::new(&timed, config.max_line);
-    let mut flood = config
-        .rate_limit
-        .map(|limit| FloodGuard::new(limit, connected_at));
-    let mut session = Session {
-        id,
-        events,
-        directory: &shared.clients,
-        name: None,
-    };
+    let mut session = Session::new(id, events_tx, shared, connected_at);
     loop {
         let incoming = match lines.next_line() {
             Ok(Incoming::End) => return LeaveReason::Closed,
             Ok(incoming) => incoming,
-            // The manager tells the client which deadline passed, on `Left`.
-            Err(error) if is_timeout(&error) => {
-                return match session.name {
-                    None => LeaveReason::NoName,
-                    Some(_) => LeaveReason::Idle,
-                }
-            }
-            Err(error) => return LeaveReason::Failed(error.to_string()),
+            Err(error) => return session.read_failed(&error),
         };
         let now = Instant::now();
-        // Every line counts against the rate limit, whatever it holds:
-        // a flood of bad lines costs the server as much as a flood of good.
-        let verdict = flood
-            .as_mut()
-            .map_or(Verdict::Allow, |flood| flood.check(now));
-        let step = match (verdict, incoming) {
-            // The manager tells the client why, on `Left`.
-            (Verdict::Disconnect, _) => return LeaveReason::Flooding,
-            (Verdict::SlowDown, _) => {
-                let limit = flood.as_ref().map(FloodGuard::limit);
-                let limit = limit.map_or_else(String::new, |limit| limit.to_string());
-                session.refuse(format!("slow down: at most {limit}"))
-            }
-            (Verdict::Allow, Incoming::Line(line)) => session.on_line(&line),
-            (Verdict::Allow, Incoming::TooLong) => {
-                session.refuse(format!("line too long (max {} bytes)", config.max_line))
-            }
-            (Verdict::Allow, Incoming::NotUtf8) => {
-                session.refuse("line is not valid UTF-8".to_string())
-            }
-            (Verdict::Allow, Incoming::End) => return LeaveReason::Closed,
-        };
-        if let Step::Leave(reason) = step {
+        if let Step::Leave(reason) = session.on_incoming(incoming, now) {
             return reason;
         }
         // Before a name: the name deadline, fixed at connection. After: the
@@ -229,15 +216,73 @@ enum Step {
     Leave(LeaveReason),
 }
 
-/// One client's state as its reader sees it: just its name, once it has one.
+/// One client's state as its reader sees it: its name, once it has one,
+/// and its flood guard.
 struct Session<'a> {
     id: ClientId,
-    events: &'a Sender<Event>,
+    events_tx: &'a Sender<Event>,
     directory: &'a ClientDirectory,
+    shared: &'a Shared,
     name: Option<String>,
+    /// `None` when `--rate-limit off`.
+    flood: Option<FloodGuard>,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    fn new(id: ClientId, events_tx: &'a Sender<Event>, shared: &'a Shared, now: Instant) -> Self {
+        Session {
+            id,
+            events_tx,
+            directory: &shared.clients,
+            shared,
+            name: None,
+            flood: shared
+                .config
+                .rate_limit
+                .map(|limit| FloodGuard::new(limit, now)),
+        }
+    }
+
+    /// What came off the socket, judged by the rate limit first: every line
+    /// counts against it, whatever it holds, because a flood of bad lines
+    /// costs the server as much as a flood of good ones.
+    fn on_incoming(&mut self, incoming: Incoming, now: Instant) -> Step {
+        let verdict = self
+            .flood
+            .as_mut()
+            .map_or(Verdict::Allow, |flood| flood.check(now));
+        match (verdict, incoming) {
+            // The manager tells the client why, on `Left`.
+            (Verdict::Disconnect, _) => Step::Leave(LeaveReason::Flooding),
+            (Verdict::SlowDown, _) => {
+                let limit = self.flood.as_ref().map(FloodGuard::limit);
+                let limit = limit.map_or_else(String::new, |limit| limit.to_string());
+                self.refuse(format!("slow down: at most {limit}"))
+            }
+            (Verdict::Allow, Incoming::Line(line)) => self.on_line(&line),
+            (Verdict::Allow, Incoming::TooLong) => {
+                let max = self.shared.config.max_line;
+                self.refuse(format!("line too long (max {max} bytes)"))
+            }
+            (Verdict::Allow, Incoming::NotUtf8) => {
+                self.refuse("line is not valid UTF-8".to_string())
+            }
+            (Verdict::Allow, Incoming::End) => Step::Leave(LeaveReason::Closed),
+        }
+    }
+
+    /// Reading failed: a deadline passed (the manager tells the client which,
+    /// on `Left`), or the connection broke.
+    fn read_failed(&self, error: &io::Error) -> LeaveReason {
+        if !is_timeout(error) {
+            return LeaveReason::Failed(error.to_string());
+        }
+        match self.name {
+            None => LeaveReason::NoName,
+            Some(_) => LeaveReason::Idle,
+        }
+    }
+
     fn on_line(&mut self, line: &str) -> Step {
         let command = match protocol::parse(line) {
             Ok(command) => command,
@@ -328,7 +373,7 @@ impl Session<'_> {
 
     /// A failed send means the manager is gone: the server is shutting down.
     fn send(&self, event: Event) -> Step {
-        match self.events.send(event) {
+        match self.events_tx.send(event) {
             Ok(()) => Step::Continue,
             Err(_) => Step::Leave(LeaveReason::ServerClosing),
         }

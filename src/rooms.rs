@@ -16,7 +16,7 @@ use crate::history::History;
 use crate::names;
 
 /// The room everyone starts in. It always exists, even when empty.
-pub const LOBBY: &str = "lobby";
+pub(crate) const LOBBY: &str = "lobby";
 
 #[derive(Debug)]
 struct Room {
@@ -28,7 +28,7 @@ struct Room {
 
 /// What a client finds in the room it has just entered.
 #[derive(Debug)]
-pub struct Entered<'a> {
+pub(crate) struct Entered<'a> {
     /// The room's name, spelled as when it was created.
     pub name: &'a str,
     /// Members, the newcomer included.
@@ -38,7 +38,7 @@ pub struct Entered<'a> {
 }
 
 #[derive(Debug)]
-pub struct Rooms {
+pub(crate) struct Rooms {
     by_key: HashMap<String, Room>,
     /// Each registered client's room, by key.
     room_of: HashMap<ClientId, String>,
@@ -49,7 +49,7 @@ pub struct Rooms {
 impl Rooms {
     /// An empty set of rooms (the lobby only), each keeping its last
     /// `history_limit` lines.
-    pub fn new(history_limit: usize) -> Self {
+    pub(crate) fn new(history_limit: usize) -> Self {
         let mut rooms = Rooms {
             by_key: HashMap::new(),
             room_of: HashMap::new(),
@@ -72,7 +72,7 @@ impl Rooms {
     /// Puts `id` in the room called `name` (compared ignoring case), creating
     /// it if needed, after taking it out of the room it was in.
     /// Entering the room one is already in changes nothing.
-    pub fn enter(&mut self, id: ClientId, name: &str) -> Entered<'_> {
+    pub(crate) fn enter(&mut self, id: ClientId, name: &str) -> Entered<'_> {
         if !self.is_in(id, name) {
             self.leave(id);
         }
@@ -97,7 +97,7 @@ impl Rooms {
     /// Takes `id` out of its room; a room other than the lobby goes away with
     /// its last member, and its history with it. Returns the name of the room
     /// it left.
-    pub fn leave(&mut self, id: ClientId) -> Option<String> {
+    pub(crate) fn leave(&mut self, id: ClientId) -> Option<String> {
         let key = self.room_of.remove(&id)?;
         let room = self.by_key.get_mut(&key)?;
         room.members.remove(&id);
@@ -108,12 +108,12 @@ impl Rooms {
     }
 
     /// Is `id` in the room called `name` (compared ignoring case)?
-    pub fn is_in(&self, id: ClientId, name: &str) -> bool {
+    pub(crate) fn is_in(&self, id: ClientId, name: &str) -> bool {
         self.room_of.get(&id) == Some(&names::key(name))
     }
 
     /// The name of the room `id` is in.
-    pub fn room_of(&self, id: ClientId) -> Option<&str> {
+    pub(crate) fn room_of(&self, id: ClientId) -> Option<&str> {
         self.room(id).map(|room| room.name.as_str())
     }
 
@@ -122,19 +122,19 @@ impl Rooms {
     }
 
     /// How many are in `id`'s room, `id` included; 0 if it is in none.
-    pub fn size_of_room_of(&self, id: ClientId) -> usize {
+    pub(crate) fn size_of_room_of(&self, id: ClientId) -> usize {
         self.room(id).map_or(0, |room| room.members.len())
     }
 
     /// Everyone in `id`'s room, `id` included, in no particular order.
-    pub fn roommates(&self, id: ClientId) -> impl Iterator<Item = ClientId> + '_ {
+    pub(crate) fn roommates(&self, id: ClientId) -> impl Iterator<Item = ClientId> + '_ {
         self.room(id)
             .into_iter()
             .flat_map(|room| room.members.iter().copied())
     }
 
     /// Keeps `line` in the history of `id`'s room.
-    pub fn record(&mut self, id: ClientId, line: OutboundLine) {
+    pub(crate) fn record(&mut self, id: ClientId, line: OutboundLine) {
         let Some(key) = self.room_of.get(&id) else {
             return;
         };
@@ -145,7 +145,7 @@ impl Rooms {
 
     /// Every room with its member count: the lobby first, then the others
     /// sorted ignoring case.
-    pub fn list(&self) -> Vec<(&str, usize)> {
+    pub(crate) fn list(&self) -> Vec<(&str, usize)> {
         let mut others: Vec<(&String, &Room)> = self
             .by_key
             .iter()

@@ -1,125 +1,138 @@
-//! Starting and stopping the server. Runs on the caller's thread (`main`, or a
-//! test): [`Server::start`] binds the listener, builds the shared state and
+//! Starting and stopping the server. Runs on the caller's thread (`main`, or
+//! a test): [`Server::start`] binds the listener, builds the shared state and
 //! the channels, and starts the three long-lived threads; [`ServerHandle`]
-//! stops them and joins them.
+//! stops them and joins them, in the order written in
+//! [`ServerHandle::shutdown`].
 //!
-//! From here, each thread's code is one click away:
-//! [`acceptor`](crate::acceptor), [`manager`](crate::manager),
-//! [`monitor`](crate::monitor), and per client [`reader`](crate::reader) and
-//! [`writer`](crate::writer). docs/ARCHITECTURE.md draws the same map.
+//! From here each thread's code is one click away: the
+//! [`manager`], the [`acceptor`] (which
+//! starts each client's [`reader`](crate::reader), which starts its
+//! [`writer`](crate::writer)), and the [`monitor`].
+//! docs/ARCHITECTURE.md draws the same map.
 
+use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::clients::ClientDirectory;
 use crate::config::Config;
-use crate::stats::{Stats, StatsSnapshot};
+use crate::event::Event;
+use crate::shared::{Shared, StatsSnapshot};
+use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
 use crate::{acceptor, manager, monitor, os_limits};
 
 /// Capacity of the channel from all readers to the manager. When the manager
 /// falls behind, readers block on `send`, stop reading their sockets, and TCP
 /// flow control slows the clients down: backpressure instead of a queue that
 /// grows without bound.
-pub const EVENT_QUEUE_CAPACITY: usize = 4096;
+pub(crate) const EVENT_QUEUE_CAPACITY: usize = 4096;
 
-/// What every thread may read, behind one `Arc`. The two locks are inside
-/// `clients` (an `RwLock`) and `stats` (a `Mutex`); see their modules.
-pub struct Shared {
-    pub config: Config,
-    pub clients: ClientDirectory,
-    pub stats: Stats,
-}
-
-impl Shared {
-    /// The stats with the number of registered clients filled in. Reads the
-    /// directory, lets go, then locks the stats: never both at once.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let online = self.clients.len();
-        self.stats.snapshot(online)
-    }
-}
-
+/// Starts a server; see [`Server::start`].
 pub struct Server;
 
 impl Server {
-    /// Binds `config.addr` and starts the acceptor, manager and monitor
-    /// threads. Returns once the server is accepting connections; the only
-    /// error is failing to bind (or, rarely, to spawn a thread).
-    pub fn start(mut config: Config) -> io::Result<ServerHandle> {
-        let (max_map_count, pid_max) = os_limits::read();
-        if let Some((allowed, limit)) = os_limits::clients_allowed(max_map_count, pid_max) {
-            if config.max_clients > allowed {
-                log::warn!(
-                    "--max-clients {} is more than this machine's {limit} allows \
-                     (each client takes two threads and eight memory mappings); \
-                     serving at most {allowed} clients",
-                    config.max_clients
-                );
-                config.max_clients = allowed;
-            }
-        }
-        let listener = TcpListener::bind(&config.addr)?;
-        let local_addr = listener.local_addr()?;
+    /// Binds `config.addr` and starts the manager, acceptor and monitor
+    /// threads. Returns once the server is accepting connections.
+    pub fn start(mut config: Config) -> Result<ServerHandle, StartError> {
+        os_limits::fit_max_clients(&mut config);
+        let bind_error = |source| StartError::Bind {
+            addr: config.addr.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&config.addr).map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
         log::info!("listening on {local_addr}");
 
-        let shared = Arc::new(Shared {
-            config,
-            clients: ClientDirectory::default(),
-            stats: Stats::new(),
-        });
-        // Nothing is ever sent on `shutdown`: dropping its only Sender
-        // disconnects it, which every receiver sees at once. One drop, many
-        // threads told.
-        let (shutdown_signal, shutdown) = bounded::<()>(0);
-        let (events_in, events) = bounded(EVENT_QUEUE_CAPACITY);
-
+        let shared = Arc::new(Shared::new(config));
+        let (shutdown_trigger, shutdown_signal) = shutdown::channel();
+        let (events_tx, events_rx) = bounded(EVENT_QUEUE_CAPACITY);
         let mut handle = ServerHandle {
             local_addr,
             shared: shared.clone(),
-            shutdown_signal: Some(shutdown_signal),
-            manager: None,
-            acceptor: None,
-            monitor: None,
+            shutdown_trigger: Some(shutdown_trigger),
+            threads: Vec::new(),
         };
-        // If a spawn fails, dropping `handle` stops what did start.
-        handle.manager = Some(spawn_named("manager", {
-            let (shared, shutdown) = (shared.clone(), shutdown.clone());
-            move || manager::run(shared, events, shutdown)
-        })?);
-        handle.monitor = Some(spawn_named("monitor", {
-            let (shared, shutdown) = (shared.clone(), shutdown.clone());
-            move || monitor::run(shared, shutdown)
-        })?);
-        handle.acceptor = Some(spawn_named("acceptor", move || {
-            acceptor::run(listener, shared, events_in, shutdown)
-        })?);
+        let parts = Parts {
+            listener,
+            shared,
+            events_tx,
+            events_rx,
+            shutdown_signal,
+        };
+        // If a thread cannot be started, `start_threads` has returned, so
+        // every channel end and the listener it was given are dropped: the
+        // threads that did start see their channels close. Only then does
+        // dropping `handle` stop and join them.
+        handle.start_threads(parts)?;
         Ok(handle)
     }
 }
 
-fn spawn_named<F>(name: &str, body: F) -> io::Result<JoinHandle<()>>
-where
-    F: FnOnce() + Send + 'static,
-{
-    thread::Builder::new().name(name.to_string()).spawn(body)
+/// What the long-lived threads are made of, handed to them one by one.
+struct Parts {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    events_tx: Sender<Event>,
+    events_rx: Receiver<Event>,
+    shutdown_signal: ShutdownSignal,
 }
 
-/// A running server. Dropping it shuts the server down, as [`shutdown`]
-/// does.
-///
-/// [`shutdown`]: ServerHandle::shutdown
+/// Why [`Server::start`] failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// The address could not be bound (in use, not on this machine, ...).
+    Bind { addr: String, source: io::Error },
+    /// One of the long-lived threads could not be created.
+    Spawn {
+        thread: &'static str,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Bind { addr, source } => {
+                write!(f, "cannot listen on {addr}: {}", short_reason(source))
+            }
+            StartError::Spawn { thread, source } => {
+                write!(f, "cannot start the {thread} thread: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The short words for the errors people meet when binding.
+fn short_reason(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => "address in use".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_string(),
+        _ => error.to_string(),
+    }
+}
+
+/// A running server. Dropping it shuts the server down, as
+/// [`shutdown`](ServerHandle::shutdown) does.
 pub struct ServerHandle {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown_signal: Option<Sender<()>>,
-    manager: Option<JoinHandle<()>>,
-    acceptor: Option<JoinHandle<()>>,
-    monitor: Option<JoinHandle<()>>,
+    /// `None` once shutdown has begun.
+    shutdown_trigger: Option<ShutdownTrigger>,
+    /// In the order they were started, which is the order they are joined.
+    threads: Vec<ServerThread>,
+}
+
+/// One long-lived thread, by name, for joining and for the log.
+struct ServerThread {
+    name: &'static str,
+    handle: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -138,35 +151,77 @@ impl ServerHandle {
         self.shared.clients.names()
     }
 
-    /// Stops the server: stops accepting, tells every client
-    /// `* server shutting down`, gives writers `shutdown_grace` to flush,
-    /// closes every socket, and returns only when every thread the server
-    /// started has been joined.
+    /// Stops the server and returns when every thread it started has been
+    /// joined. The steps, in order:
+    ///
+    /// 1. The shutdown signal fires; the manager, the acceptor and the
+    ///    monitor all see it.
+    /// 2. One connection to our own listener wakes the acceptor from
+    ///    `accept()`; it checks the signal, closes the listener and drops
+    ///    its events sender.
+    /// 3. The manager is joined. It queues `* server shutting down` to every
+    ///    client and drops every client's queue, so each writer flushes,
+    ///    shuts its socket down (waking its reader) and exits. Then it keeps
+    ///    draining events until every reader has sent its last.
+    /// 4. The acceptor is joined. It waits up to `shutdown_grace` for every
+    ///    connection to finish, shuts down the sockets of any that have not,
+    ///    and joins every reader (each reader has joined its writer).
+    /// 5. The monitor is joined, and the final stats are logged.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
+    /// Starts the three threads in the order they are joined at shutdown.
+    fn start_threads(&mut self, parts: Parts) -> Result<(), StartError> {
+        let Parts {
+            listener,
+            shared,
+            events_tx,
+            events_rx,
+            shutdown_signal,
+        } = parts;
+        self.spawn("manager", {
+            let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
+            move || manager::run(shared, events_rx, shutdown)
+        })?;
+        self.spawn("acceptor", {
+            let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
+            move || acceptor::run(listener, shared, events_tx, shutdown)
+        })?;
+        self.spawn("monitor", move || monitor::run(shared, shutdown_signal))
+    }
+
+    fn spawn<F>(&mut self, name: &'static str, body: F) -> Result<(), StartError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        // If the thread cannot be created, `body` is dropped unrun, and with
+        // it whatever it owned.
+        let handle = thread::Builder::new()
+            .name(name.to_string())
+            .spawn(body)
+            .map_err(|source| StartError::Spawn {
+                thread: name,
+                source,
+            })?;
+        self.threads.push(ServerThread { name, handle });
+        Ok(())
+    }
+
+    /// The steps listed on [`shutdown`](ServerHandle::shutdown). Runs once;
+    /// `Drop` calls it too.
     fn stop(&mut self) {
-        let Some(signal) = self.shutdown_signal.take() else {
+        let Some(trigger) = self.shutdown_trigger.take() else {
             return;
         };
         log::info!("shutting down");
-        drop(signal);
-        // The acceptor is blocked in accept(); a connection wakes it, and it
-        // checks the shutdown signal before looking at what it accepted.
-        wake_acceptor(self.local_addr);
-        // The manager first: it queues the goodbye to every client and
-        // drops their queues, which is what lets writers finish. Then the
-        // acceptor, which waits for every connection's threads.
-        for (name, thread) in [
-            ("manager", self.manager.take()),
-            ("acceptor", self.acceptor.take()),
-            ("monitor", self.monitor.take()),
-        ] {
-            if let Some(thread) = thread {
-                if thread.join().is_err() {
-                    log::error!("the {name} thread had panicked");
-                }
+        trigger.fire();
+        if self.threads.iter().any(|thread| thread.name == "acceptor") {
+            wake_acceptor(self.local_addr);
+        }
+        for ServerThread { name, handle } in self.threads.drain(..) {
+            if handle.join().is_err() {
+                log::error!("the {name} thread had panicked");
             }
         }
         log::info!("stopped; final stats: {}", self.shared.snapshot());
@@ -179,6 +234,8 @@ impl Drop for ServerHandle {
     }
 }
 
+/// The acceptor is blocked in `accept()`, which nothing in std can
+/// interrupt; a connection of our own ends the wait.
 fn wake_acceptor(listening_on: SocketAddr) {
     let mut target = listening_on;
     if target.ip().is_unspecified() {

@@ -1,6 +1,6 @@
-//! A client's writer thread: one per connection, started by the acceptor.
+//! A client's writer thread: one per connection, started by its reader.
 //!
-//! It owns the receiving half of the client's bounded queue and the writing
+//! It owns the receiving end of the client's bounded queue (`outbound_rx`) and the writing
 //! side of the socket, and touches nothing shared. It blocks on the queue,
 //! takes whatever else is already waiting, and writes it all with one call.
 //! When the manager drops the queue's sender (the client left, or the server
@@ -27,8 +27,12 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// client forever.
 const KEEP_BATCH_CAPACITY: usize = 8 * 1024;
 
-pub fn run(id: ClientId, stream: Arc<TcpStream>, queue: Receiver<OutboundLine>) {
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| write_until_closed(&stream, &queue)));
+pub(crate) fn run(id: ClientId, stream: Arc<TcpStream>, outbound_rx: Receiver<OutboundLine>) {
+    // A panic here ends this connection only (see `Manager::handle_guarded`
+    // for `catch_unwind`).
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        write_until_closed(&stream, &outbound_rx)
+    }));
     match outcome {
         Ok(Ok(())) => log::debug!("writer {id}: queue closed"),
         Ok(Err(error))
@@ -45,18 +49,21 @@ pub fn run(id: ClientId, stream: Arc<TcpStream>, queue: Receiver<OutboundLine>) 
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn write_until_closed(mut stream: &TcpStream, queue: &Receiver<OutboundLine>) -> io::Result<()> {
+fn write_until_closed(
+    mut stream: &TcpStream,
+    outbound_rx: &Receiver<OutboundLine>,
+) -> io::Result<()> {
     let mut batch = Vec::new();
     // A line taken from the queue that did not fit in the last batch.
     let mut carried: Option<OutboundLine> = None;
     // `recv` fails only once the queue is closed *and* empty, so every line
     // queued before the manager let go is still written.
-    while let Some(line) = carried.take().or_else(|| queue.recv().ok()) {
+    while let Some(line) = carried.take().or_else(|| outbound_rx.recv().ok()) {
         batch.clear();
         batch.extend_from_slice(line.as_bytes());
         // Whatever else is already queued goes in the same write: under load
         // this is what turns a thousand small writes into a few big ones.
-        while let Ok(line) = queue.try_recv() {
+        while let Ok(line) = outbound_rx.try_recv() {
             if batch.len() + line.as_bytes().len() > MAX_BATCH_BYTES {
                 carried = Some(line);
                 break;

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{start_server, test_config, wait_until, Client, NoLine, DEADLINE};
-use threadchat::rate_limit::RateLimit;
 use threadchat::Config;
+use threadchat::RateLimit;
 
 /// alice and bob, registered, in the lobby, each having seen the other.
 fn two_friends(addr: SocketAddr) -> (Client, Client) {

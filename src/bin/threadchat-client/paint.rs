@@ -28,7 +28,7 @@ const NAME_COLOURS: [&str; 8] = [
 
 impl Style {
     /// Colour when standard output is a terminal and `NO_COLOR` is unset or
-    /// empty (https://no-color.org).
+    /// empty (<https://no-color.org>).
     pub fn choose(stdout_is_terminal: bool, no_color: Option<&str>) -> Style {
         let colour_refused = no_color.is_some_and(|value| !value.is_empty());
         if stdout_is_terminal && !colour_refused {

@@ -1,6 +1,6 @@
 //! The client directory: which names are taken, and by whom.
 //!
-//! Shared by every thread through `Arc<Shared>`, behind one
+//! Part of [`Shared`](super::Shared), so reachable from every thread, behind one
 //! `parking_lot::RwLock`. Reader threads write it to claim a name (at
 //! registration and on `/nick`); the manager writes it to release a name (when
 //! a client leaves or has been renamed); the manager, the monitor and
@@ -19,7 +19,7 @@ use crate::names;
 
 /// The name is held by another client.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NameTaken;
+pub(crate) struct NameTaken;
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -29,7 +29,7 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct ClientDirectory {
+pub(crate) struct ClientDirectory {
     by_key: RwLock<HashMap<String, Entry>>,
 }
 
@@ -41,7 +41,7 @@ impl ClientDirectory {
     /// both see "free" and both insert: the classic check-then-act race.
     /// Claiming a name you already hold with different capitals succeeds and
     /// changes how it is spelled.
-    pub fn claim(&self, name: &str, id: ClientId) -> Result<(), NameTaken> {
+    pub(crate) fn claim(&self, name: &str, id: ClientId) -> Result<(), NameTaken> {
         let mut by_key = self.by_key.write();
         let entry = by_key.entry(names::key(name)).or_insert(Entry {
             id,
@@ -57,7 +57,7 @@ impl ClientDirectory {
     /// Lets `name` go, if `id` still holds it spelled exactly so. After a
     /// rename that only changed capitals (`alice` to `Alice`) the entry is
     /// spelled the new way, and releasing the old spelling keeps it.
-    pub fn release(&self, name: &str, id: ClientId) {
+    pub(crate) fn release(&self, name: &str, id: ClientId) {
         let mut by_key = self.by_key.write();
         let key = names::key(name);
         if by_key
@@ -69,12 +69,12 @@ impl ClientDirectory {
     }
 
     /// Who holds `name`, ignoring case.
-    pub fn lookup(&self, name: &str) -> Option<ClientId> {
+    pub(crate) fn lookup(&self, name: &str) -> Option<ClientId> {
         self.by_key.read().get(&names::key(name)).map(|e| e.id)
     }
 
     /// Every name, sorted ignoring case.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         let mut found: Vec<(String, String)> = self
             .by_key
             .read()
@@ -87,12 +87,8 @@ impl ClientDirectory {
     }
 
     /// How many names are claimed: the number of registered clients.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_key.read().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -128,7 +124,7 @@ mod tests {
         assert_eq!(directory.lookup("alice"), Some(ClientId(1)));
         directory.release("alice", ClientId(1));
         assert_eq!(directory.lookup("alice"), None);
-        assert!(directory.is_empty());
+        assert_eq!(directory.len(), 0);
     }
 
     #[test]

@@ -26,7 +26,7 @@ struct Counters {
 /// What the manager routed while handling one event: it counts locally and
 /// adds the whole tally under one lock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Chat lines, actions and whispers received.
     pub messages_in: u64,
     /// Lines accepted into a client's outgoing queue.
@@ -36,18 +36,18 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         *self == Tally::default()
     }
 }
 
-pub struct Stats {
+pub(crate) struct Stats {
     started: Instant,
     counters: Mutex<Counters>,
 }
 
 impl Stats {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Stats {
             started: Instant::now(),
             counters: Mutex::new(Counters::default()),
@@ -58,7 +58,7 @@ impl Stats {
     /// returns true, or counts it as refused and returns false when
     /// `max_open` are already open. Check and count under one lock; only the
     /// acceptor opens connections, so the count cannot pass `max_open`.
-    pub fn try_open_connection(&self, max_open: usize) -> bool {
+    pub(crate) fn try_open_connection(&self, max_open: usize) -> bool {
         let mut counters = self.counters.lock();
         if counters.connections_open >= max_open {
             counters.connections_refused += 1;
@@ -71,21 +71,21 @@ impl Stats {
 
     /// Called once for each connection `try_open_connection` let in, when its
     /// threads are done (or could not be started).
-    pub fn close_connection(&self) {
+    pub(crate) fn close_connection(&self) {
         let mut counters = self.counters.lock();
         counters.connections_open = counters.connections_open.saturating_sub(1);
     }
 
     /// Called for a connection `try_open_connection` let in but whose
     /// threads could not be started: it was turned away after all.
-    pub fn refuse_opened_connection(&self) {
+    pub(crate) fn refuse_opened_connection(&self) {
         let mut counters = self.counters.lock();
         counters.connections_open = counters.connections_open.saturating_sub(1);
         counters.connections_accepted = counters.connections_accepted.saturating_sub(1);
         counters.connections_refused += 1;
     }
 
-    pub fn add(&self, tally: Tally) {
+    pub(crate) fn add(&self, tally: Tally) {
         let mut counters = self.counters.lock();
         counters.messages_in += tally.messages_in;
         counters.lines_delivered += tally.delivered;
@@ -95,7 +95,7 @@ impl Stats {
     /// A copy of the counters. `online` (registered clients) is not counted
     /// here but in the client directory; the caller passes it in, having read
     /// it *before* taking this lock: no thread holds both locks at once.
-    pub fn snapshot(&self, online: usize) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self, online: usize) -> StatsSnapshot {
         let counters = *self.counters.lock();
         StatsSnapshot {
             online,
@@ -151,7 +151,7 @@ impl fmt::Display for StatsSnapshot {
 
 impl StatsSnapshot {
     /// The monitor's line: the counters now plus rates since `earlier`.
-    pub fn report_since(&self, earlier: &StatsSnapshot) -> String {
+    pub(crate) fn report_since(&self, earlier: &StatsSnapshot) -> String {
         let seconds = self
             .uptime
             .saturating_sub(earlier.uptime)

@@ -1,0 +1,256 @@
+//! The manager on its own: events in, client queues out, no sockets and no
+//! threads. Each test does what readers would do (claim names in the
+//! directory, send events) by hand, and reads what the manager queued.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, TryRecvError};
+
+use super::Manager;
+use crate::config::Config;
+use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
+use crate::shared::Shared;
+
+struct Harness {
+    manager: Manager,
+    shared: Arc<Shared>,
+}
+
+/// One client's queue, as its writer would see it.
+struct Queue(Receiver<OutboundLine>);
+
+impl Queue {
+    /// Everything queued so far.
+    fn take(&self) -> Vec<String> {
+        self.0
+            .try_iter()
+            .map(|line| line.text().to_string())
+            .collect()
+    }
+
+    /// Whether the manager has let go of this queue (and it is empty).
+    fn is_closed(&self) -> bool {
+        matches!(self.0.try_recv(), Err(TryRecvError::Disconnected))
+    }
+}
+
+fn harness(config: Config) -> Harness {
+    let shared = Arc::new(Shared::new(config));
+    Harness {
+        manager: Manager::new(shared.clone()),
+        shared,
+    }
+}
+
+fn config() -> Config {
+    Config {
+        history: 0,
+        ..Config::default()
+    }
+}
+
+impl Harness {
+    fn send(&mut self, event: Event) {
+        self.manager.handle_guarded(event);
+    }
+
+    /// A connection whose queue holds `capacity` lines; the greeting and the
+    /// name prompt are read and checked.
+    fn connect_with_capacity(&mut self, n: u64, capacity: usize) -> Queue {
+        let (outbound_tx, outbound_rx) = bounded(capacity);
+        self.send(Event::Connected {
+            id: ClientId(n),
+            peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
+            outbound_tx,
+            hangup: Hangup::none(),
+        });
+        let queue = Queue(outbound_rx);
+        assert_eq!(
+            queue.take(),
+            [
+                "* welcome to threadchat",
+                "* choose a name (1-24 letters, digits, - or _):"
+            ]
+        );
+        queue
+    }
+
+    /// Connects and registers `name` as client `n`, as a reader would:
+    /// claim first, then tell the manager. The welcome is read and checked.
+    fn register(&mut self, n: u64, name: &str) -> Queue {
+        self.register_and_read(n, name).0
+    }
+
+    /// As `register`, also returning what came after the greeting: the
+    /// welcome, then any replay of the lobby's history.
+    fn register_and_read(&mut self, n: u64, name: &str) -> (Queue, Vec<String>) {
+        let queue = self.connect_with_capacity(n, 256);
+        self.shared
+            .clients
+            .claim(name, ClientId(n))
+            .expect("name free");
+        self.send(Event::Registered {
+            id: ClientId(n),
+            name: name.to_string(),
+        });
+        let welcome = queue.take();
+        assert!(
+            welcome[0].starts_with(&format!("* welcome {name}! you are in lobby;")),
+            "{welcome:?}"
+        );
+        (queue, welcome)
+    }
+
+    fn chat(&mut self, n: u64, text: &str) {
+        self.send(Event::Chat {
+            id: ClientId(n),
+            text: text.to_string(),
+        });
+    }
+}
+
+#[test]
+fn a_newcomer_is_announced_to_the_room_but_not_to_itself() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let bob = h.register(2, "bob");
+    assert_eq!(alice.take(), ["* bob joined"]);
+    assert!(bob.take().is_empty());
+}
+
+#[test]
+fn a_chat_line_reaches_the_room_only_and_is_not_echoed() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let bob = h.register(2, "bob");
+    let carol = h.register(3, "carol");
+    h.send(Event::JoinRoom {
+        id: ClientId(3),
+        room: "rust".to_string(),
+    });
+    alice.take();
+    bob.take();
+    carol.take();
+    h.chat(1, "hi");
+    assert_eq!(bob.take(), ["[lobby] alice: hi"]);
+    assert!(alice.take().is_empty(), "no echo to the sender");
+    assert!(carol.take().is_empty(), "no leak into another room");
+    assert_eq!(h.shared.snapshot().messages_in, 1);
+}
+
+#[test]
+fn whispers_reach_their_target_and_confirm_or_are_refused() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let bob = h.register(2, "bob");
+    alice.take();
+    let whisper = |to: &str| Event::Whisper {
+        id: ClientId(1),
+        to: to.to_string(),
+        text: "psst".to_string(),
+    };
+    h.send(whisper("BOB"));
+    assert_eq!(bob.take(), ["[dm from alice] psst"]);
+    assert_eq!(alice.take(), ["[dm to bob] psst"]);
+    h.send(whisper("nobody"));
+    assert_eq!(alice.take(), ["! no user named \"nobody\" is online"]);
+    h.send(whisper("alice"));
+    assert_eq!(alice.take(), ["! you cannot whisper to yourself"]);
+}
+
+#[test]
+fn entering_a_room_replays_its_history_between_header_and_live_lines() {
+    let mut h = harness(Config {
+        history: 2,
+        ..config()
+    });
+    let _alice = h.register(1, "alice");
+    for n in 1..=3 {
+        h.chat(1, &format!("line {n}"));
+    }
+    let (bob, welcome) = h.register_and_read(2, "bob");
+    assert_eq!(
+        welcome[1..],
+        [
+            "* last 2 messages in #lobby",
+            "[lobby] alice: line 2",
+            "[lobby] alice: line 3",
+        ]
+    );
+    h.chat(1, "live");
+    assert_eq!(bob.take(), ["[lobby] alice: live"]);
+}
+
+#[test]
+fn leaving_tells_the_room_frees_the_name_and_closes_the_queue() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let bob = h.register(2, "bob");
+    alice.take();
+    h.send(Event::Left {
+        id: ClientId(2),
+        reason: LeaveReason::Quit,
+    });
+    assert_eq!(bob.take(), ["* bye bob"]);
+    assert!(bob.is_closed(), "the manager must drop the queue's sender");
+    assert_eq!(alice.take(), ["* bob left"]);
+    assert_eq!(h.shared.clients.lookup("bob"), None);
+}
+
+#[test]
+fn a_client_with_a_full_queue_loses_lines_alone_and_is_told() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let reader = h.register(3, "reader");
+    // A queue of two lines that nobody reads for a while.
+    let slow = h.connect_with_capacity(2, 2);
+    h.shared.clients.claim("slow", ClientId(2)).unwrap();
+    h.send(Event::Registered {
+        id: ClientId(2),
+        name: "slow".to_string(),
+    });
+    alice.take();
+    reader.take();
+    for n in 1..=5 {
+        h.chat(1, &format!("{n}"));
+    }
+    let all: Vec<String> = (1..=5).map(|n| format!("[lobby] alice: {n}")).collect();
+    assert_eq!(reader.take(), all, "the others lose nothing");
+    // The welcome filled one slot and line 1 the other; 2 to 5 were dropped.
+    assert_eq!(slow.take().len(), 2);
+    h.chat(1, "6");
+    assert_eq!(
+        slow.take(),
+        [
+            "! 4 lines were dropped because your connection is too slow",
+            "[lobby] alice: 6"
+        ]
+    );
+    let stats = h.shared.snapshot();
+    assert_eq!(stats.lines_dropped, 4);
+}
+
+#[test]
+fn at_shutdown_everyone_is_told_and_every_queue_closes() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let unnamed = h.connect_with_capacity(2, 8);
+    alice.take();
+    h.manager.say_goodbye_to_everyone();
+    for queue in [&alice, &unnamed] {
+        assert_eq!(queue.take(), ["* server shutting down"]);
+        assert!(queue.is_closed());
+    }
+}
+
+#[test]
+fn events_for_unknown_clients_are_ignored() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    h.chat(99, "from nowhere");
+    h.send(Event::Left {
+        id: ClientId(99),
+        reason: LeaveReason::Closed,
+    });
+    assert!(alice.take().is_empty());
+}
