@@ -18,8 +18,10 @@ pub struct Config {
     /// Open connections allowed at once, registered or not. One more is told
     /// `! server full, try again later` and closed.
     pub max_clients: usize,
-    /// Capacity of each client's outgoing queue, in lines.
-    pub queue_capacity: usize,
+    /// The most bytes of lines queued for one client and not yet taken by
+    /// its writer (`--max-backlog`). Past it, lines are dropped for that
+    /// client and it is told.
+    pub max_backlog: usize,
     /// How often the monitor logs its stats line.
     pub stats_interval: Duration,
     /// Chat and action lines each room keeps and replays to newcomers; 0
@@ -41,8 +43,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// A socket write that blocks this long disconnects its client.
     pub write_timeout: Duration,
-    /// A client whose outgoing queue stays full this long (it reads, but
-    /// far slower than its room talks) is disconnected. Not a flag.
+    /// A client all of whose lines have been dropped this long (it reads,
+    /// but far slower than its room talks) is disconnected. Not a flag.
     pub queue_full_timeout: Duration,
     /// Stack size of every reader and writer thread. Not a flag; see
     /// docs/ARCHITECTURE.md for why it is small.
@@ -52,6 +54,11 @@ pub struct Config {
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+/// `--max-backlog`: 256 KiB per client. A burst of about 4,000 short chat
+/// lines fits while a client's writer waits for a CPU; with 10,000 clients
+/// all stalled the backlogs hold at most 2.5 GiB (docs/PROTOCOL.md, Limits).
+pub const DEFAULT_MAX_BACKLOG: usize = 256 * 1024;
 
 /// Stack size of every reader and writer thread. The default (2 MiB) is
 /// sized for arbitrary code; these threads run a short loop over small
@@ -66,7 +73,7 @@ impl Default for Config {
         Config {
             addr: DEFAULT_ADDR.to_string(),
             max_clients: 10_000,
-            queue_capacity: 256,
+            max_backlog: DEFAULT_MAX_BACKLOG,
             stats_interval: Duration::from_secs(5),
             history: 50,
             announce_up_to: 200,
@@ -101,7 +108,8 @@ A chat server for nc: connect with `nc HOST PORT`, choose a name, type /help.
 Options:
   --addr HOST:PORT        listen here [default: 127.0.0.1:7878, or $THREADCHAT_ADDR]
   --max-clients N         open connections allowed at once [default: 10000]
-  --queue N               lines queued per client before they are dropped [default: 256]
+  --max-backlog BYTES     bytes queued per client before lines are dropped for it,
+                          a number with an optional K or M [default: 256K]
   --stats-interval SECS   seconds between stats lines in the log [default: 5]
   --history N             lines each room keeps for newcomers, 0 for none [default: 50]
   --announce-up-to N      announce joins and leaves only in rooms of at most N others,
@@ -146,7 +154,8 @@ where
             "-V" | "--version" => return Ok(Invocation::Version),
             "--addr" => config.addr = check_addr(&value()?).map_err(|e| format!("--addr: {e}"))?,
             "--max-clients" => config.max_clients = positive(&flag, &value()?)?,
-            "--queue" => config.queue_capacity = positive(&flag, &value()?)?,
+            "--max-backlog" => config.max_backlog = bytes(&flag, &value()?)?,
+            "--queue" => return Err("--queue (lines) was replaced by --max-backlog BYTES".into()),
             "--stats-interval" => config.stats_interval = seconds(&flag, &value()?)?,
             "--history" => config.history = at_most(&flag, &value()?, MAX_HISTORY)?,
             "--announce-up-to" => {
@@ -214,6 +223,22 @@ fn at_most(flag: &str, value: &str, max: usize) -> Result<usize, String> {
     }
 }
 
+/// A size in bytes: `65536`, `64K` or `1M` (K and M are 1024 and 1024²),
+/// from 1 KiB to 1 GiB.
+fn bytes(flag: &str, value: &str) -> Result<usize, String> {
+    let (digits, unit) = match value.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&value[..at], 1024),
+        Some((at, 'm' | 'M')) => (&value[..at], 1024 * 1024),
+        _ => (value, 1),
+    };
+    match digits.parse::<usize>().map(|n| n.checked_mul(unit)) {
+        Ok(Some(n)) if (1024..=1 << 30).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{flag}: expected a size from 1K to 1024M (bytes, or with K or M), got {value:?}"
+        )),
+    }
+}
+
 fn positive(flag: &str, value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 && n <= 1_000_000 => Ok(n),
@@ -250,8 +275,8 @@ mod tests {
             "--addr",
             "0.0.0.0:9000",
             "--max-clients=5",
-            "--queue",
-            "8",
+            "--max-backlog",
+            "64K",
             "--stats-interval=1",
             "--history",
             "0",
@@ -280,7 +305,7 @@ mod tests {
         assert_eq!((off.rate_limit, off.idle_timeout), (None, None));
         assert_eq!(config.addr, "0.0.0.0:9000");
         assert_eq!(config.max_clients, 5);
-        assert_eq!(config.queue_capacity, 8);
+        assert_eq!(config.max_backlog, 64 * 1024);
         assert_eq!(config.stats_interval, Duration::from_secs(1));
     }
 
@@ -289,7 +314,7 @@ mod tests {
         assert_eq!(parse(&["--help"]), Ok(Invocation::Help));
         assert_eq!(parse(&["-h"]), Ok(Invocation::Help));
         assert_eq!(parse(&["--version"]), Ok(Invocation::Version));
-        assert_eq!(parse(&["--queue", "3", "-V"]), Ok(Invocation::Version));
+        assert_eq!(parse(&["--history", "3", "-V"]), Ok(Invocation::Version));
     }
 
     #[test]
@@ -315,8 +340,20 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         assert_eq!(parse(&["--bogus"]), Err("unknown option --bogus".into()));
-        assert_eq!(parse(&["--queue"]), Err("--queue needs a value".into()));
-        assert!(parse(&["--queue", "0"]).unwrap_err().contains("--queue"));
+        assert_eq!(parse(&["--history"]), Err("--history needs a value".into()));
+        assert!(parse(&["--max-clients", "0"])
+            .unwrap_err()
+            .contains("--max-clients"));
+        for bad in ["0", "1023", "2048M", "lots", "12KB", "-1K", ""] {
+            assert!(
+                parse(&["--max-backlog", bad])
+                    .unwrap_err()
+                    .starts_with("--max-backlog: expected a size"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(run_config(&["--max-backlog=1m"]).max_backlog, 1 << 20);
+        assert_eq!(run_config(&["--max-backlog", "4096"]).max_backlog, 4096);
         assert!(parse(&["--max-clients", "-3"]).is_err());
         assert!(parse(&["--stats-interval", "soon"]).is_err());
         assert!(parse(&["--rate-limit", "fast"])

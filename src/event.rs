@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Weak};
 
-use crossbeam_channel::Sender;
+use crate::outbox::Outbox;
 
 /// A connection's number, given by the acceptor in order of arrival and never
 /// reused while the server runs. Names change (`/nick`); ids do not, so every
@@ -124,14 +124,14 @@ impl fmt::Display for LeaveReason {
 /// order it happened.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A connection was accepted. `outbound_tx` is the sending end of the
-    /// client's queue; the manager holds the only copy, so dropping it is
-    /// what tells the writer the connection is over.
+    /// A connection was accepted. `outbox` is the manager's end of the
+    /// client's queue (with the hang-up handle inside); the manager holds
+    /// the only one, so dropping it is what tells the writer the connection
+    /// is over.
     Connected {
         id: ClientId,
         peer: SocketAddr,
-        outbound_tx: Sender<OutboundLine>,
-        hangup: Hangup,
+        outbox: Outbox,
     },
     /// The reader claimed `name` in the client directory for this client.
     Registered { id: ClientId, name: String },

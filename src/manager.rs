@@ -20,9 +20,9 @@ use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{select, Receiver};
 
-use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
+use crate::event::{ClientId, Event, LeaveReason, OutboundLine};
 use crate::names::NAME_RULE;
 use crate::outbox::{Delivery, Outbox};
 use crate::protocol;
@@ -47,15 +47,15 @@ pub(crate) fn run(shared: Arc<Shared>, events_rx: Receiver<Event>, shutdown: Shu
     }
     manager.say_goodbye_to_everyone();
     // Readers still running may have events on their way, and an
-    // `Event::Connected` waiting in the channel holds the only sender of a
+    // `Event::Connected` waiting in the channel holds the only `Outbox` of a
     // client's queue: left there, that client's writer would wait for it
     // forever, its reader would wait for the writer, and shutdown would wait
     // for them all. So the manager keeps receiving, and dropping, until every
     // reader has finished and the channel is closed.
+    let goodbye = OutboundLine::new(&protocol::notice("server shutting down"));
     for event in events_rx.iter() {
-        if let Event::Connected { outbound_tx, .. } = event {
-            let _ =
-                outbound_tx.try_send(OutboundLine::new(&protocol::notice("server shutting down")));
+        if let Event::Connected { mut outbox, .. } = event {
+            outbox.deliver(goodbye.clone(), &mut Tally::default());
         }
     }
 }
@@ -73,11 +73,11 @@ struct Member {
 impl Member {
     /// One line to this client, through the slow-consumer policy.
     fn send(&mut self, line: OutboundLine, tally: &mut Tally) {
-        if let Delivery::HungUp { untold } = self.outbox.deliver(line, tally) {
+        if self.outbox.deliver(line, tally) == Delivery::HungUp {
             let who = self.name.as_deref().unwrap_or("(no name)");
             log::warn!(
-                "{who} ({}): queue full too long, {untold} lines dropped; \
-                 disconnecting a client that is not keeping up",
+                "{who} ({}): its backlog stayed full; disconnecting a client \
+                 that is not keeping up",
                 self.peer
             );
         }
@@ -123,12 +123,7 @@ impl Manager {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected {
-                id,
-                peer,
-                outbound_tx,
-                hangup,
-            } => self.on_connected(id, peer, outbound_tx, hangup),
+            Event::Connected { id, peer, outbox } => self.on_connected(id, peer, outbox),
             Event::Registered { id, name } => self.on_registered(id, name),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
             Event::Chat { id, text } => {
@@ -149,15 +144,8 @@ impl Manager {
         }
     }
 
-    fn on_connected(
-        &mut self,
-        id: ClientId,
-        peer: SocketAddr,
-        outbound_tx: Sender<OutboundLine>,
-        hangup: Hangup,
-    ) {
+    fn on_connected(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox) {
         log::debug!("{id} connected from {peer}");
-        let outbox = Outbox::new(outbound_tx, hangup, self.shared.config.queue_full_timeout);
         let member = Member {
             peer,
             name: None,

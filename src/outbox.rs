@@ -1,120 +1,186 @@
-//! The manager's end of one client's queue, and the slow-consumer policy.
-//! Runs on the manager thread, which owns one [`Outbox`] per connected
-//! client; no other thread sees it. It sends on the client's queue (never
-//! waiting) and, when it gives up on a client, shuts its socket down through
-//! the weak [`Hangup`] handle.
+//! One client's outgoing lines: a queue bounded in bytes, and the
+//! slow-consumer policy. The queue has two ends:
+//!
+//! - the [`Outbox`], on the manager thread, which owns one per connected
+//!   client (its reader makes the pair and hands the `Outbox` over in
+//!   `Event::Connected`);
+//! - the [`OutboxReader`], on that client's writer thread.
+//!
+//! Between them: an unbounded crossbeam channel (it allocates as lines
+//! arrive, in blocks of 31, rather than all its slots up front), an atomic
+//! count of the bytes in it, which is what bounds it, and for each gap a
+//! shared atomic count of the lines dropped there. No lock: the manager only
+//! adds, the writer only takes away.
 //!
 //! The policy, in three rules:
 //!
-//! 1. **Never wait.** A line that does not fit in the client's queue is
-//!    dropped for that client alone, and counted. One slow client must
-//!    never slow down the manager, which every line in the server passes
-//!    through.
-//! 2. **Never hide a gap.** After a drop, the next line this client gets is
-//!    `! N lines were dropped because your connection is too slow`; if the
-//!    notice does not fit, the line is dropped too. A line delivered without
-//!    that notice in front of it would make the gap silent.
+//! 1. **Never wait.** A line that would take a client's backlog over
+//!    `--max-backlog` bytes is dropped for that client alone, and counted.
+//!    One slow client must never slow down the manager, which every line in
+//!    the server passes through.
+//! 2. **Never hide a gap.** At the first drop, a *gap marker* goes into the
+//!    queue in place of the line (it costs no bytes, so it always fits).
+//!    Further drops add to the same marker's count until the next line gets
+//!    through. When the writer reaches the marker, it writes `! N lines
+//!    were dropped because your connection is too slow`: exactly where the
+//!    gap is, as soon as the lines before it are out, whether or not any
+//!    line follows.
 //! 3. **Give up on a client that never catches up.** When every line for a
 //!    client has been dropped for `stuck_after`, it is hung up on.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
 
 use crate::event::{Hangup, OutboundLine};
 use crate::protocol;
 use crate::shared::Tally;
 
+/// What a queued line costs its client's backlog beyond its text: the
+/// channel slot that holds it (a pointer, a length and the slot's state).
+/// Lines are shared `Arc<str>`s, so a line sent to a room is stored once
+/// however many queues hold it; charging each client the whole text anyway
+/// makes the bound an upper bound on what that client can make the server
+/// keep, even when the line is its alone (a `/users` reply, a whisper).
+pub(crate) const SLOT_BYTES: usize = 32;
+
+/// The bytes `line` costs the backlog of each client it is queued for.
+pub(crate) fn cost(line: &OutboundLine) -> usize {
+    line.as_bytes().len() + SLOT_BYTES
+}
+
+/// Makes both ends of one client's queue. `max_bytes` bounds the backlog;
+/// `hangup` and `stuck_after` are for rule 3.
+pub(crate) fn outbox(
+    max_bytes: usize,
+    hangup: Hangup,
+    stuck_after: Duration,
+) -> (Outbox, OutboxReader) {
+    let (queue_tx, queue_rx) = unbounded();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let outbox = Outbox {
+        queue_tx,
+        backlog: backlog.clone(),
+        max_bytes,
+        open_gap: None,
+        hangup,
+        full_since: None,
+        stuck_after,
+    };
+    (outbox, OutboxReader { queue_rx, backlog })
+}
+
+/// What travels in the queue.
+enum Item {
+    Line(OutboundLine),
+    /// Lines were dropped here; the count may still grow until the writer
+    /// takes the marker, which closes it.
+    Gap(Arc<GapCount>),
+}
+
+/// How many lines one gap lost. The manager adds to it; the writer reads it
+/// once and closes it, so no drop is ever counted after it was told.
+struct GapCount(AtomicU64);
+
+impl GapCount {
+    /// Set by the writer when it takes the marker.
+    const CLOSED: u64 = u64::MAX;
+
+    /// One more line lost here; false if the writer has already told this
+    /// gap, so the drop needs a marker of its own.
+    fn add_one(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n != Self::CLOSED).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// The final count; no drop can join this gap afterwards.
+    fn close(&self) -> u64 {
+        self.0.swap(Self::CLOSED, Ordering::AcqRel)
+    }
+}
+
 /// What happened to one line given to [`Outbox::deliver`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Delivery {
-    /// In the client's queue (with the drop notice in front of it, if one
-    /// was owed).
+    /// In the client's queue.
     Queued,
-    /// Dropped for this client, and counted; the client will be told.
+    /// Dropped for this client and counted; it will be told in the gap's
+    /// place.
     Dropped,
-    /// Dropped, and the client has been hung up on: its queue has been full
-    /// for `stuck_after`. Holds how many lines it was never told of.
-    HungUp { untold: u64 },
+    /// Dropped, and the client has been hung up on: every line for it has
+    /// been dropped for `stuck_after`.
+    HungUp,
 }
 
-/// The sending end of one client's queue, with what the policy remembers
-/// about that client.
+/// The manager's end of one client's queue, with what the policy remembers
+/// about that client. Dropping it closes the queue, which tells the writer
+/// the connection is over once it has written what is queued.
 pub(crate) struct Outbox {
-    outbound_tx: Sender<OutboundLine>,
+    queue_tx: Sender<Item>,
+    /// Bytes queued and not yet taken by the writer, by [`cost`].
+    backlog: Arc<AtomicUsize>,
+    max_bytes: usize,
+    /// The marker of the gap the latest drops went into, until a line gets
+    /// through after it.
+    open_gap: Option<Arc<GapCount>>,
     hangup: Hangup,
-    /// Lines dropped for this client since it was last told so.
-    dropped_untold: u64,
     /// Since when every line for this client has been dropped; `None` while
     /// lines get through.
     full_since: Option<Instant>,
-    /// How long `full_since` may last before the client is hung up on.
     stuck_after: Duration,
 }
 
-impl Outbox {
-    /// `outbound_tx` must be the only sender of the queue: dropping the
-    /// `Outbox` is what tells the client's writer that the connection is
-    /// over.
-    pub(crate) fn new(
-        outbound_tx: Sender<OutboundLine>,
-        hangup: Hangup,
-        stuck_after: Duration,
-    ) -> Self {
-        Outbox {
-            outbound_tx,
-            hangup,
-            dropped_untold: 0,
-            full_since: None,
-            stuck_after,
-        }
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("backlog_bytes", &self.backlog_bytes())
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
     }
+}
 
+impl Outbox {
     /// Queues `line` for this client without ever waiting, and counts what
     /// happened in `tally`.
     pub(crate) fn deliver(&mut self, line: OutboundLine, tally: &mut Tally) -> Delivery {
-        if self.dropped_untold > 0 && !self.tell_of_drops(tally) {
+        let cost = cost(&line);
+        if !self.has_room_for(cost) {
             return self.drop_line(tally);
         }
-        match self.outbound_tx.try_send(line) {
-            Ok(()) => {
-                tally.delivered += 1;
-                self.full_since = None;
-                Delivery::Queued
-            }
-            Err(TrySendError::Full(_)) => self.drop_line(tally),
+        self.backlog.fetch_add(cost, Ordering::AcqRel);
+        if self.queue_tx.send(Item::Line(line)).is_err() {
             // The writer has stopped (its socket failed); the reader will
             // send `Left` soon. Nobody is left to tell.
-            Err(TrySendError::Disconnected(_)) => {
-                tally.dropped += 1;
-                Delivery::Dropped
-            }
-        }
-    }
-
-    /// Queues the drop notice, if it fits. The line after it goes only if
-    /// this succeeds: a notice without its line is another gap the client
-    /// will be told of, but a line without its notice would hide one.
-    fn tell_of_drops(&mut self, tally: &mut Tally) -> bool {
-        let notice = protocol::error(&format!(
-            "{} lines were dropped because your connection is too slow",
-            self.dropped_untold
-        ));
-        if self
-            .outbound_tx
-            .try_send(OutboundLine::new(&notice))
-            .is_err()
-        {
-            return false;
+            tally.dropped += 1;
+            return Delivery::Dropped;
         }
         tally.delivered += 1;
-        self.dropped_untold = 0;
-        true
+        self.open_gap = None;
+        self.full_since = None;
+        Delivery::Queued
+    }
+
+    /// Bytes queued for this client and not yet taken by its writer.
+    pub(crate) fn backlog_bytes(&self) -> usize {
+        self.backlog.load(Ordering::Acquire)
+    }
+
+    /// A line fits if the backlog stays within the bound with it, or if the
+    /// backlog is empty: a single line bigger than the bound (a `/users`
+    /// reply with many thousands online) must still be deliverable.
+    fn has_room_for(&self, cost: usize) -> bool {
+        let backlog = self.backlog_bytes();
+        backlog == 0 || backlog + cost <= self.max_bytes
     }
 
     fn drop_line(&mut self, tally: &mut Tally) -> Delivery {
         tally.dropped += 1;
-        self.dropped_untold += 1;
+        self.mark_gap();
         let now = Instant::now();
         let full_since = *self.full_since.get_or_insert(now);
         if now.duration_since(full_since) < self.stuck_after {
@@ -124,151 +190,77 @@ impl Outbox {
         // Its reader will send `Left`; until then, start the clock again so
         // the manager does not hang up (and log) on every line.
         self.full_since = None;
-        Delivery::HungUp {
-            untold: self.dropped_untold,
+        Delivery::HungUp
+    }
+
+    /// Counts the drop in the open gap, or opens a new one with a marker.
+    fn mark_gap(&mut self) {
+        if let Some(gap) = &self.open_gap {
+            if gap.add_one() {
+                return;
+            }
+        }
+        let gap = Arc::new(GapCount(AtomicU64::new(1)));
+        // Unbounded: a marker always fits. Markers cannot pile up: a new
+        // one is queued only after the writer took the last one, or after
+        // a line got through.
+        let _ = self.queue_tx.send(Item::Gap(gap.clone()));
+        self.open_gap = Some(gap);
+    }
+}
+
+/// What the writer takes from the queue.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    Line(OutboundLine),
+    /// `! N lines were dropped ...`, ready to write.
+    DropNotice(OutboundLine),
+}
+
+impl Outgoing {
+    /// The bytes to write, newline included.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = self;
+        line.as_bytes()
+    }
+}
+
+/// The writer's end of one client's queue.
+pub(crate) struct OutboxReader {
+    queue_rx: Receiver<Item>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl OutboxReader {
+    /// The next thing to write, waiting for it; `None` once the manager has
+    /// let go of the queue and everything in it has been taken.
+    pub(crate) fn recv(&self) -> Option<Outgoing> {
+        self.queue_rx.recv().ok().map(|item| self.take(item))
+    }
+
+    /// The next thing to write, if there is one already.
+    pub(crate) fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
+        self.queue_rx.try_recv().map(|item| self.take(item))
+    }
+
+    /// Taking a line frees its bytes at once, not once it is written: the
+    /// writer's own batch buffer (at most 64 KiB) holds it from here.
+    fn take(&self, item: Item) -> Outgoing {
+        match item {
+            Item::Line(line) => {
+                self.backlog.fetch_sub(cost(&line), Ordering::AcqRel);
+                Outgoing::Line(line)
+            }
+            Item::Gap(gap) => Outgoing::DropNotice(drop_notice(gap.close())),
         }
     }
+}
+
+fn drop_notice(dropped: u64) -> OutboundLine {
+    OutboundLine::new(&protocol::error(&format!(
+        "{dropped} lines were dropped because your connection is too slow"
+    )))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crossbeam_channel::{bounded, Receiver};
-    use std::io::Read;
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::Arc;
-
-    const NOTICE_PREFIX: &str = "! ";
-
-    fn outbox(capacity: usize, stuck_after: Duration) -> (Outbox, Receiver<OutboundLine>) {
-        let (tx, rx) = bounded(capacity);
-        (Outbox::new(tx, Hangup::none(), stuck_after), rx)
-    }
-
-    fn line(n: u32) -> OutboundLine {
-        OutboundLine::new(&format!("line {n}"))
-    }
-
-    fn drain(rx: &Receiver<OutboundLine>) -> Vec<String> {
-        rx.try_iter().map(|line| line.text().to_string()).collect()
-    }
-
-    const NEVER: Duration = Duration::from_secs(3600);
-
-    #[test]
-    fn a_line_that_does_not_fit_is_dropped_and_counted() {
-        let (mut outbox, rx) = outbox(2, NEVER);
-        let mut tally = Tally::default();
-        assert_eq!(outbox.deliver(line(1), &mut tally), Delivery::Queued);
-        assert_eq!(outbox.deliver(line(2), &mut tally), Delivery::Queued);
-        assert_eq!(outbox.deliver(line(3), &mut tally), Delivery::Dropped);
-        assert_eq!((tally.delivered, tally.dropped), (2, 1));
-        assert_eq!(drain(&rx), ["line 1", "line 2"]);
-    }
-
-    #[test]
-    fn the_notice_comes_just_before_the_next_line_delivered() {
-        let (mut outbox, rx) = outbox(2, NEVER);
-        let mut tally = Tally::default();
-        for n in 1..=5 {
-            outbox.deliver(line(n), &mut tally);
-        }
-        assert_eq!(drain(&rx), ["line 1", "line 2"]);
-        assert_eq!(outbox.deliver(line(6), &mut tally), Delivery::Queued);
-        assert_eq!(
-            drain(&rx),
-            [
-                "! 3 lines were dropped because your connection is too slow",
-                "line 6"
-            ]
-        );
-        assert_eq!((tally.delivered, tally.dropped), (4, 3));
-    }
-
-    #[test]
-    fn no_line_follows_a_drop_without_the_notice_in_front_of_it() {
-        // Every way the queue can be emptied between lines: whatever the
-        // room left, a line that reaches the client after a gap has the
-        // notice just before it.
-        for capacity in 1..=4 {
-            let (mut outbox, rx) = outbox(capacity, NEVER);
-            let mut tally = Tally::default();
-            let mut received = Vec::new();
-            for n in 0..200u32 {
-                outbox.deliver(line(n), &mut tally);
-                // Read a varying amount, from nothing to everything.
-                let take = (n as usize * 7) % (capacity + 2);
-                received.extend(rx.try_iter().take(take).map(|l| l.text().to_string()));
-            }
-            received.extend(drain(&rx));
-            let mut expected_next = 0u32;
-            let mut told = 0u64;
-            let mut previous_was_notice = false;
-            for text in &received {
-                if let Some(notice) = text.strip_prefix(NOTICE_PREFIX) {
-                    let count: u64 = notice.split(' ').next().unwrap().parse().unwrap();
-                    told += count;
-                    expected_next += count as u32;
-                    previous_was_notice = true;
-                    continue;
-                }
-                let n: u32 = text.strip_prefix("line ").unwrap().parse().unwrap();
-                assert_eq!(
-                    n, expected_next,
-                    "capacity {capacity}: line {n} arrived where line {expected_next} was due \
-                     (after a notice: {previous_was_notice}); received {received:?}"
-                );
-                expected_next = n + 1;
-                previous_was_notice = false;
-            }
-            // Lines dropped at the very end may be owed still; all others told.
-            assert_eq!(
-                told + outbox.dropped_untold,
-                tally.dropped,
-                "capacity {capacity}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_client_whose_queue_stays_full_is_hung_up_on() {
-        // A real socket pair, to see the hang-up from the client's side.
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server_side, _) = listener.accept().unwrap();
-        let server_side = Arc::new(server_side);
-
-        let (tx, _rx) = bounded(1);
-        let mut outbox = Outbox::new(tx, Hangup::new(&server_side), Duration::ZERO);
-        let mut tally = Tally::default();
-        assert_eq!(outbox.deliver(line(1), &mut tally), Delivery::Queued);
-        assert_eq!(
-            outbox.deliver(line(2), &mut tally),
-            Delivery::HungUp { untold: 1 }
-        );
-        client
-            .set_read_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
-        let mut buffer = [0u8; 16];
-        assert_eq!(
-            client.read(&mut buffer).unwrap(),
-            0,
-            "expected end of file once hung up on"
-        );
-    }
-
-    #[test]
-    fn with_room_for_only_the_notice_the_line_waits_for_the_next_notice() {
-        let (mut outbox, rx) = outbox(1, NEVER);
-        let mut tally = Tally::default();
-        outbox.deliver(line(1), &mut tally);
-        assert_eq!(outbox.deliver(line(2), &mut tally), Delivery::Dropped);
-        assert_eq!(drain(&rx), ["line 1"]);
-        // Room for one: the notice takes it, and line 3 is dropped in turn.
-        assert_eq!(outbox.deliver(line(3), &mut tally), Delivery::Dropped);
-        assert_eq!(
-            drain(&rx),
-            ["! 1 lines were dropped because your connection is too slow"]
-        );
-    }
-}
+mod tests;

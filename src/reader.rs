@@ -22,11 +22,12 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::Sender;
 
-use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
+use crate::event::{ClientId, Event, Hangup, LeaveReason};
 use crate::line_reader::{Incoming, LineReader};
 use crate::names::{self, NAME_RULE};
+use crate::outbox::{outbox, Outbox, OutboxReader};
 use crate::protocol::{self, Command};
 use crate::rate_limit::{FloodGuard, Verdict};
 use crate::rooms::LOBBY;
@@ -54,8 +55,10 @@ pub(crate) fn run(start: ReaderStart) {
         shared,
         finished_tx,
     } = start;
-    let (outbound_tx, outbound_rx) = bounded(shared.config.queue_capacity);
-    let writer = match start_writer(id, &stream, outbound_rx, &shared) {
+    let config = &shared.config;
+    let hangup = Hangup::new(&stream);
+    let (outbox, outbox_reader) = outbox(config.max_backlog, hangup, config.queue_full_timeout);
+    let writer = match start_writer(id, &stream, outbox_reader, &shared) {
         Ok(writer) => writer,
         Err(error) => {
             // No writer, so no client yet: say why straight to the socket,
@@ -71,7 +74,7 @@ pub(crate) fn run(start: ReaderStart) {
     // See `Manager::handle_guarded` for what `catch_unwind` and
     // `AssertUnwindSafe` do.
     let session = panic::catch_unwind(AssertUnwindSafe(|| {
-        read_session(id, peer, &stream, outbound_tx, &events_tx, &shared)
+        read_session(id, peer, &stream, outbox, &events_tx, &shared)
     }));
     let reason = session.unwrap_or_else(|_| {
         log::error!("reader {id} panicked; disconnecting that client");
@@ -95,14 +98,14 @@ pub(crate) fn run(start: ReaderStart) {
 fn start_writer(
     id: ClientId,
     stream: &Arc<TcpStream>,
-    outbound_rx: Receiver<OutboundLine>,
+    outbox_reader: OutboxReader,
     shared: &Shared,
 ) -> io::Result<JoinHandle<()>> {
     let stream = stream.clone();
     thread::Builder::new()
         .name(format!("writer-{}", id.0))
         .stack_size(shared.config.client_stack_bytes)
-        .spawn(move || writer::run(id, stream, outbound_rx))
+        .spawn(move || writer::run(id, stream, outbox_reader))
 }
 
 /// Reads lines until the client goes; returns why it went.
@@ -110,19 +113,13 @@ fn read_session(
     id: ClientId,
     peer: SocketAddr,
     stream: &Arc<TcpStream>,
-    outbound_tx: Sender<OutboundLine>,
+    outbox: Outbox,
     events_tx: &Sender<Event>,
     shared: &Shared,
 ) -> LeaveReason {
     // First event of every connection, so the manager knows the client
     // before anything else about it arrives.
-    let hangup = Hangup::new(stream);
-    let connected = Event::Connected {
-        id,
-        peer,
-        outbound_tx,
-        hangup,
-    };
+    let connected = Event::Connected { id, peer, outbox };
     if events_tx.send(connected).is_err() {
         return LeaveReason::ServerClosing;
     }

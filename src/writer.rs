@@ -1,10 +1,13 @@
 //! A client's writer thread: one per connection, started by its reader.
 //!
-//! It owns the receiving end of the client's bounded queue (`outbound_rx`) and the writing
-//! side of the socket, and touches nothing shared. It blocks on the queue,
-//! takes whatever else is already waiting, and writes it all with one call.
-//! When the manager drops the queue's sender (the client left, or the server
-//! is shutting down) it writes what is left, shuts the socket down, and exits.
+//! It owns the writer's end of the client's queue (an `OutboxReader`) and
+//! the writing side of the socket, and touches nothing shared but the
+//! queue's own atomic byte count. It blocks on the queue, takes whatever else
+//! is already waiting, and writes it all with one call. A gap marker in the
+//! queue comes out as the `! N lines were dropped` notice, in its place.
+//! When the manager drops the queue's sending end (the client left, or the
+//! server is shutting down) it writes what is left, shuts the socket down,
+//! and exits.
 //!
 //! Shutting the socket down is also how a writer ends its reader: a reader
 //! blocked in `read` on the same socket returns at once.
@@ -14,9 +17,8 @@ use std::net::{Shutdown, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
-
-use crate::event::{ClientId, OutboundLine};
+use crate::event::ClientId;
+use crate::outbox::{OutboxReader, Outgoing};
 
 /// Gather at most this many bytes into one write. Kept under the allocator's
 /// threshold for giving a buffer its own memory mapping (128 KiB), because
@@ -27,11 +29,11 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// client forever.
 const KEEP_BATCH_CAPACITY: usize = 8 * 1024;
 
-pub(crate) fn run(id: ClientId, stream: Arc<TcpStream>, outbound_rx: Receiver<OutboundLine>) {
+pub(crate) fn run(id: ClientId, stream: Arc<TcpStream>, outbox_reader: OutboxReader) {
     // A panic here ends this connection only (see `Manager::handle_guarded`
     // for `catch_unwind`).
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        write_until_closed(&stream, &outbound_rx)
+        write_until_closed(&stream, &outbox_reader)
     }));
     match outcome {
         Ok(Ok(())) => log::debug!("writer {id}: queue closed"),
@@ -49,21 +51,18 @@ pub(crate) fn run(id: ClientId, stream: Arc<TcpStream>, outbound_rx: Receiver<Ou
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn write_until_closed(
-    mut stream: &TcpStream,
-    outbound_rx: &Receiver<OutboundLine>,
-) -> io::Result<()> {
+fn write_until_closed(mut stream: &TcpStream, outbox_reader: &OutboxReader) -> io::Result<()> {
     let mut batch = Vec::new();
     // A line taken from the queue that did not fit in the last batch.
-    let mut carried: Option<OutboundLine> = None;
-    // `recv` fails only once the queue is closed *and* empty, so every line
-    // queued before the manager let go is still written.
-    while let Some(line) = carried.take().or_else(|| outbound_rx.recv().ok()) {
+    let mut carried: Option<Outgoing> = None;
+    // `recv` returns `None` only once the queue is closed *and* empty, so
+    // every line queued before the manager let go is still written.
+    while let Some(line) = carried.take().or_else(|| outbox_reader.recv()) {
         batch.clear();
         batch.extend_from_slice(line.as_bytes());
         // Whatever else is already queued goes in the same write: under load
         // this is what turns a thousand small writes into a few big ones.
-        while let Ok(line) = outbound_rx.try_recv() {
+        while let Ok(line) = outbox_reader.try_recv() {
             if batch.len() + line.as_bytes().len() > MAX_BATCH_BYTES {
                 carried = Some(line);
                 break;

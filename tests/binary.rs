@@ -18,7 +18,12 @@ fn help_prints_usage_and_exits_0() {
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("Usage: threadchat"), "{stdout}");
-    for flag in ["--addr", "--max-clients", "--queue", "--stats-interval"] {
+    for flag in [
+        "--addr",
+        "--max-clients",
+        "--max-backlog",
+        "--stats-interval",
+    ] {
         assert!(stdout.contains(flag), "usage should mention {flag}");
     }
 }
@@ -38,8 +43,12 @@ fn a_bad_flag_or_value_exits_2_with_one_clear_line_and_the_usage() {
     for (args, message) in [
         (vec!["--bogus"], "error: unknown option --bogus"),
         (
-            vec!["--queue", "zero"],
-            "error: --queue: expected a whole number from 1 to 1000000, got \"zero\"",
+            vec!["--max-backlog", "zero"],
+            "error: --max-backlog: expected a size from 1K to 1024M (bytes, or with K or M), got \"zero\"",
+        ),
+        (
+            vec!["--queue", "256"],
+            "error: --queue (lines) was replaced by --max-backlog BYTES",
         ),
         (vec!["--max-clients"], "error: --max-clients needs a value"),
         (

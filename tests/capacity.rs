@@ -125,7 +125,7 @@ fn shutdown_tells_every_client_and_closes_them() {
 fn shutdown_does_not_wait_forever_for_a_client_that_never_reads() {
     let server = start_server(Config {
         shutdown_grace: Duration::from_millis(500),
-        queue_capacity: 100_000,
+        max_backlog: 64 << 20,
         ..test_config()
     });
     let addr = server.local_addr();
@@ -163,7 +163,7 @@ fn shutdown_does_not_wait_forever_for_a_client_that_never_reads() {
 #[test]
 fn a_client_that_stops_reading_loses_lines_alone_and_is_told_how_many() {
     let server = start_server(Config {
-        queue_capacity: 200,
+        max_backlog: 200 * 1024,
         // Long enough that the stuck client is not disconnected mid-test.
         write_timeout: Duration::from_secs(120),
         ..test_config()

@@ -238,7 +238,7 @@ fn a_client_whose_writes_block_is_disconnected_and_the_room_is_unaffected() {
 /// every line: it is disconnected, and bob gets every line, in order.
 fn reads_nothing(queue_full_timeout: Duration, write_timeout: Duration) {
     let server = start_server(Config {
-        queue_capacity: 16,
+        max_backlog: 16 * 1024,
         queue_full_timeout,
         write_timeout,
         ..test_config()

@@ -229,10 +229,10 @@ fn joining_while_others_talk_loses_and_repeats_nothing() {
     const AFTER_JOIN: usize = 500;
     /// A bound on the whole run, whatever the timing.
     const MAX_LINES: usize = 20_000;
-    // Queues big enough that nothing is dropped for a slow test reader:
+    // Backlogs big enough that nothing is dropped for a slow test reader:
     // this test is about the seam between replay and live, not about drops.
     let server = start_server(Config {
-        queue_capacity: MAX_LINES + 100,
+        max_backlog: 64 << 20,
         ..with_history(50)
     });
     let addr = server.local_addr();

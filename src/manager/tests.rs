@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, Receiver, TryRecvError};
+use std::time::Duration;
+
+use crossbeam_channel::TryRecvError;
 
 use super::Manager;
 use crate::config::Config;
-use crate::event::{ClientId, Event, Hangup, LeaveReason, OutboundLine};
+use crate::event::{ClientId, Event, Hangup, LeaveReason};
+use crate::outbox::{self, OutboxReader, Outgoing};
 use crate::shared::Shared;
 
 struct Harness {
@@ -17,15 +20,17 @@ struct Harness {
 }
 
 /// One client's queue, as its writer would see it.
-struct Queue(Receiver<OutboundLine>);
+struct Queue(OutboxReader);
 
 impl Queue {
-    /// Everything queued so far.
+    /// Everything queued so far, as the writer would write it.
     fn take(&self) -> Vec<String> {
-        self.0
-            .try_iter()
-            .map(|line| line.text().to_string())
-            .collect()
+        let mut taken = Vec::new();
+        while let Ok(outgoing) = self.0.try_recv() {
+            let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = outgoing;
+            taken.push(line.text().to_string());
+        }
+        taken
     }
 
     /// Whether the manager has let go of this queue (and it is empty).
@@ -54,17 +59,17 @@ impl Harness {
         self.manager.handle_guarded(event);
     }
 
-    /// A connection whose queue holds `capacity` lines; the greeting and the
+    /// A connection whose backlog holds `max_bytes`; the greeting and the
     /// name prompt are read and checked.
-    fn connect_with_capacity(&mut self, n: u64, capacity: usize) -> Queue {
-        let (outbound_tx, outbound_rx) = bounded(capacity);
+    fn connect_with_backlog(&mut self, n: u64, max_bytes: usize) -> Queue {
+        let never = Duration::from_secs(3600);
+        let (outbox, outbox_reader) = outbox::outbox(max_bytes, Hangup::none(), never);
         self.send(Event::Connected {
             id: ClientId(n),
             peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
-            outbound_tx,
-            hangup: Hangup::none(),
+            outbox,
         });
-        let queue = Queue(outbound_rx);
+        let queue = Queue(outbox_reader);
         assert_eq!(
             queue.take(),
             [
@@ -84,7 +89,7 @@ impl Harness {
     /// As `register`, also returning what came after the greeting: the
     /// welcome, then any replay of the lobby's history.
     fn register_and_read(&mut self, n: u64, name: &str) -> (Queue, Vec<String>) {
-        let queue = self.connect_with_capacity(n, 256);
+        let queue = self.connect_with_backlog(n, 64 * 1024);
         self.shared
             .clients
             .claim(name, ClientId(n))
@@ -202,8 +207,8 @@ fn a_client_with_a_full_queue_loses_lines_alone_and_is_told() {
     let mut h = harness(config());
     let alice = h.register(1, "alice");
     let reader = h.register(3, "reader");
-    // A queue of two lines that nobody reads for a while.
-    let slow = h.connect_with_capacity(2, 2);
+    // A backlog of about two lines, that nobody reads for a while.
+    let slow = h.connect_with_backlog(2, 2 * (outbox::SLOT_BYTES + 60));
     h.shared.clients.claim("slow", ClientId(2)).unwrap();
     h.send(Event::Registered {
         id: ClientId(2),
@@ -216,16 +221,17 @@ fn a_client_with_a_full_queue_loses_lines_alone_and_is_told() {
     }
     let all: Vec<String> = (1..=5).map(|n| format!("[lobby] alice: {n}")).collect();
     assert_eq!(reader.take(), all, "the others lose nothing");
-    // The welcome filled one slot and line 1 the other; 2 to 5 were dropped.
-    assert_eq!(slow.take().len(), 2);
-    h.chat(1, "6");
+    // The welcome (under 60 bytes) and line 1 fill it; 2 to 5 are dropped,
+    // and the notice stands where they would have been.
     assert_eq!(
-        slow.take(),
+        slow.take()[1..],
         [
-            "! 4 lines were dropped because your connection is too slow",
-            "[lobby] alice: 6"
+            "[lobby] alice: 1",
+            "! 4 lines were dropped because your connection is too slow"
         ]
     );
+    h.chat(1, "6");
+    assert_eq!(slow.take(), ["[lobby] alice: 6"]);
     let stats = h.shared.snapshot();
     assert_eq!(stats.lines_dropped, 4);
 }
@@ -234,7 +240,7 @@ fn a_client_with_a_full_queue_loses_lines_alone_and_is_told() {
 fn at_shutdown_everyone_is_told_and_every_queue_closes() {
     let mut h = harness(config());
     let alice = h.register(1, "alice");
-    let unnamed = h.connect_with_capacity(2, 8);
+    let unnamed = h.connect_with_backlog(2, 1024);
     alice.take();
     h.manager.say_goodbye_to_everyone();
     for queue in [&alice, &unnamed] {

@@ -1,0 +1,194 @@
+//! The slow-consumer policy on tiny backlogs: no sockets except to see a
+//! hang-up, and one test with a real writer thread racing the manager.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::*;
+
+const NEVER: Duration = Duration::from_secs(3600);
+
+/// A line whose cost is exactly `LINE_COST` bytes ("line NN" + newline + slot).
+fn line(n: u32) -> OutboundLine {
+    OutboundLine::new(&format!("line {n:02}"))
+}
+const LINE_COST: usize = 8 + SLOT_BYTES;
+
+/// An outbox with room for `lines` of our test lines.
+fn outbox_for(lines: usize) -> (Outbox, OutboxReader) {
+    outbox(lines * LINE_COST, Hangup::none(), NEVER)
+}
+
+/// What the writer would write now, as text.
+fn drain(reader: &OutboxReader) -> Vec<String> {
+    let mut taken = Vec::new();
+    while let Ok(outgoing) = reader.try_recv() {
+        let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = outgoing;
+        taken.push(line.text().to_string());
+    }
+    taken
+}
+
+fn notice(n: u64) -> String {
+    format!("! {n} lines were dropped because your connection is too slow")
+}
+
+#[test]
+fn a_line_that_would_pass_the_bound_is_dropped_and_counted() {
+    let (mut outbox, reader) = outbox_for(2);
+    let mut tally = Tally::default();
+    assert_eq!(outbox.deliver(line(1), &mut tally), Delivery::Queued);
+    assert_eq!(outbox.deliver(line(2), &mut tally), Delivery::Queued);
+    assert_eq!(outbox.backlog_bytes(), 2 * LINE_COST);
+    assert_eq!(outbox.deliver(line(3), &mut tally), Delivery::Dropped);
+    assert_eq!((tally.delivered, tally.dropped), (2, 1));
+    assert_eq!(drain(&reader), ["line 01", "line 02", &notice(1)]);
+    assert_eq!(outbox.backlog_bytes(), 0, "taking lines frees their bytes");
+}
+
+#[test]
+fn the_notice_stands_in_the_gap_just_before_the_next_line() {
+    let (mut outbox, reader) = outbox_for(2);
+    let mut tally = Tally::default();
+    for n in 1..=5 {
+        outbox.deliver(line(n), &mut tally);
+    }
+    // The writer catches up only now.
+    assert_eq!(drain(&reader), ["line 01", "line 02", &notice(3)]);
+    outbox.deliver(line(6), &mut tally);
+    assert_eq!(drain(&reader), ["line 06"]);
+}
+
+#[test]
+fn the_notice_does_not_wait_for_a_later_line() {
+    let (mut outbox, reader) = outbox_for(1);
+    let mut tally = Tally::default();
+    outbox.deliver(line(1), &mut tally);
+    outbox.deliver(line(2), &mut tally);
+    // No more lines come for this client, ever: it is told all the same.
+    assert_eq!(drain(&reader), ["line 01", &notice(1)]);
+}
+
+#[test]
+fn drops_after_the_writer_told_a_gap_open_a_new_one() {
+    let (mut outbox, reader) = outbox_for(1);
+    let mut tally = Tally::default();
+    outbox.deliver(line(1), &mut tally);
+    outbox.deliver(line(2), &mut tally);
+    // The writer takes the line (freeing room) and the first marker.
+    assert_eq!(drain(&reader), ["line 01", &notice(1)]);
+    outbox.deliver(line(3), &mut tally); // fits
+    outbox.deliver(line(4), &mut tally); // dropped: a new gap
+    outbox.deliver(line(5), &mut tally); // the same gap
+    assert_eq!(drain(&reader), ["line 03", &notice(2)]);
+    assert_eq!(tally.dropped, 3);
+}
+
+#[test]
+fn a_line_bigger_than_the_bound_still_goes_to_an_empty_backlog() {
+    let (mut outbox, reader) = outbox(10, Hangup::none(), NEVER);
+    let mut tally = Tally::default();
+    let big = OutboundLine::new(&"u".repeat(100));
+    assert_eq!(outbox.deliver(big.clone(), &mut tally), Delivery::Queued);
+    assert_eq!(outbox.deliver(big, &mut tally), Delivery::Dropped);
+    assert_eq!(drain(&reader).len(), 2, "the big line, then the notice");
+}
+
+#[test]
+fn a_client_whose_backlog_stays_full_is_hung_up_on() {
+    // A real socket pair, to see the hang-up from the client's side.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server_side, _) = listener.accept().expect("accept");
+    let server_side = Arc::new(server_side);
+
+    let (mut outbox, _reader) = outbox(LINE_COST, Hangup::new(&server_side), Duration::ZERO);
+    let mut tally = Tally::default();
+    assert_eq!(outbox.deliver(line(1), &mut tally), Delivery::Queued);
+    assert_eq!(outbox.deliver(line(2), &mut tally), Delivery::HungUp);
+    client
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut buffer = [0u8; 16];
+    assert_eq!(
+        client.read(&mut buffer).expect("read"),
+        0,
+        "expected end of file once hung up on"
+    );
+}
+
+#[test]
+fn a_client_that_catches_up_is_not_hung_up_on() {
+    let (mut outbox, reader) = outbox(LINE_COST, Hangup::none(), Duration::from_millis(1));
+    let mut tally = Tally::default();
+    for n in 0..50 {
+        // Full, then drained: a line gets through every other time, which
+        // restarts the clock.
+        let delivery = outbox.deliver(line(n), &mut tally);
+        assert_ne!(delivery, Delivery::HungUp, "line {n}");
+        drain(&reader);
+    }
+}
+
+/// Checks a client's stream: numbered lines in order, where every jump is
+/// announced by a notice just before it for exactly the lines skipped.
+/// Returns how many lines the notices told of.
+fn check_gapless(received: &[String]) -> u64 {
+    let mut expected_next = 0u64;
+    let mut told = 0u64;
+    let mut owed = 0u64;
+    for text in received {
+        if let Some(rest) = text.strip_prefix("! ") {
+            let count: u64 = rest
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a notice with a count, got {text:?}"));
+            told += count;
+            owed += count;
+            continue;
+        }
+        let n: u64 = text["line ".len()..].parse().expect("a numbered line");
+        assert_eq!(
+            n,
+            expected_next + owed,
+            "line {n} arrived where line {expected_next} was due, with {owed} told of"
+        );
+        expected_next = n + 1;
+        owed = 0;
+    }
+    told
+}
+
+#[test]
+fn with_a_writer_racing_the_manager_every_drop_is_told_once_in_its_place() {
+    const LINES: u32 = 20_000;
+    let (mut outbox, reader) = outbox_for(4);
+    let writer = thread::spawn(move || {
+        let mut received = Vec::new();
+        while let Some(outgoing) = reader.recv() {
+            let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = outgoing;
+            received.push(line.text().to_string());
+            if received.len() % 7 == 0 {
+                thread::yield_now(); // a writer that is sometimes slow
+            }
+        }
+        received
+    });
+    let mut tally = Tally::default();
+    for n in 0..LINES {
+        outbox.deliver(OutboundLine::new(&format!("line {n}")), &mut tally);
+    }
+    drop(outbox); // the manager lets go; the writer drains and stops
+    let received = writer.join().expect("writer thread");
+    let told = check_gapless(&received);
+    assert_eq!(
+        told, tally.dropped,
+        "every dropped line told exactly once ({} delivered)",
+        tally.delivered
+    );
+    assert_eq!(tally.delivered + tally.dropped, u64::from(LINES));
+}
