@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use crate::event::{ClientId, Event};
 use crate::reader::{self, ReaderStart};
 use crate::shared::Shared;
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, BUSY, FULL};
+use crate::socket::{self, ClientSocket, BUSY, FULL};
 
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before trying again, so the error does not become a busy loop.
@@ -95,15 +95,15 @@ impl Acceptor {
             socket::turn_away(&stream, FULL);
             return;
         }
-        let stream = Arc::new(stream);
-        match self.start_reader(id, peer, &stream) {
-            Ok(reader) => self.connections.insert(id, reader, &stream),
+        let socket = Arc::new(ClientSocket::new(stream));
+        match self.start_reader(id, peer, &socket) {
+            Ok(reader) => self.connections.insert(id, reader, &socket),
             Err(error) => {
                 // Out of threads or memory (`pid_max` is shared by the
                 // whole machine): this one connection is turned away, and
                 // the server goes on.
                 log::warn!("cannot start a reader thread for {peer}: {error}; refused it");
-                socket::turn_away(&stream, BUSY);
+                socket::turn_away(socket.stream(), BUSY);
                 stats.refuse_opened_connection();
                 thread::sleep(ACCEPT_BACKOFF);
             }
@@ -112,13 +112,14 @@ impl Acceptor {
 
     /// Sets the socket up and starts the connection's reader thread. If the
     /// thread cannot be created, its closure is dropped unrun and the
-    /// socket is still ours (through `stream`) to say why on.
+    /// socket is still ours (through `socket`) to say why on.
     fn start_reader(
         &self,
         id: ClientId,
         peer: SocketAddr,
-        stream: &Arc<TcpStream>,
+        socket: &Arc<ClientSocket>,
     ) -> io::Result<JoinHandle<()>> {
+        let stream = socket.stream();
         // The writer already gathers queued lines into one write; Nagle's
         // algorithm would only add delay on top.
         stream.set_nodelay(true)?;
@@ -128,7 +129,7 @@ impl Acceptor {
         let start = ReaderStart {
             id,
             peer,
-            stream: stream.clone(),
+            socket: socket.clone(),
             events_tx: self.events_tx.clone(),
             shared: self.shared.clone(),
             finished_tx: self.connections.finished_tx.clone(),
@@ -155,7 +156,7 @@ impl Acceptor {
 /// it closed at shutdown without keeping it open until then.
 struct Connection {
     reader: JoinHandle<()>,
-    stream: Weak<TcpStream>,
+    socket: Weak<ClientSocket>,
 }
 
 struct Connections {
@@ -176,9 +177,9 @@ impl Connections {
         }
     }
 
-    fn insert(&mut self, id: ClientId, reader: JoinHandle<()>, stream: &Arc<TcpStream>) {
-        let stream = Arc::downgrade(stream);
-        self.open.insert(id, Connection { reader, stream });
+    fn insert(&mut self, id: ClientId, reader: JoinHandle<()>, socket: &Arc<ClientSocket>) {
+        let socket = Arc::downgrade(socket);
+        self.open.insert(id, Connection { reader, socket });
     }
 
     /// Joins the readers that said they are done. Their threads have
@@ -215,8 +216,8 @@ impl Connections {
                 self.open.len()
             );
             for connection in self.open.values() {
-                if let Some(stream) = connection.stream.upgrade() {
-                    let _ = stream.shutdown(Shutdown::Both);
+                if let Some(socket) = connection.socket.upgrade() {
+                    socket.hang_up();
                 }
             }
         }

@@ -7,10 +7,11 @@
 //! lets each thread's code be read on its own.
 
 use std::fmt;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
 use crate::outbox::Outbox;
+use crate::socket::ClientSocket;
 
 /// A connection's number, given by the acceptor in order of arrival and never
 /// reused while the server runs. Names change (`/nick`); ids do not, so every
@@ -57,11 +58,11 @@ impl OutboundLine {
 /// Shutting the socket down wakes the client's reader and writer, which then
 /// end the connection the usual way. Weak, so it never keeps a socket open.
 #[derive(Clone, Debug)]
-pub(crate) struct Hangup(Weak<TcpStream>);
+pub(crate) struct Hangup(Weak<ClientSocket>);
 
 impl Hangup {
-    pub(crate) fn new(stream: &Arc<TcpStream>) -> Self {
-        Hangup(Arc::downgrade(stream))
+    pub(crate) fn new(socket: &Arc<ClientSocket>) -> Self {
+        Hangup(Arc::downgrade(socket))
     }
 
     /// A handle that hangs up on nothing: for tests of the manager, which
@@ -73,8 +74,8 @@ impl Hangup {
 
     /// `shutdown(2)`: returns at once, never blocks.
     pub(crate) fn hang_up(&self) {
-        if let Some(stream) = self.0.upgrade() {
-            let _ = stream.shutdown(Shutdown::Both);
+        if let Some(socket) = self.0.upgrade() {
+            socket.hang_up();
         }
     }
 }

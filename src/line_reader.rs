@@ -22,8 +22,12 @@ pub(crate) enum Incoming {
     TooLong,
     /// A complete line of the right length that is not UTF-8.
     NotUtf8,
-    /// The peer closed its side. A last line without `\n` is returned as a
-    /// `Line` first.
+    /// A last line without its `\n`, cut short by the end of the stream
+    /// (`End` comes next). Whether it counts as a line is the caller's
+    /// choice: it may be what a client sent just before closing, or half a
+    /// line still being typed when the server hung up.
+    Unfinished(String),
+    /// The peer closed its side (or the socket was shut down).
     End,
 }
 
@@ -61,7 +65,10 @@ impl<R: Read> LineReader<R> {
                 if self.line.is_empty() {
                     return Ok(Incoming::End);
                 }
-                return Ok(self.finish_line());
+                return Ok(match self.finish_line() {
+                    Incoming::Line(line) => Incoming::Unfinished(line),
+                    other => other,
+                });
             }
             let newline = available.iter().position(|&byte| byte == b'\n');
             let take = newline.unwrap_or(available.len());
@@ -132,7 +139,7 @@ mod tests {
                 line("one"),
                 line("two"),
                 line(""),
-                line("three"),
+                Incoming::Unfinished("three".to_string()),
                 Incoming::End
             ]
         );

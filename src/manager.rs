@@ -53,9 +53,16 @@ pub(crate) fn run(shared: Arc<Shared>, events_rx: Receiver<Event>, shutdown: Shu
     // for them all. So the manager keeps receiving, and dropping, until every
     // reader has finished and the channel is closed.
     let goodbye = OutboundLine::new(&protocol::notice("server shutting down"));
+    // Names claimed by readers for events that will not be handled are let
+    // go here, so that nobody counts as online once the server has stopped.
     for event in events_rx.iter() {
-        if let Event::Connected { mut outbox, .. } = event {
-            outbox.deliver(goodbye.clone(), &mut Tally::default());
+        match event {
+            Event::Connected { mut outbox, .. } => {
+                outbox.deliver(goodbye.clone(), &mut Tally::default());
+            }
+            Event::Registered { id, name } => manager.shared.clients.release(&name, id),
+            Event::Renamed { id, new, .. } => manager.shared.clients.release(&new, id),
+            _ => {}
         }
     }
 }
@@ -274,13 +281,18 @@ impl Manager {
         let Some(from) = self.name_of(id).map(str::to_string) else {
             return;
         };
+        // The directory spells the name as its holder does now, even if a
+        // rename is still on its way to us. The target must be registered
+        // here too, or the whisper would reach it before its welcome.
         let target = self.shared.clients.lookup(to);
-        let target_name = target.and_then(|target| self.name_of(target).map(str::to_string));
-        match (target, target_name) {
-            (Some(target), _) if target == id => {
+        let registered = target
+            .as_ref()
+            .is_some_and(|(target, _)| self.name_of(*target).is_some());
+        match target {
+            Some((target, _)) if target == id => {
                 self.reply(id, &protocol::error("you cannot whisper to yourself"));
             }
-            (Some(target), Some(target_name)) => {
+            Some((target, target_name)) if registered => {
                 self.reply(target, &protocol::whisper_received(&from, text));
                 self.reply(id, &protocol::whisper_sent(&target_name, text));
             }
@@ -393,8 +405,13 @@ impl Manager {
     /// At shutdown: a last line to everyone, then every queue is dropped.
     pub(crate) fn say_goodbye_to_everyone(&mut self) {
         let goodbye = OutboundLine::new(&protocol::notice("server shutting down"));
-        for member in self.members.values_mut() {
+        for (id, member) in &mut self.members {
             member.send(goodbye.clone(), &mut self.tally);
+            // Nobody is online once the server has stopped: the final stats
+            // line must not count them.
+            if let Some(name) = &member.name {
+                self.shared.clients.release(name, *id);
+            }
         }
         log::info!(
             "told {} connections the server is shutting down",

@@ -89,7 +89,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     if let Some(c) = find_control(line) {
         return Err(ParseError::ControlCharacter(c));
     }
-    if line.trim().is_empty() {
+    if is_blank(line) {
         return Ok(Command::Empty);
     }
     let Some(rest) = line.strip_prefix('/') else {
@@ -99,7 +99,12 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         // `//text` is how a user says a line that starts with a slash.
         return Ok(Command::Say(rest.to_string()));
     }
-    let (word, args) = split_word(rest);
+    // The command word starts right after the slash: `/ quit` is not
+    // `/quit`, it is the unknown command `/`.
+    let (word, args) = match rest.find(BLANKS) {
+        Some(end) => (&rest[..end], rest[end..].trim_start_matches(BLANKS)),
+        None => (rest, ""),
+    };
     match word.to_ascii_lowercase().as_str() {
         "me" => text_arg(args, "/me TEXT").map(Command::Action),
         "w" | "msg" => {
@@ -109,7 +114,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 "/msg NAME TEXT"
             };
             let (to, text) = split_word(args);
-            match (to.is_empty(), text.trim().is_empty()) {
+            match (to.is_empty(), is_blank(text)) {
                 (false, false) => Ok(Command::Whisper {
                     to: to.to_string(),
                     text: text.to_string(),
@@ -118,14 +123,12 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             }
         }
         "nick" => match split_word(args) {
-            (new, rest) if !new.is_empty() && rest.trim().is_empty() => {
-                Ok(Command::Nick(new.to_string()))
-            }
+            (new, rest) if !new.is_empty() && is_blank(rest) => Ok(Command::Nick(new.to_string())),
             _ => Err(ParseError::Usage("/nick NEW")),
         },
         "users" => no_args(args, "/users", Command::Users),
         "join" => match split_word(args) {
-            (room, rest) if !room.is_empty() && rest.trim().is_empty() => {
+            (room, rest) if !room.is_empty() && is_blank(rest) => {
                 Ok(Command::Join(room.to_string()))
             }
             _ => Err(ParseError::Usage("/join ROOM")),
@@ -149,17 +152,28 @@ pub fn find_control(text: &str) -> Option<char> {
     text.chars().find(|c| c.is_control() && *c != '\t')
 }
 
-/// Splits off the first space-separated word; the rest keeps its inner spacing.
+/// What separates words, and what a blank line is made of: spaces and
+/// tabs, and nothing else. Other Unicode spaces (U+3000, U+00A0) are text:
+/// a line of them is said, not ignored.
+pub const BLANKS: [char; 2] = [' ', '\t'];
+
+/// Is `text` empty or only spaces and tabs?
+pub fn is_blank(text: &str) -> bool {
+    text.trim_matches(BLANKS).is_empty()
+}
+
+/// Splits off the first blank-separated word; the rest keeps its inner
+/// spacing.
 fn split_word(text: &str) -> (&str, &str) {
-    let text = text.trim_start();
-    match text.find([' ', '\t']) {
-        Some(end) => (&text[..end], text[end..].trim_start()),
+    let text = text.trim_start_matches(BLANKS);
+    match text.find(BLANKS) {
+        Some(end) => (&text[..end], text[end..].trim_start_matches(BLANKS)),
         None => (text, ""),
     }
 }
 
 fn text_arg(args: &str, usage: &'static str) -> Result<String, ParseError> {
-    if args.trim().is_empty() {
+    if is_blank(args) {
         Err(ParseError::Usage(usage))
     } else {
         Ok(args.to_string())
@@ -167,7 +181,7 @@ fn text_arg(args: &str, usage: &'static str) -> Result<String, ParseError> {
 }
 
 fn no_args(args: &str, usage: &'static str, command: Command) -> Result<Command, ParseError> {
-    if args.trim().is_empty() {
+    if is_blank(args) {
         Ok(command)
     } else {
         Err(ParseError::Usage(usage))
@@ -272,6 +286,34 @@ mod tests {
             parse("/w bob").unwrap_err().to_string(),
             "usage: /w NAME TEXT"
         );
+    }
+
+    #[test]
+    fn the_command_word_starts_right_after_the_slash() {
+        assert_eq!(
+            parse("/ quit"),
+            Err(ParseError::UnknownCommand(String::new()))
+        );
+        assert_eq!(
+            parse("/\tme x"),
+            Err(ParseError::UnknownCommand(String::new()))
+        );
+        assert_eq!(parse("/quit\t"), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn only_spaces_and_tabs_are_blank() {
+        assert_eq!(parse(" \t "), Ok(Command::Empty));
+        assert_eq!(parse("\u{3000}"), Ok(say("\u{3000}")));
+        assert_eq!(
+            parse("/me \u{3000}"),
+            Ok(Command::Action("\u{3000}".into()))
+        );
+        assert_eq!(
+            parse("/nick a\u{3000}"),
+            Ok(Command::Nick("a\u{3000}".into()))
+        );
+        assert_eq!(parse("/quit \u{a0}"), Err(ParseError::Usage("/quit")));
     }
 
     #[test]

@@ -28,18 +28,18 @@ use crate::event::{ClientId, Event, Hangup, LeaveReason};
 use crate::line_reader::{Incoming, LineReader};
 use crate::names::{self, NAME_RULE};
 use crate::outbox::{outbox, Outbox, OutboxReader};
-use crate::protocol::{self, Command};
+use crate::protocol::{self, Command, ParseError};
 use crate::rate_limit::{FloodGuard, Verdict};
 use crate::rooms::LOBBY;
 use crate::shared::{ClientDirectory, Shared};
-use crate::socket::{self, BUSY};
+use crate::socket::{self, ClientSocket, BUSY};
 use crate::writer;
 
 /// What the acceptor hands a new reader thread.
 pub(crate) struct ReaderStart {
     pub(crate) id: ClientId,
     pub(crate) peer: SocketAddr,
-    pub(crate) stream: Arc<TcpStream>,
+    pub(crate) socket: Arc<ClientSocket>,
     pub(crate) events_tx: Sender<Event>,
     pub(crate) shared: Arc<Shared>,
     /// Where to say "my connection is over" to the acceptor.
@@ -50,21 +50,21 @@ pub(crate) fn run(start: ReaderStart) {
     let ReaderStart {
         id,
         peer,
-        stream,
+        socket,
         events_tx,
         shared,
         finished_tx,
     } = start;
     let config = &shared.config;
-    let hangup = Hangup::new(&stream);
+    let hangup = Hangup::new(&socket);
     let (outbox, outbox_reader) = outbox(config.max_backlog, hangup, config.queue_full_timeout);
-    let writer = match start_writer(id, &stream, outbox_reader, &shared) {
+    let writer = match start_writer(id, &socket, outbox_reader, &shared) {
         Ok(writer) => writer,
         Err(error) => {
             // No writer, so no client yet: say why straight to the socket,
             // and count the connection as refused, not open.
             log::warn!("cannot start a writer thread for {peer}: {error}; refused it");
-            socket::turn_away(&stream, BUSY);
+            socket::turn_away(socket.stream(), BUSY);
             shared.stats.refuse_opened_connection();
             let _ = finished_tx.send(id);
             return;
@@ -74,7 +74,7 @@ pub(crate) fn run(start: ReaderStart) {
     // See `Manager::handle_guarded` for what `catch_unwind` and
     // `AssertUnwindSafe` do.
     let session = panic::catch_unwind(AssertUnwindSafe(|| {
-        read_session(id, peer, &stream, outbox, &events_tx, &shared)
+        read_session(id, peer, &socket, outbox, &events_tx, &shared)
     }));
     let reason = session.unwrap_or_else(|_| {
         log::error!("reader {id} panicked; disconnecting that client");
@@ -90,29 +90,29 @@ pub(crate) fn run(start: ReaderStart) {
     if writer.join().is_err() {
         log::error!("writer {id} panicked");
     }
-    drop(stream);
+    drop(socket);
     shared.stats.close_connection();
     let _ = finished_tx.send(id);
 }
 
 fn start_writer(
     id: ClientId,
-    stream: &Arc<TcpStream>,
+    socket: &Arc<ClientSocket>,
     outbox_reader: OutboxReader,
     shared: &Shared,
 ) -> io::Result<JoinHandle<()>> {
-    let stream = stream.clone();
+    let socket = socket.clone();
     thread::Builder::new()
         .name(format!("writer-{}", id.0))
         .stack_size(shared.config.client_stack_bytes)
-        .spawn(move || writer::run(id, stream, outbox_reader))
+        .spawn(move || writer::run(id, socket, outbox_reader))
 }
 
 /// Reads lines until the client goes; returns why it went.
 fn read_session(
     id: ClientId,
     peer: SocketAddr,
-    stream: &Arc<TcpStream>,
+    socket: &ClientSocket,
     outbox: Outbox,
     events_tx: &Sender<Event>,
     shared: &Shared,
@@ -126,9 +126,9 @@ fn read_session(
     let config = &shared.config;
     let connected_at = Instant::now();
     let name_deadline = connected_at + config.name_timeout;
-    let timed = TimedStream::new(stream, Some(name_deadline));
+    let timed = TimedStream::new(socket.stream(), Some(name_deadline));
     let mut lines = LineReader::new(&timed, config.max_line);
-    let mut session = Session::new(id, events_tx, shared, connected_at);
+    let mut session = Session::new(id, events_tx, shared, socket, connected_at);
     loop {
         let incoming = match lines.next_line() {
             Ok(Incoming::End) => return LeaveReason::Closed,
@@ -220,18 +220,26 @@ struct Session<'a> {
     events_tx: &'a Sender<Event>,
     directory: &'a ClientDirectory,
     shared: &'a Shared,
+    socket: &'a ClientSocket,
     name: Option<String>,
     /// `None` when `--rate-limit off`.
     flood: Option<FloodGuard>,
 }
 
 impl<'a> Session<'a> {
-    fn new(id: ClientId, events_tx: &'a Sender<Event>, shared: &'a Shared, now: Instant) -> Self {
+    fn new(
+        id: ClientId,
+        events_tx: &'a Sender<Event>,
+        shared: &'a Shared,
+        socket: &'a ClientSocket,
+        now: Instant,
+    ) -> Self {
         Session {
             id,
             events_tx,
             directory: &shared.clients,
             shared,
+            socket,
             name: None,
             flood: shared
                 .config
@@ -257,6 +265,13 @@ impl<'a> Session<'a> {
                 self.refuse(format!("slow down: at most {limit}"))
             }
             (Verdict::Allow, Incoming::Line(line)) => self.on_line(&line),
+            // A line cut short by the end of the stream. If the client
+            // closed its side, that was its last line; if the server hung
+            // up, it was still being typed, and is not ours to post.
+            (Verdict::Allow, Incoming::Unfinished(_)) if self.socket.hung_up_by_server() => {
+                Step::Continue
+            }
+            (Verdict::Allow, Incoming::Unfinished(line)) => self.on_line(&line),
             (Verdict::Allow, Incoming::TooLong) => {
                 let max = self.shared.config.max_line;
                 self.refuse(format!("line too long (max {max} bytes)"))
@@ -283,6 +298,11 @@ impl<'a> Session<'a> {
     fn on_line(&mut self, line: &str) -> Step {
         let command = match protocol::parse(line) {
             Ok(command) => command,
+            // Before a name, any command but /help and /quit gets the same
+            // answer, whether or not it exists or was typed right.
+            Err(ParseError::Usage(_) | ParseError::UnknownCommand(_)) if self.name.is_none() => {
+                return self.refuse(format!("choose a name first ({NAME_RULE})"))
+            }
             Err(error) => return self.refuse(error.to_string()),
         };
         let id = self.id;
@@ -291,7 +311,9 @@ impl<'a> Session<'a> {
             Command::Empty => return Step::Continue,
             Command::Quit => return Step::Leave(LeaveReason::Quit),
             Command::Help => Event::Help { id },
-            Command::Say(name) if !registered => return self.register(name.trim()),
+            Command::Say(name) if !registered => {
+                return self.register(name.trim_matches(protocol::BLANKS))
+            }
             _ if !registered => Event::Refused {
                 id,
                 message: format!("choose a name first ({NAME_RULE})"),

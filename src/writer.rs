@@ -13,12 +13,13 @@
 //! blocked in `read` on the same socket returns at once.
 
 use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::event::ClientId;
 use crate::outbox::{OutboxReader, Outgoing};
+use crate::socket::ClientSocket;
 
 /// Gather at most this many bytes into one write. Kept under the allocator's
 /// threshold for giving a buffer its own memory mapping (128 KiB), because
@@ -29,11 +30,11 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// client forever.
 const KEEP_BATCH_CAPACITY: usize = 8 * 1024;
 
-pub(crate) fn run(id: ClientId, stream: Arc<TcpStream>, outbox_reader: OutboxReader) {
+pub(crate) fn run(id: ClientId, socket: Arc<ClientSocket>, outbox_reader: OutboxReader) {
     // A panic here ends this connection only (see `Manager::handle_guarded`
     // for `catch_unwind`).
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        write_until_closed(&stream, &outbox_reader)
+        write_until_closed(socket.stream(), &outbox_reader)
     }));
     match outcome {
         Ok(Ok(())) => log::debug!("writer {id}: queue closed"),
@@ -48,7 +49,8 @@ pub(crate) fn run(id: ClientId, stream: Arc<TcpStream>, outbox_reader: OutboxRea
         Ok(Err(error)) => log::debug!("writer {id}: write failed: {error}"),
         Err(_) => log::error!("writer {id} panicked; disconnecting that client"),
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    // However it ended, the connection is over from the server's side.
+    socket.hang_up();
 }
 
 fn write_until_closed(mut stream: &TcpStream, outbox_reader: &OutboxReader) -> io::Result<()> {

@@ -101,7 +101,12 @@ fn sigterm_tells_clients_shuts_down_and_exits_0() {
     alice.expect_closed();
     let status = wait_for_exit(&mut server.child);
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-    wait_for_line(&server.log, "final stats:", "final stats line");
+    let last = wait_for_line(&server.log, "final stats:", "final stats line");
+    // Nobody is online once the server has stopped.
+    assert!(
+        last.contains("final stats: 0 online, 0 connections"),
+        "expected 0 online and 0 connections in {last:?}"
+    );
 }
 
 #[test]

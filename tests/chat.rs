@@ -39,6 +39,12 @@ fn bad_names_are_refused_with_the_reason_and_the_prompt_again() {
     client.send("/users");
     client.expect("! choose a name first (1-24 letters, digits, - or _)");
     client.expect(prompt);
+    // Unknown or mistyped commands get the same answer before a name.
+    for command in ["/bogus", "/w", "/ quit"] {
+        client.send(command);
+        client.expect("! choose a name first (1-24 letters, digits, - or _)");
+        client.expect(prompt);
+    }
     // An empty line is ignored: the next answer is for the next name.
     client.send("");
     client.send("fine_name-2");
@@ -358,4 +364,68 @@ fn unnamed_clients_never_see_the_room() {
     alice.expect("* bob joined");
     lurker.send("/quit");
     lurker.expect("* bye");
+}
+
+#[test]
+fn quick_rename_round_trips_never_give_a_name_two_owners() {
+    // `/nick bo1` then `/nick al1` in one write: the reader claims al1 back
+    // before the manager may have handled the first rename, which releases
+    // al1. That release must not free a name its client holds again. (If
+    // the manager got there first, al1 was free for a moment and a rival
+    // may fairly take it; then the second `/nick` must be refused.)
+    const ROUND_TRIPS: usize = 200;
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let mut mover = Client::register(addr, "al1");
+    let mut mover_name = "al1".to_string();
+    let mut rival = Client::connect(addr, "rival");
+    rival.expect_greeting();
+    let mut rival_name: Option<String> = None;
+    for trip in 0..ROUND_TRIPS {
+        let (away, both) = if trip % 2 == 0 {
+            ("bo1", "/nick bo1\n/nick al1\n")
+        } else {
+            ("AL1", "/nick AL1\n/nick al1\n")
+        };
+        mover.send_raw(both.as_bytes());
+        rival.send("al1");
+        mover.expect(&format!("* you are now {away}"));
+        mover_name = away.to_string();
+        match mover.line().as_str() {
+            "* you are now al1" => mover_name = "al1".to_string(),
+            "! name \"al1\" is taken, choose another" => {}
+            other => panic!("round trip {trip}: unexpected reply to /nick al1: {other:?}"),
+        }
+        let answer = rival.line();
+        if answer.starts_with("* welcome al1!") {
+            rival_name = Some("al1".to_string());
+            break;
+        }
+        assert_eq!(
+            answer, "! name \"al1\" is taken, choose another",
+            "round trip {trip}"
+        );
+        rival.expect("* choose a name (1-24 letters, digits, - or _):");
+    }
+    // Whatever happened, each name has exactly the owner who believes it is
+    // theirs: the directory agrees with both clients, and a whisper to each
+    // name reaches its believer.
+    let mut believed: Vec<String> = [Some(mover_name.clone()), rival_name.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    believed.sort_by_key(|name| name.to_ascii_lowercase());
+    assert_eq!(server.online(), believed, "one owner per name");
+    if let Some(rival_name) = rival_name {
+        mover.send(&format!("/w {rival_name} hi"));
+        rival.skip_until(&format!("[dm from {mover_name}] hi"));
+        rival.send(&format!("/w {mover_name} back"));
+        mover.skip_until(&format!("[dm from {rival_name}] back"));
+    }
+    drop(mover);
+    wait_until(
+        "the mover's name freed when it leaves",
+        || server.online(),
+        |online| !online.contains(&mover_name),
+    );
 }

@@ -245,9 +245,12 @@ fn reads_nothing(queue_full_timeout: Duration, write_timeout: Duration) {
     });
     let addr = server.local_addr();
     let (mut alice, mut bob) = two_friends(addr);
-    let _stuck = Client::register(addr, "stuck");
+    let mut stuck = Client::register(addr, "stuck");
     alice.expect("* stuck joined");
     bob.expect("* stuck joined");
+    // Half a line, never finished: when the server hangs up, it must be
+    // discarded, not posted (bob would see it among alice's lines below).
+    stuck.send_raw(b"half a line");
 
     // alice talks, bob reads every line in order, stuck reads nothing. Long
     // lines fill stuck's socket buffers quickly.

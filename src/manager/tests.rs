@@ -260,3 +260,21 @@ fn events_for_unknown_clients_are_ignored() {
     });
     assert!(alice.take().is_empty());
 }
+
+#[test]
+fn a_whisper_to_a_new_name_in_flight_confirms_with_the_new_name() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let bob = h.register(2, "bob");
+    alice.take();
+    // bob's reader has claimed "carl"; its `Renamed` has not reached the
+    // manager yet when alice's whisper does.
+    h.shared.clients.claim("carl", ClientId(2)).unwrap();
+    h.send(Event::Whisper {
+        id: ClientId(1),
+        to: "carl".to_string(),
+        text: "x".to_string(),
+    });
+    assert_eq!(alice.take(), ["[dm to carl] x"]);
+    assert_eq!(bob.take(), ["[dm from alice] x"]);
+}

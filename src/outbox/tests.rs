@@ -103,7 +103,7 @@ fn a_client_whose_backlog_stays_full_is_hung_up_on() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
     let (server_side, _) = listener.accept().expect("accept");
-    let server_side = Arc::new(server_side);
+    let server_side = Arc::new(crate::socket::ClientSocket::new(server_side));
 
     let (mut outbox, _reader) = outbox(LINE_COST, Hangup::new(&server_side), Duration::ZERO);
     let mut tally = Tally::default();

@@ -26,6 +26,9 @@ struct Entry {
     id: ClientId,
     /// The name as its owner spelled it; the map's key is its lowercase form.
     name: String,
+    /// Claims by `id` not yet released. Usually 1; more while renames are
+    /// on their way to the manager (see `release`).
+    claims: u32,
 }
 
 #[derive(Default)]
@@ -39,38 +42,53 @@ impl ClientDirectory {
     /// The check and the claim happen under one write guard. Checking with a
     /// read lock and then inserting under a write lock would let two readers
     /// both see "free" and both insert: the classic check-then-act race.
-    /// Claiming a name you already hold with different capitals succeeds and
-    /// changes how it is spelled.
+    /// Claiming a name you already hold (with the same or other capitals)
+    /// succeeds, counts one more claim, and spells it the new way.
     pub(crate) fn claim(&self, name: &str, id: ClientId) -> Result<(), NameTaken> {
         let mut by_key = self.by_key.write();
         let entry = by_key.entry(names::key(name)).or_insert(Entry {
             id,
             name: String::new(),
+            claims: 0,
         });
         if entry.id != id {
             return Err(NameTaken);
         }
         entry.name = name.to_string();
+        entry.claims += 1;
         Ok(())
     }
 
-    /// Lets `name` go, if `id` still holds it spelled exactly so. After a
-    /// rename that only changed capitals (`alice` to `Alice`) the entry is
-    /// spelled the new way, and releasing the old spelling keeps it.
+    /// Releases one claim of `id` on `name`; the name is free once its
+    /// holder's last claim is released.
+    ///
+    /// Why count: a client renamed `al1` sends `/nick bo1` and `/nick al1`
+    /// in one go. Its reader claims `bo1`, then `al1` again, before the
+    /// manager has handled the first rename, which releases `al1`. That
+    /// release must not free the name its client holds again, or a second
+    /// client could take it. With counts, `al1` has two claims by then,
+    /// and the manager's releases (one per rename, one when the client
+    /// leaves) always match the reader's claims.
     pub(crate) fn release(&self, name: &str, id: ClientId) {
         let mut by_key = self.by_key.write();
         let key = names::key(name);
-        if by_key
-            .get(&key)
-            .is_some_and(|entry| entry.id == id && entry.name == name)
-        {
+        let Some(entry) = by_key.get_mut(&key) else {
+            return;
+        };
+        if entry.id != id {
+            return;
+        }
+        entry.claims = entry.claims.saturating_sub(1);
+        if entry.claims == 0 {
             by_key.remove(&key);
         }
     }
 
-    /// Who holds `name`, ignoring case.
-    pub(crate) fn lookup(&self, name: &str) -> Option<ClientId> {
-        self.by_key.read().get(&names::key(name)).map(|e| e.id)
+    /// Who holds `name` (ignoring case), and how they spell it now.
+    pub(crate) fn lookup(&self, name: &str) -> Option<(ClientId, String)> {
+        let by_key = self.by_key.read();
+        let entry = by_key.get(&names::key(name))?;
+        Some((entry.id, entry.name.clone()))
     }
 
     /// Every name, sorted ignoring case.
@@ -103,7 +121,10 @@ mod tests {
         let directory = ClientDirectory::default();
         assert_eq!(directory.claim("alice", ClientId(1)), Ok(()));
         assert_eq!(directory.claim("ALICE", ClientId(2)), Err(NameTaken));
-        assert_eq!(directory.lookup("Alice"), Some(ClientId(1)));
+        assert_eq!(
+            directory.lookup("Alice"),
+            Some((ClientId(1), "alice".to_string()))
+        );
         assert_eq!(directory.len(), 1);
     }
 
@@ -121,9 +142,29 @@ mod tests {
         let directory = ClientDirectory::default();
         directory.claim("alice", ClientId(1)).unwrap();
         directory.release("alice", ClientId(2));
-        assert_eq!(directory.lookup("alice"), Some(ClientId(1)));
+        assert_eq!(
+            directory.lookup("alice").map(|(id, _)| id),
+            Some(ClientId(1))
+        );
         directory.release("alice", ClientId(1));
         assert_eq!(directory.lookup("alice"), None);
+        assert_eq!(directory.len(), 0);
+    }
+
+    #[test]
+    fn a_name_claimed_again_before_its_release_stays_held() {
+        // al1 -> bo1 -> al1 claimed by the reader before the manager
+        // releases al1 (first rename) and bo1 (second).
+        let directory = ClientDirectory::default();
+        directory.claim("al1", ClientId(1)).unwrap();
+        directory.claim("bo1", ClientId(1)).unwrap();
+        directory.claim("al1", ClientId(1)).unwrap();
+        directory.release("al1", ClientId(1));
+        directory.release("bo1", ClientId(1));
+        assert_eq!(directory.claim("al1", ClientId(2)), Err(NameTaken));
+        assert_eq!(directory.names(), vec!["al1".to_string()]);
+        // Leaving releases the last claim.
+        directory.release("al1", ClientId(1));
         assert_eq!(directory.len(), 0);
     }
 
