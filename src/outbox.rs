@@ -93,7 +93,7 @@ impl GapCount {
     fn add_one(&self) -> bool {
         self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n != Self::CLOSED).then_some(n + 1)
+                (n != Self::CLOSED).then(|| n + 1)
             })
             .is_ok()
     }
