@@ -1,0 +1,122 @@
+//! When a thread cannot be created at start-up, the binary says which one
+//! and exits 1, promptly: it never hangs with half its threads started.
+//!
+//! Thread creation is made to fail the honest way: a tiny shared library,
+//! loaded with `LD_PRELOAD`, stands in for `pthread_create` and fails the
+//! N-th call with EAGAIN, as the kernel does when a machine is out of
+//! threads. It is compiled here with the system's C compiler.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::process::{tool_available, BINARY};
+use common::DEADLINE;
+
+const SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static int calls;
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                   void *(*start)(void *), void *arg) {
+    create_fn real = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    const char *fail = getenv("FAIL_PTHREAD_CREATE");
+    int n = __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
+    if (fail != NULL && atoi(fail) == n) {
+        return EAGAIN;
+    }
+    return real(thread, attr, start, arg);
+}
+"#;
+
+/// Builds the shim once per test run; `None` (skipped) without a compiler.
+fn build_shim() -> Option<PathBuf> {
+    if !tool_available("cc", "--version", "gcc") {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("threadchat-shim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let source = dir.join("fail_pthread_create.c");
+    let library = dir.join("fail_pthread_create.so");
+    std::fs::write(&source, SHIM).expect("write the shim");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .arg("-ldl")
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc could not build the shim");
+    Some(library)
+}
+
+/// Runs the binary with the `fail`-th `pthread_create` failing; returns
+/// its exit code and standard error, failing the test if it does not exit
+/// within the deadline.
+fn run_failing(shim: &PathBuf, fail: u32) -> (Option<i32>, String) {
+    let mut child = Command::new(BINARY)
+        .args(["--addr", "127.0.0.1:0"])
+        .env_remove("THREADCHAT_ADDR")
+        .env("LD_PRELOAD", shim)
+        .env("FAIL_PTHREAD_CREATE", fail.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start threadchat");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let output = child.wait_with_output().expect("output");
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            return (status.code(), stderr);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "with pthread_create call {fail} failing, threadchat did not exit within \
+                 {DEADLINE:?}; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20)); // polling interval, not synchronisation
+    }
+}
+
+#[test]
+fn a_thread_that_cannot_start_is_named_and_the_server_exits_1() {
+    let Some(shim) = build_shim() else {
+        return;
+    };
+    // The first thread is the signal handler's (ctrlc), then the server's
+    // own, in the order `Server::start` starts them.
+    let expected = [
+        (1, "error: cannot install the signal handler"),
+        (2, "error: cannot start the manager thread"),
+        (3, "error: cannot start the acceptor thread"),
+        (4, "error: cannot start the monitor thread"),
+    ];
+    for (fail, message) in expected {
+        let (code, stderr) = run_failing(&shim, fail);
+        assert_eq!(code, Some(1), "call {fail}: exit status; stderr: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "call {fail}: expected {message:?} in stderr, got: {stderr}"
+        );
+        assert!(
+            !stderr.contains("cannot listen"),
+            "call {fail}: a thread failure is not a bind failure: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(shim.parent().expect("shim dir"));
+}
