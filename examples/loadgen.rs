@@ -36,8 +36,9 @@ Modes (--mode):
   capacity   connect and register --clients, hold them idle for --duration, report memory
 
 Target (one of):
-  --spawn PATH          start this server binary on 127.0.0.1:0 (with --rate-limit off and
-                        --max-clients above --clients), measure it from /proc, and at the end
+  --spawn PATH          start this server binary on 127.0.0.1:0 (with --rate-limit off,
+                        --max-per-addr 0 and --max-clients above --clients: every simulated
+                        client comes from 127.0.0.1), measure it from /proc, and at the end
                         time its shutdown (SIGTERM) with every client still connected
   --addr HOST:PORT      an already running server; add --pid PID for /proc figures
 
@@ -269,7 +270,14 @@ fn attach(args: &Args) -> io::Result<Server> {
     let path = args.spawn.as_deref().unwrap_or_default();
     let max_clients = (args.clients + 100).to_string();
     let mut child = Command::new(path)
-        .args(["--addr", "127.0.0.1:0", "--rate-limit", "off"])
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "off",
+            "--max-per-addr",
+            "0",
+        ])
         .args(["--max-clients", &max_clients])
         .args(&args.server_args)
         .env("RUST_LOG", "info")

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use crate::event::{ClientId, Event};
 use crate::reader::{self, ReaderStart};
 use crate::shared::Shared;
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, ClientSocket, BUSY, FULL};
+use crate::socket::{self, ClientSocket, BUSY, FULL, TOO_MANY_FROM_ADDR};
 
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before trying again, so the error does not become a busy loop.
@@ -90,6 +90,15 @@ impl Acceptor {
         self.last_id += 1;
         let id = ClientId(self.last_id);
         let stats = &self.shared.stats;
+        if !self
+            .connections
+            .per_addr
+            .admits(peer.ip(), self.shared.config.max_per_addr)
+        {
+            stats.refuse_connection();
+            socket::turn_away(&stream, TOO_MANY_FROM_ADDR);
+            return;
+        }
         if !stats.try_open_connection(self.shared.config.max_clients) {
             log::warn!("server full: refused {peer}");
             socket::turn_away(&stream, FULL);
@@ -97,7 +106,7 @@ impl Acceptor {
         }
         let socket = Arc::new(ClientSocket::new(stream));
         match self.start_reader(id, peer, &socket) {
-            Ok(reader) => self.connections.insert(id, reader, &socket),
+            Ok(reader) => self.connections.insert(id, peer.ip(), reader, &socket),
             Err(error) => {
                 // Out of threads or memory (`pid_max` is shared by the
                 // whole machine): this one connection is turned away, and
@@ -126,6 +135,8 @@ impl Acceptor {
         // A client that stops reading fills its socket buffer; this bounds how
         // long its writer can then be stuck in one write.
         stream.set_write_timeout(Some(self.shared.config.write_timeout))?;
+        // A peer that vanished without closing is noticed within minutes.
+        socket::set_keepalive(stream)?;
         let start = ReaderStart {
             id,
             peer,
@@ -157,10 +168,12 @@ impl Acceptor {
 struct Connection {
     reader: JoinHandle<()>,
     socket: Weak<ClientSocket>,
+    ip: IpAddr,
 }
 
 struct Connections {
     open: HashMap<ClientId, Connection>,
+    per_addr: PerAddr,
     finished_tx: Sender<ClientId>,
     finished_rx: Receiver<ClientId>,
 }
@@ -172,14 +185,22 @@ impl Connections {
         let (finished_tx, finished_rx) = unbounded();
         Connections {
             open: HashMap::new(),
+            per_addr: PerAddr::default(),
             finished_tx,
             finished_rx,
         }
     }
 
-    fn insert(&mut self, id: ClientId, reader: JoinHandle<()>, socket: &Arc<ClientSocket>) {
+    fn insert(
+        &mut self,
+        id: ClientId,
+        ip: IpAddr,
+        reader: JoinHandle<()>,
+        socket: &Arc<ClientSocket>,
+    ) {
         let socket = Arc::downgrade(socket);
-        self.open.insert(id, Connection { reader, socket });
+        self.per_addr.opened(ip);
+        self.open.insert(id, Connection { reader, socket, ip });
     }
 
     /// Joins the readers that said they are done. Their threads have
@@ -192,6 +213,7 @@ impl Connections {
 
     fn join(&mut self, id: ClientId) {
         if let Some(connection) = self.open.remove(&id) {
+            self.per_addr.closed(connection.ip);
             if connection.reader.join().is_err() {
                 log::error!("reader {id} panicked outside its guard");
             }
@@ -224,6 +246,50 @@ impl Connections {
         let ids: Vec<ClientId> = self.open.keys().copied().collect();
         for id in ids {
             self.join(id);
+        }
+    }
+}
+
+/// Open connections per IP address, for `--max-per-addr`. Counted by the
+/// acceptor alone: up when a connection is let in, down when its reader is
+/// joined.
+#[derive(Default)]
+struct PerAddr {
+    open: HashMap<IpAddr, usize>,
+    /// Refusals since each capped address last dropped below the cap: one
+    /// warning per episode, not one per connection of a flood.
+    refused: HashMap<IpAddr, u64>,
+}
+
+impl PerAddr {
+    /// Whether one more connection from `ip` is allowed; `max` 0 for no
+    /// limit. A refusal is counted and, the first time, logged.
+    fn admits(&mut self, ip: IpAddr, max: usize) -> bool {
+        if max == 0 || self.open.get(&ip).copied().unwrap_or(0) < max {
+            return true;
+        }
+        let refused = self.refused.entry(ip).or_insert(0);
+        *refused += 1;
+        if *refused == 1 {
+            log::warn!("{ip} has {max} connections open (--max-per-addr); refusing more from it");
+        }
+        false
+    }
+
+    fn opened(&mut self, ip: IpAddr) {
+        *self.open.entry(ip).or_insert(0) += 1;
+    }
+
+    fn closed(&mut self, ip: IpAddr) {
+        let Some(open) = self.open.get_mut(&ip) else {
+            return;
+        };
+        *open -= 1;
+        if *open == 0 {
+            self.open.remove(&ip);
+        }
+        if let Some(refused) = self.refused.remove(&ip) {
+            log::info!("{ip}: {refused} connections were refused while it was at --max-per-addr");
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct Config {
     /// Open connections allowed at once, registered or not. One more is told
     /// `! server full, try again later` and closed.
     pub max_clients: usize,
+    /// Open connections allowed from one IP address; 0 for no limit. Keeps
+    /// one address from taking every slot, while a classroom behind one NAT
+    /// still gets in.
+    pub max_per_addr: usize,
     /// The most bytes of lines queued for one client and not yet taken by
     /// its writer (`--max-backlog`). Past it, lines are dropped for that
     /// client and it is told.
@@ -74,6 +78,7 @@ impl Default for Config {
             addr: DEFAULT_ADDR.to_string(),
             max_clients: 10_000,
             max_backlog: DEFAULT_MAX_BACKLOG,
+            max_per_addr: 64,
             stats_interval: Duration::from_secs(5),
             history: 50,
             announce_up_to: 200,
@@ -108,6 +113,8 @@ A chat server for nc: connect with `nc HOST PORT`, choose a name, type /help.
 Options:
   --addr HOST:PORT        listen here [default: 127.0.0.1:7878, or $THREADCHAT_ADDR]
   --max-clients N         open connections allowed at once [default: 10000]
+  --max-per-addr N        open connections from one IP address, 0 for no limit
+                          [default: 64]
   --max-backlog BYTES     bytes queued per client before lines are dropped for it,
                           a number with an optional K or M [default: 256K]
   --stats-interval SECS   seconds between stats lines in the log [default: 5]
@@ -155,6 +162,7 @@ where
             "--addr" => config.addr = check_addr(&value()?).map_err(|e| format!("--addr: {e}"))?,
             "--max-clients" => config.max_clients = positive(&flag, &value()?)?,
             "--max-backlog" => config.max_backlog = bytes(&flag, &value()?)?,
+            "--max-per-addr" => config.max_per_addr = at_most(&flag, &value()?, 1_000_000)?,
             "--queue" => return Err("--queue (lines) was replaced by --max-backlog BYTES".into()),
             "--stats-interval" => config.stats_interval = seconds(&flag, &value()?)?,
             "--history" => config.history = at_most(&flag, &value()?, MAX_HISTORY)?,
@@ -277,6 +285,8 @@ mod tests {
             "--max-clients=5",
             "--max-backlog",
             "64K",
+            "--max-per-addr",
+            "0",
             "--stats-interval=1",
             "--history",
             "0",
@@ -306,6 +316,7 @@ mod tests {
         assert_eq!(config.addr, "0.0.0.0:9000");
         assert_eq!(config.max_clients, 5);
         assert_eq!(config.max_backlog, 64 * 1024);
+        assert_eq!(config.max_per_addr, 0);
         assert_eq!(config.stats_interval, Duration::from_secs(1));
     }
 

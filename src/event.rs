@@ -98,6 +98,8 @@ pub(crate) enum LeaveReason {
     Idle,
     /// It kept sending far over `--rate-limit`.
     Flooding,
+    /// It spoke HTTP or TLS to the chat port.
+    WrongProtocol(crate::protocol::WrongProtocol),
     /// The reader thread panicked; the panic was caught and the client dropped.
     Panicked,
 }
@@ -112,6 +114,9 @@ impl fmt::Display for LeaveReason {
             LeaveReason::NoName => f.write_str("chose no name in time"),
             LeaveReason::Idle => f.write_str("idle too long"),
             LeaveReason::Flooding => f.write_str("flooding"),
+            LeaveReason::WrongProtocol(protocol) => {
+                write!(f, "spoke {protocol:?} to the chat port")
+            }
             LeaveReason::Panicked => f.write_str("reader thread panicked"),
         }
     }

@@ -52,6 +52,19 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// Waits for the first bytes to arrive and shows them without taking
+    /// them; empty at the end of the stream.
+    pub(crate) fn peek(&mut self) -> io::Result<&[u8]> {
+        loop {
+            match self.input.fill_buf() {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                // Re-borrowed here, once the loop has settled on an answer.
+                Err(error) => return Err(error),
+                Ok(_) => return self.input.fill_buf(),
+            }
+        }
+    }
+
     /// Blocks until a whole line, an over-long line, or the end of the stream.
     pub(crate) fn next_line(&mut self) -> io::Result<Incoming> {
         loop {

@@ -298,7 +298,10 @@ impl Manager {
             }
             _ => self.reply(
                 id,
-                &protocol::error(&format!("no user named \"{to}\" is online")),
+                &protocol::error(&format!(
+                    "no user named \"{}\" is online",
+                    protocol::excerpt(to)
+                )),
             ),
         }
     }
@@ -395,6 +398,7 @@ impl Manager {
                     .rate_limit
                     .map_or(0, |limit| limit.lines * FLOOD_TOLERANCE)
             )),
+            LeaveReason::WrongProtocol(protocol) => protocol::error(protocol.explanation()),
             LeaveReason::Closed
             | LeaveReason::Failed(_)
             | LeaveReason::ServerClosing

@@ -56,7 +56,7 @@ impl fmt::Display for ParseError {
         match self {
             ParseError::Usage(usage) => write!(f, "usage: {usage}"),
             ParseError::UnknownCommand(word) => {
-                write!(f, "unknown command /{word}, try /help")
+                write!(f, "unknown command /{}, try /help", excerpt(word))
             }
             ParseError::ControlCharacter(c) => write!(
                 f,
@@ -185,6 +185,69 @@ fn no_args(args: &str, usage: &'static str, command: Command) -> Result<Command,
         Ok(command)
     } else {
         Err(ParseError::Usage(usage))
+    }
+}
+
+/// Another protocol spoken to the chat port by mistake: a web browser, or
+/// a TLS client. Such a client gets one `! ` line saying what this port is,
+/// and is disconnected, instead of a string of name errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrongProtocol {
+    Http,
+    Tls,
+}
+
+impl WrongProtocol {
+    /// Recognises a TLS handshake from the connection's first bytes: a
+    /// handshake record starts with 0x16 and then the major version, 3.
+    pub fn from_first_bytes(bytes: &[u8]) -> Option<WrongProtocol> {
+        match bytes {
+            [0x16, 0x03, ..] | [0x16] => Some(WrongProtocol::Tls),
+            _ => None,
+        }
+    }
+
+    /// Recognises an HTTP request line (`GET / HTTP/1.1`): a method in
+    /// capitals, a target, and a version, separated by single spaces.
+    pub fn from_first_line(line: &str) -> Option<WrongProtocol> {
+        let mut parts = line.split(' ');
+        let (Some(method), Some(target), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let is_method = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+        (is_method && !target.is_empty() && version.starts_with("HTTP/"))
+            .then_some(WrongProtocol::Http)
+    }
+
+    /// What the client is told, without the `! `.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            WrongProtocol::Http => {
+                "this is a threadchat chat server, not a web server: \
+                 connect with nc HOST PORT or threadchat-client"
+            }
+            WrongProtocol::Tls => {
+                "this is a plain-text threadchat chat server, not TLS: \
+                 connect with nc HOST PORT or threadchat-client"
+            }
+        }
+    }
+}
+
+/// The most characters of a client's own text that an error line echoes
+/// back (an unknown command, a whisper's unknown target).
+pub const MAX_ECHO_CHARS: usize = 32;
+
+/// `text`, cut to at most [`MAX_ECHO_CHARS`] characters with `…` after it
+/// if it was longer. Cut by characters, never inside one: limits are in
+/// bytes, but a UTF-8 character is one to four of them, and a cut through
+/// one would send invalid UTF-8.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -342,6 +405,50 @@ mod tests {
         );
         let message = ParseError::ControlCharacter('\u{1b}').to_string();
         assert!(message.contains("U+001B") && !message.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn echoed_text_is_cut_by_characters_not_bytes() {
+        assert_eq!(excerpt("short"), "short");
+        let exactly = "é".repeat(MAX_ECHO_CHARS);
+        assert_eq!(excerpt(&exactly), exactly);
+        let long = "😀".repeat(100);
+        let cut = excerpt(&long);
+        assert_eq!(cut, format!("{}…", "😀".repeat(MAX_ECHO_CHARS)));
+        let error = parse(&format!("/{}", "é".repeat(50)))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "unknown command /{}…, try /help",
+                "é".repeat(MAX_ECHO_CHARS)
+            )
+        );
+    }
+
+    #[test]
+    fn browsers_and_tls_clients_are_recognised() {
+        let http = Some(WrongProtocol::Http);
+        assert_eq!(WrongProtocol::from_first_line("GET / HTTP/1.1"), http);
+        assert_eq!(WrongProtocol::from_first_line("POST /x?y=1 HTTP/1.0"), http);
+        assert_eq!(WrongProtocol::from_first_line("PRI * HTTP/2.0"), http);
+        for chat in [
+            "alice",
+            "GET / now",
+            "get / HTTP/1.1",
+            "GET  / HTTP/1.1",
+            "I GET IT",
+        ] {
+            assert_eq!(WrongProtocol::from_first_line(chat), None, "{chat:?}");
+        }
+        let client_hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+        assert_eq!(
+            WrongProtocol::from_first_bytes(&client_hello),
+            Some(WrongProtocol::Tls)
+        );
+        assert_eq!(WrongProtocol::from_first_bytes(b"alice\n"), None);
+        assert_eq!(WrongProtocol::from_first_bytes(b""), None);
     }
 
     #[test]

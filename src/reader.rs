@@ -28,7 +28,7 @@ use crate::event::{ClientId, Event, Hangup, LeaveReason};
 use crate::line_reader::{Incoming, LineReader};
 use crate::names::{self, NAME_RULE};
 use crate::outbox::{outbox, Outbox, OutboxReader};
-use crate::protocol::{self, Command, ParseError};
+use crate::protocol::{self, Command, ParseError, WrongProtocol};
 use crate::rate_limit::{FloodGuard, Verdict};
 use crate::rooms::LOBBY;
 use crate::shared::{ClientDirectory, Shared};
@@ -129,6 +129,16 @@ fn read_session(
     let timed = TimedStream::new(socket.stream(), Some(name_deadline));
     let mut lines = LineReader::new(&timed, config.max_line);
     let mut session = Session::new(id, events_tx, shared, socket, connected_at);
+    // A TLS client speaks first, in binary: look at its first bytes before
+    // they are split into lines.
+    match lines.peek() {
+        Ok(first) => {
+            if let Some(other) = WrongProtocol::from_first_bytes(first) {
+                return LeaveReason::WrongProtocol(other);
+            }
+        }
+        Err(error) => return session.read_failed(&error),
+    }
     loop {
         let incoming = match lines.next_line() {
             Ok(Incoming::End) => return LeaveReason::Closed,
@@ -222,6 +232,8 @@ struct Session<'a> {
     shared: &'a Shared,
     socket: &'a ClientSocket,
     name: Option<String>,
+    /// Whole lines handled so far: the first is checked for HTTP.
+    lines_read: u64,
     /// `None` when `--rate-limit off`.
     flood: Option<FloodGuard>,
 }
@@ -241,6 +253,7 @@ impl<'a> Session<'a> {
             shared,
             socket,
             name: None,
+            lines_read: 0,
             flood: shared
                 .config
                 .rate_limit
@@ -296,6 +309,12 @@ impl<'a> Session<'a> {
     }
 
     fn on_line(&mut self, line: &str) -> Step {
+        if self.name.is_none() && self.lines_read == 0 {
+            if let Some(other) = WrongProtocol::from_first_line(line) {
+                return Step::Leave(LeaveReason::WrongProtocol(other));
+            }
+        }
+        self.lines_read += 1;
         let command = match protocol::parse(line) {
             Ok(command) => command,
             // Before a name, any command but /help and /quit gets the same

@@ -359,3 +359,153 @@ fn when_threads_cannot_be_started_the_newcomer_is_told_and_the_server_goes_on() 
     // Shutting down still joins everything: a leaked thread would hang here.
     server.shutdown();
 }
+
+#[test]
+fn a_browser_or_tls_client_on_the_chat_port_gets_one_line_and_is_closed() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let (mut alice, mut bob) = two_friends(addr);
+
+    let mut browser = Client::connect(addr, "browser");
+    browser.send_raw(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:7878\r\nUser-Agent: test\r\n\r\n");
+    browser.expect_greeting();
+    browser.expect(
+        "! this is a threadchat chat server, not a web server: \
+         connect with nc HOST PORT or threadchat-client",
+    );
+    browser.expect_closed();
+
+    // The start of a TLS ClientHello: a handshake record, version 3.1.
+    let mut tls = Client::connect(addr, "tls");
+    tls.send_raw(&[
+        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+    ]);
+    tls.expect_greeting();
+    tls.expect(
+        "! this is a plain-text threadchat chat server, not TLS: \
+         connect with nc HOST PORT or threadchat-client",
+    );
+    tls.expect_closed();
+
+    // Only the first line is checked: a name is never a request line, and
+    // a registered client may say one.
+    alice.send("GET / HTTP/1.1");
+    bob.expect("[lobby] alice: GET / HTTP/1.1");
+    still_chatting(&mut alice, &mut bob, "after the browser and the TLS client");
+    wait_until(
+        "both strays gone",
+        || server.stats().connections_open,
+        |&open| open == 2,
+    );
+}
+
+#[test]
+fn one_address_cannot_take_more_than_max_per_addr_connections() {
+    let server = start_server(Config {
+        max_per_addr: 3,
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let (mut alice, mut bob) = two_friends(addr);
+    let mut third = Client::connect(addr, "third");
+    third.expect_greeting();
+    let mut fourth = Client::connect(addr, "fourth");
+    fourth.expect("! too many connections from your address");
+    fourth.expect_closed();
+    still_chatting(&mut alice, &mut bob, "with the address at its cap");
+    wait_until(
+        "the refusal counted",
+        || server.stats().connections_refused,
+        |&refused| refused == 1,
+    );
+
+    // One leaves; once the acceptor has seen it go, there is room again.
+    drop(third);
+    wait_until(
+        "the third connection closed",
+        || server.stats().connections_open,
+        |&open| open == 2,
+    );
+    // The acceptor lowers an address's count when the reader tells it it
+    // is done, which comes a moment after the connection count drops; a
+    // refused attempt in that moment is fine, a lasting refusal is not.
+    let mut tries = 0;
+    let mut again = loop {
+        let mut client = Client::connect(addr, "again");
+        let first = client.line();
+        if first == "* welcome to threadchat" {
+            break client;
+        }
+        assert_eq!(first, "! too many connections from your address");
+        tries += 1;
+        assert!(tries < 100, "still refused after {tries} tries");
+    };
+    again.expect("* choose a name (1-24 letters, digits, - or _):");
+}
+
+/// The kernel's timer on the server's end of a connection, from
+/// /proc/net/tcp: `(kind, clock ticks left)`; kind 2 is keepalive.
+fn server_side_timer(server_port: u16, client_port: u16) -> Option<(u32, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|row| {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+        if port(fields[1])? != server_port || port(fields[2])? != client_port {
+            return None;
+        }
+        let (kind, left) = fields[5].split_once(':')?;
+        Some((kind.parse().ok()?, u64::from_str_radix(left, 16).ok()?))
+    })
+}
+
+#[test]
+fn connections_are_watched_by_tcp_keepalive() {
+    // A peer that vanishes without closing sends nothing more, not even a
+    // reset; only keepalive probes find it gone. Loopback cannot lose a
+    // peer, so this checks what the kernel says it is doing: the server's
+    // end of an idle connection has its keepalive timer armed, set to go
+    // off within 60 s (docs/PROTOCOL.md: gone within two minutes).
+    let server = start_server(test_config());
+    let alice = Client::register(server.local_addr(), "alice");
+    let (server_port, client_port) = (server.local_addr().port(), alice.local_addr().port());
+    // Once everything sent has been acknowledged (timer 1, retransmit, is
+    // gone), the idle connection's timer is keepalive (2); without
+    // keepalive it would have none (0).
+    let (_, ticks_left) = wait_until(
+        "the keepalive timer (kind 2) on the server's end of alice's connection",
+        || server_side_timer(server_port, client_port),
+        |timer| matches!(timer, Some((2, _))),
+    )
+    .expect("found");
+    // Clock ticks are 1/100 s on Linux.
+    assert!(
+        ticks_left <= 60 * 100,
+        "keepalive due in {ticks_left} ticks, over 60 s"
+    );
+}
+
+#[test]
+fn limits_are_in_bytes_and_echoes_are_cut_on_character_boundaries() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let (mut alice, mut bob) = two_friends(addr);
+    // 1,000 four-byte characters: 4,000 bytes, over the 1,024-byte limit.
+    alice.send(&"😀".repeat(1000));
+    alice.expect("! line too long (max 1024 bytes)");
+    // 256 of them are exactly 1,024 bytes: allowed, and delivered whole.
+    let at_limit = "😀".repeat(256);
+    alice.send(&at_limit);
+    bob.expect(&format!("[lobby] alice: {at_limit}"));
+    // What the server echoes back is cut to 32 characters, never inside one.
+    alice.send(&format!("/w {} hi", "é".repeat(100)));
+    alice.expect(&format!(
+        "! no user named \"{}…\" is online",
+        "é".repeat(32)
+    ));
+    alice.send(&format!("/{}", "語".repeat(40)));
+    alice.expect(&format!(
+        "! unknown command /{}…, try /help",
+        "語".repeat(32)
+    ));
+    still_chatting(&mut alice, &mut bob, "after the wide characters");
+}

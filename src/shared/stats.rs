@@ -69,6 +69,12 @@ impl Stats {
         true
     }
 
+    /// Called by the acceptor for a connection turned away before it was
+    /// counted in (too many from its address).
+    pub(crate) fn refuse_connection(&self) {
+        self.counters.lock().connections_refused += 1;
+    }
+
     /// Called once for each connection `try_open_connection` let in, when its
     /// threads are done (or could not be started).
     pub(crate) fn close_connection(&self) {

@@ -21,7 +21,8 @@ use threadchat::{Config, Server, ServerHandle};
 /// on a loaded 2-core machine; a passing test never waits this long.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
-/// The defaults, on a free port, with room history and the rate limit off.
+/// The defaults, on a free port, with room history, the rate limit and the
+/// per-address cap off (every test client connects from 127.0.0.1).
 /// Without history, a client that registers sees its welcome followed by
 /// live lines only, whatever was said before it came; without the limit, a
 /// test can send a thousand lines at once. The tests of history
@@ -31,6 +32,7 @@ pub fn test_config() -> Config {
         addr: "127.0.0.1:0".to_string(),
         history: 0,
         rate_limit: None,
+        max_per_addr: 0,
         ..Config::default()
     }
 }
@@ -134,6 +136,11 @@ impl Client {
                 self.label
             ),
         }
+    }
+
+    /// Our end's address (the server sees it as the peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local_addr")
     }
 
     /// Closes our sending side (as `nc -N` does at end of input).
