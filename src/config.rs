@@ -387,3 +387,50 @@ mod tests {
             .contains("unexpected argument"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn flag() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("--addr".to_string()),
+            Just("--max-clients".to_string()),
+            Just("--max-backlog".to_string()),
+            Just("--max-per-addr".to_string()),
+            Just("--history".to_string()),
+            Just("--rate-limit".to_string()),
+            Just("--idle-timeout".to_string()),
+            Just("--name-timeout".to_string()),
+            Just("--stats-interval".to_string()),
+            Just("--announce-up-to".to_string()),
+            Just("--max-line".to_string()),
+            "--[a-z-]{0,12}",
+            "\\PC{0,12}",
+            "[0-9]{0,12}[kKmM]?",
+        ]
+    }
+
+    proptest! {
+        /// Any command line gets a config or one line saying what is wrong;
+        /// a config that comes back is within every documented range.
+        #[test]
+        fn any_arguments_give_a_config_or_one_clear_line(
+            args in proptest::collection::vec(flag(), 0..8),
+        ) {
+            match parse_args(args.clone(), None) {
+                Ok(Invocation::Run(config)) => {
+                    prop_assert!(config.max_clients >= 1);
+                    prop_assert!((1024..=1 << 30).contains(&config.max_backlog));
+                    prop_assert!(config.history <= MAX_HISTORY);
+                    prop_assert!(config.max_line >= 1);
+                }
+                Ok(_) => {}
+                Err(message) => {
+                    prop_assert!(!message.is_empty() && !message.contains('\n'), "{message:?} for {args:?}");
+                }
+            }
+        }
+    }
+}

@@ -209,3 +209,92 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Read;
+
+    /// Hands out the input in the given chunk sizes, as a socket would.
+    struct Chunked {
+        bytes: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        next: usize,
+    }
+
+    impl Read for Chunked {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            let size = self
+                .sizes
+                .get(self.next)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .max(1);
+            self.next += 1;
+            let n = size.min(buffer.len()).min(self.bytes.len() - self.at);
+            buffer[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    /// Everything the reader makes of `bytes` delivered in `sizes`,
+    /// checking after each call that it holds at most the limit plus one
+    /// byte of any line.
+    fn read_chunked(bytes: &[u8], sizes: Vec<usize>, max_len: usize) -> Vec<Incoming> {
+        let input = Chunked {
+            bytes: bytes.to_vec(),
+            at: 0,
+            sizes,
+            next: 0,
+        };
+        let mut reader = LineReader::new(input, max_len);
+        let mut found = Vec::new();
+        loop {
+            let next = reader.next_line().expect("reading from memory cannot fail");
+            assert!(
+                reader.line.len() <= max_len + 1,
+                "held {} bytes",
+                reader.line.len()
+            );
+            if let Incoming::Line(line) | Incoming::Unfinished(line) = &next {
+                assert!(
+                    line.len() <= max_len,
+                    "a line of {} bytes passed",
+                    line.len()
+                );
+            }
+            let end = next == Incoming::End;
+            found.push(next);
+            if end {
+                return found;
+            }
+        }
+    }
+
+    fn lines_and_junk() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            "[a-z ]{0,12}\n".prop_map(String::into_bytes),
+            "\\PC{0,6}\r\n".prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            Just(vec![b'x'; 70]),
+        ];
+        proptest::collection::vec(piece, 0..20).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        /// However the bytes are cut into reads, the same lines come out.
+        #[test]
+        fn any_chunking_gives_the_same_lines(
+            bytes in lines_and_junk(),
+            sizes in proptest::collection::vec(1usize..50, 0..60),
+            max_len in 1usize..64,
+        ) {
+            let whole = read_chunked(&bytes, vec![usize::MAX], max_len);
+            let chunked = read_chunked(&bytes, sizes, max_len);
+            prop_assert_eq!(whole, chunked);
+        }
+    }
+}

@@ -185,3 +185,31 @@ mod tests {
         assert_ne!(key("alice"), key("alice2"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A name is accepted exactly when it is 1 to 24 ASCII letters,
+        /// digits, `-` or `_`; a refusal never echoes a control character.
+        #[test]
+        fn the_rule_is_exactly_what_it_says(name in "\\PC{0,30}|[a-zA-Z0-9_-]{0,30}") {
+            let follows_rule = (1..=24).contains(&name.len())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            match validate(&name) {
+                Ok(()) => prop_assert!(follows_rule, "{name:?} accepted"),
+                Err(error) => {
+                    prop_assert!(!follows_rule, "{name:?} refused: {error}");
+                    prop_assert!(!error.to_string().chars().any(char::is_control));
+                }
+            }
+        }
+
+        #[test]
+        fn same_name_ignoring_case_means_same_key(name in "[a-zA-Z0-9_-]{1,24}") {
+            prop_assert_eq!(key(&name), key(&name.to_ascii_uppercase()));
+        }
+    }
+}

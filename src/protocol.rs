@@ -461,3 +461,43 @@ mod tests {
         assert_eq!(whisper_sent("bob", "psst"), "[dm to bob] psst");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any line gets an answer, never a panic; an error's text is one
+        /// line of bounded length with no control character, so echoing
+        /// it back cannot hurt the sender's terminal.
+        #[test]
+        fn any_line_parses_or_is_refused_cleanly(line in "\\PC{0,200}|/[a-z]{0,8}( .{0,20}){0,3}") {
+            match parse(&line) {
+                Ok(Command::Say(text)) if !line.starts_with('/') => prop_assert_eq!(text, line),
+                Ok(_) => {}
+                Err(error) => {
+                    let text = error.to_string();
+                    prop_assert!(!text.chars().any(char::is_control), "{text:?}");
+                    prop_assert!(text.chars().count() <= 60 + MAX_ECHO_CHARS, "{text:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn any_bytes_at_all_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let line = String::from_utf8_lossy(&bytes);
+            let _ = parse(&line);
+            let _ = WrongProtocol::from_first_bytes(&bytes);
+            let _ = WrongProtocol::from_first_line(&line);
+        }
+
+        #[test]
+        fn an_excerpt_is_a_prefix_cut_between_characters(text in "\\PC{0,100}") {
+            let cut = excerpt(&text);
+            let kept = cut.strip_suffix('…').unwrap_or(&cut);
+            prop_assert!(text.starts_with(kept));
+            prop_assert!(kept.chars().count() <= MAX_ECHO_CHARS);
+        }
+    }
+}

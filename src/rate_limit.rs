@@ -191,3 +191,43 @@ mod tests {
         assert_eq!(verdicts[12], Verdict::Disconnect);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Over any span of time, a client gets at most a full burst plus
+        /// what the steady rate gives back; and no sequence of arrivals
+        /// makes the guard panic.
+        #[test]
+        fn never_more_lines_than_the_burst_plus_the_rate(
+            lines in 1u32..50,
+            per in 1u64..30,
+            gaps_ms in proptest::collection::vec(0u64..2_000, 1..300),
+        ) {
+            let limit = RateLimit { lines, per: Duration::from_secs(per) };
+            let start = Instant::now();
+            let mut guard = FloodGuard::new(limit, start);
+            let mut now = start;
+            let mut allowed = 0u64;
+            for gap in gaps_ms {
+                now += Duration::from_millis(gap);
+                if guard.check(now) == Verdict::Allow {
+                    allowed += 1;
+                }
+            }
+            let elapsed = now.duration_since(start).as_secs_f64();
+            let bound = f64::from(lines) + f64::from(lines) * elapsed / per as f64;
+            prop_assert!(allowed as f64 <= bound + 1e-6, "{allowed} allowed, bound {bound}");
+        }
+
+        #[test]
+        fn parsing_any_text_never_panics(text in ".{0,40}") {
+            if let Ok(limit) = RateLimit::parse(&text) {
+                prop_assert!(limit.lines >= 1 && limit.per >= Duration::from_secs(1));
+            }
+        }
+    }
+}
