@@ -10,6 +10,10 @@
 //!
 //! Run `cargo run --release --example loadgen -- --help` for the modes and
 //! flags; docs/BENCHMARKS.md has the commands behind every published figure.
+//! The chaos mode (a soak test of everything at once) is in `chaos.rs`;
+//! docs/RELIABILITY.md has its results.
+
+mod chaos;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -34,6 +38,9 @@ Modes (--mode):
              --window lines not yet seen by a probe client
   users      client 0 sends /users --samples times, one at a time: time to the reply
   capacity   connect and register --clients, hold them idle for --duration, report memory
+  chaos      --clients act at random for --duration (chat, rooms, renames, whispers, junk,
+             over-long lines, abrupt disconnects, pauses in reading), then check that no
+             line was lost without a notice and that threads, memory and /stats add up
 
 Target (one of):
   --spawn PATH          start this server binary on 127.0.0.1:0 (with --rate-limit off,
@@ -52,7 +59,9 @@ Options:
   --samples N           users: how many /users [default: 200]
   --server-arg ARG      pass ARG to the spawned server (repeatable)
   --json                print one JSON object instead of the table
+  --seed N              chaos: the random seed, for a run that can be repeated [default: 1]
   --expect-zero-loss    exit 1 unless every expected delivery arrived and every client connected
+                        (chaos: unless no line was lost without a notice and every check held)
 ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +70,7 @@ enum Mode {
     Saturate,
     Users,
     Capacity,
+    Chaos,
 }
 
 impl Mode {
@@ -70,6 +80,7 @@ impl Mode {
             Mode::Saturate => "saturate",
             Mode::Users => "users",
             Mode::Capacity => "capacity",
+            Mode::Chaos => "chaos",
         }
     }
 }
@@ -90,6 +101,7 @@ struct Args {
     server_args: Vec<String>,
     json: bool,
     expect_zero_loss: bool,
+    seed: u64,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -108,6 +120,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         server_args: Vec::new(),
         json: false,
         expect_zero_loss: false,
+        seed: 1,
     };
     fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<T, String> {
         let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -123,6 +136,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     Some("saturate") => Mode::Saturate,
                     Some("users") => Mode::Users,
                     Some("capacity") => Mode::Capacity,
+                    Some("chaos") => Mode::Chaos,
                     other => return Err(format!("--mode: unknown mode {other:?}")),
                 }
             }
@@ -140,6 +154,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 .server_args
                 .push(args.next().ok_or("--server-arg needs a value")?),
             "--json" => parsed.json = true,
+            "--seed" => parsed.seed = number(&flag, args.next())?,
             "--expect-zero-loss" => parsed.expect_zero_loss = true,
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown option {flag}")),
@@ -185,6 +200,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.mode == Mode::Chaos {
+        return chaos::main(&args);
+    }
     match run(&args) {
         Ok(report) => {
             if args.json {
@@ -959,6 +977,8 @@ fn run(args: &Args) -> io::Result<Report> {
     let measure_start = Instant::now();
     swarm.tally.measuring = true;
     match args.mode {
+        // Dispatched to `chaos::main` before `run` is called.
+        Mode::Chaos => unreachable!("chaos mode has its own run"),
         Mode::Capacity => {
             let end = Instant::now() + args.duration;
             while Instant::now() < end {
