@@ -37,7 +37,6 @@ pub(crate) fn run(
         shared,
         events_tx,
         connections: Connections::new(),
-        last_id: 0,
         failing: 0,
     };
     loop {
@@ -72,7 +71,6 @@ struct Acceptor {
     /// Cloned into each reader.
     events_tx: Sender<Event>,
     connections: Connections,
-    last_id: u64,
     /// Failed accepts in a row. Running out of file descriptors fails every
     /// accept until a connection closes: one warning per episode, not ten a
     /// second.
@@ -87,8 +85,7 @@ impl Acceptor {
             log::info!("accepting again after {} failed accepts", self.failing);
             self.failing = 0;
         }
-        self.last_id += 1;
-        let id = ClientId(self.last_id);
+        let id = self.shared.new_client_id();
         let stats = &self.shared.stats;
         if !self
             .connections
@@ -144,6 +141,7 @@ impl Acceptor {
             events_tx: self.events_tx.clone(),
             shared: self.shared.clone(),
             finished_tx: self.connections.finished_tx.clone(),
+            websocket: false,
         };
         thread::Builder::new()
             .name(format!("reader-{}", id.0))
@@ -165,21 +163,24 @@ impl Acceptor {
 /// A connection as the acceptor sees it: the reader thread to join (the
 /// reader joins its own writer), and a weak reference to the socket, to force
 /// it closed at shutdown without keeping it open until then.
-struct Connection {
+pub(crate) struct Connection {
     reader: JoinHandle<()>,
     socket: Weak<ClientSocket>,
     ip: IpAddr,
 }
 
-struct Connections {
+/// The open connections one acceptor started, for joining them: used by
+/// this acceptor and by the web door's (`web.rs`).
+pub(crate) struct Connections {
     open: HashMap<ClientId, Connection>,
-    per_addr: PerAddr,
-    finished_tx: Sender<ClientId>,
+    pub(crate) per_addr: PerAddr,
+    /// Cloned into each connection's thread, which sends its id when done.
+    pub(crate) finished_tx: Sender<ClientId>,
     finished_rx: Receiver<ClientId>,
 }
 
 impl Connections {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         // Unbounded so that a reader's last act never blocks; it holds at
         // most one id per connection that ended since the acceptor last woke.
         let (finished_tx, finished_rx) = unbounded();
@@ -191,7 +192,7 @@ impl Connections {
         }
     }
 
-    fn insert(
+    pub(crate) fn insert(
         &mut self,
         id: ClientId,
         ip: IpAddr,
@@ -205,7 +206,7 @@ impl Connections {
 
     /// Joins the readers that said they are done. Their threads have
     /// already exited (or are about to), so this does not wait.
-    fn join_finished(&mut self) {
+    pub(crate) fn join_finished(&mut self) {
         while let Ok(id) = self.finished_rx.try_recv() {
             self.join(id);
         }
@@ -224,7 +225,7 @@ impl Connections {
     /// own (the manager has queued each a goodbye and closed its queue), then
     /// shuts down the sockets of the rest, which wakes their threads, and
     /// joins everything.
-    fn close_all(&mut self, grace: Duration) {
+    pub(crate) fn close_all(&mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
         while !self.open.is_empty() {
             match self.finished_rx.recv_deadline(deadline) {
@@ -254,7 +255,7 @@ impl Connections {
 /// acceptor alone: up when a connection is let in, down when its reader is
 /// joined.
 #[derive(Default)]
-struct PerAddr {
+pub(crate) struct PerAddr {
     open: HashMap<IpAddr, usize>,
     /// Refusals since each capped address last dropped below the cap: one
     /// warning per episode, not one per connection of a flood.
@@ -264,7 +265,7 @@ struct PerAddr {
 impl PerAddr {
     /// Whether one more connection from `ip` is allowed; `max` 0 for no
     /// limit. A refusal is counted and, the first time, logged.
-    fn admits(&mut self, ip: IpAddr, max: usize) -> bool {
+    pub(crate) fn admits(&mut self, ip: IpAddr, max: usize) -> bool {
         if max == 0 || self.open.get(&ip).copied().unwrap_or(0) < max {
             return true;
         }

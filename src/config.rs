@@ -15,6 +15,9 @@ use crate::rate_limit::RateLimit;
 pub struct Config {
     /// `HOST:PORT` to listen on; port 0 picks a free port.
     pub addr: String,
+    /// `HOST:PORT` for the web door (the chat page, WebSocket, `/metrics`,
+    /// `/health`, `/stats.json`); `None` (`--http off`) for none.
+    pub http: Option<String>,
     /// Open connections allowed at once, registered or not. One more is told
     /// `! server full, try again later` and closed.
     pub max_clients: usize,
@@ -55,9 +58,15 @@ pub struct Config {
     pub client_stack_bytes: usize,
     /// At shutdown, how long writers get to flush before sockets are closed.
     pub shutdown_grace: Duration,
+    /// How long an HTTP client has to send its request line and headers
+    /// (408 after it; a slowloris is cut off here). Not a flag.
+    pub http_head_timeout: Duration,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+/// Where the web door listens by default.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7880";
 
 /// `--max-backlog`: 256 KiB per client. A burst of about 4,000 short chat
 /// lines fits while a client's writer waits for a CPU; with 10,000 clients
@@ -76,6 +85,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             addr: DEFAULT_ADDR.to_string(),
+            http: Some(DEFAULT_HTTP_ADDR.to_string()),
             max_clients: 10_000,
             max_backlog: DEFAULT_MAX_BACKLOG,
             max_per_addr: 64,
@@ -93,6 +103,7 @@ impl Default for Config {
             queue_full_timeout: Duration::from_secs(10),
             client_stack_bytes: CLIENT_STACK_BYTES,
             shutdown_grace: Duration::from_secs(2),
+            http_head_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -100,7 +111,8 @@ impl Default for Config {
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invocation {
-    Run(Config),
+    /// Boxed: a `Config` is far bigger than the other answers.
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -112,6 +124,8 @@ A chat server for nc: connect with `nc HOST PORT`, choose a name, type /help.
 
 Options:
   --addr HOST:PORT        listen here [default: 127.0.0.1:7878, or $THREADCHAT_ADDR]
+  --http HOST:PORT|off    the web page, WebSocket, /metrics, /health
+                          [default: 127.0.0.1:7880]
   --max-clients N         open connections allowed at once [default: 10000]
   --max-per-addr N        open connections from one IP address, 0 for no limit
                           [default: 64]
@@ -160,6 +174,12 @@ where
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
             "--addr" => config.addr = check_addr(&value()?).map_err(|e| format!("--addr: {e}"))?,
+            "--http" => {
+                config.http = match value()?.as_str() {
+                    "off" => None,
+                    addr => Some(check_addr(addr).map_err(|e| format!("--http: {e}"))?),
+                }
+            }
             "--max-clients" => config.max_clients = positive(&flag, &value()?)?,
             "--max-backlog" => config.max_backlog = bytes(&flag, &value()?)?,
             "--max-per-addr" => config.max_per_addr = at_most(&flag, &value()?, 1_000_000)?,
@@ -187,7 +207,7 @@ where
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
-    Ok(Invocation::Run(config))
+    Ok(Invocation::Run(Box::new(config)))
 }
 
 /// `HOST:PORT` with a port number; the host is resolved when binding.
@@ -266,7 +286,7 @@ mod tests {
 
     fn run_config(args: &[&str]) -> Config {
         match parse(args) {
-            Ok(Invocation::Run(config)) => config,
+            Ok(Invocation::Run(config)) => *config,
             other => panic!("expected a config from {args:?}, got {other:?}"),
         }
     }
@@ -311,6 +331,12 @@ mod tests {
         );
         assert_eq!(config.name_timeout, Duration::from_secs(3));
         assert_eq!(config.idle_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(run_config(&["--http", "off"]).http, None);
+        assert_eq!(
+            run_config(&["--http=0.0.0.0:80"]).http.as_deref(),
+            Some("0.0.0.0:80")
+        );
+        assert!(parse(&["--http", "80"]).unwrap_err().starts_with("--http:"));
         let off = run_config(&["--rate-limit", "off", "--idle-timeout", "0"]);
         assert_eq!((off.rate_limit, off.idle_timeout), (None, None));
         assert_eq!(config.addr, "0.0.0.0:9000");

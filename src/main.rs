@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let args = std::env::args().skip(1);
     let env_addr = std::env::var("THREADCHAT_ADDR").ok();
     match config::parse_args(args, env_addr) {
-        Ok(Invocation::Run(config)) => run(config),
+        Ok(Invocation::Run(config)) => run(*config),
         Ok(Invocation::Help) => {
             println!("{USAGE}");
             ExitCode::SUCCESS

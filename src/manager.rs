@@ -20,7 +20,10 @@ use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crossbeam_channel::{select, Receiver};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::{select, tick, Receiver};
 
 use crate::event::{ClientId, Event, LeaveReason, OutboundLine};
 use crate::names::NAME_RULE;
@@ -28,20 +31,28 @@ use crate::outbox::{Delivery, Outbox};
 use crate::protocol;
 use crate::rate_limit::FLOOD_TOLERANCE;
 use crate::rooms::{Rooms, LOBBY};
-use crate::shared::{Shared, Tally};
+use crate::shared::{ManagerView, Shared, Tally};
 use crate::shutdown::ShutdownSignal;
 
 pub(crate) fn run(shared: Arc<Shared>, events_rx: Receiver<Event>, shutdown: ShutdownSignal) {
     let mut manager = Manager::new(shared);
+    // Once a second, what only the manager knows goes to the live view.
+    let report = tick(REPORT_EVERY);
     loop {
         // `select!` waits on several channels at once and runs the arm of
-        // whichever is ready first: here, the next event or the shutdown.
+        // whichever is ready first: the next event, the report, or the
+        // shutdown.
         select! {
             recv(events_rx) -> event => match event {
-                Ok(event) => manager.handle_guarded(event),
+                Ok(event) => {
+                    manager.handle_guarded(event);
+                    let depth = &manager.shared.gauges.events_depth;
+                    depth.store(events_rx.len(), Ordering::Relaxed);
+                }
                 // Every reader and the acceptor are gone.
                 Err(_) => break,
             },
+            recv(report) -> _ => manager.publish(),
             recv(shutdown.receiver()) -> _ => break,
         }
     }
@@ -66,6 +77,12 @@ pub(crate) fn run(shared: Arc<Shared>, events_rx: Receiver<Event>, shutdown: Shu
         }
     }
 }
+
+/// How often the manager publishes its view (rooms, deepest backlogs).
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// How many of the deepest backlogs the live view shows.
+const DEEPEST_SHOWN: usize = 5;
 
 /// A connected client, as the manager keeps it.
 struct Member {
@@ -97,6 +114,12 @@ pub(crate) struct Manager {
     rooms: Rooms,
     /// Counted while handling one event, added to the stats after it.
     tally: Tally,
+    /// The `/users` reply, formatted once and shared until someone joins,
+    /// leaves or is renamed. Building it is O(clients log clients) (copy
+    /// and sort every name); a thousand clients asking at once would
+    /// otherwise keep the manager busy for seconds, and every reader waits
+    /// for the manager.
+    users_reply: Option<OutboundLine>,
 }
 
 impl Manager {
@@ -105,6 +128,7 @@ impl Manager {
             members: HashMap::new(),
             rooms: Rooms::new(shared.config.history),
             tally: Tally::default(),
+            users_reply: None,
             shared,
         }
     }
@@ -172,6 +196,7 @@ impl Manager {
         };
         log::info!("{name} joined ({id}, {})", member.peer);
         member.name = Some(name.clone());
+        self.users_reply = None;
         let online = self.shared.clients.len();
         self.enter_room(id, &name, LOBBY, |room, _| {
             format!("welcome {name}! you are in {room}; {online} online. /help lists the commands")
@@ -268,6 +293,7 @@ impl Manager {
         };
         log::info!("{old} is now {new} ({id})");
         member.name = Some(new.clone());
+        self.users_reply = None;
         // Released only now, after the change is ours: a newcomer taking the
         // old name is announced after this rename, never before.
         self.shared.clients.release(&old, id);
@@ -307,9 +333,15 @@ impl Manager {
     }
 
     fn list_users(&mut self, id: ClientId) {
-        let names = self.shared.clients.names();
-        let line = format!("online ({}): {}", names.len(), names.join(", "));
-        self.reply(id, &protocol::notice(&line));
+        let reply = self.users_reply.get_or_insert_with(|| {
+            let names = self.shared.clients.names();
+            let line = format!("online ({}): {}", names.len(), names.join(", "));
+            OutboundLine::new(&protocol::notice(&line))
+        });
+        let reply = reply.clone();
+        if let Some(member) = self.members.get_mut(&id) {
+            member.send(reply, &mut self.tally);
+        }
     }
 
     fn list_rooms(&mut self, id: ClientId) {
@@ -364,6 +396,7 @@ impl Manager {
         match &member.name {
             Some(name) => {
                 log::info!("{name} left ({id}): {reason}");
+                self.users_reply = None;
                 self.announce_presence(id, &format!("{name} left"));
                 self.rooms.leave(id);
                 self.shared.clients.release(name, id);
@@ -404,6 +437,29 @@ impl Manager {
             | LeaveReason::ServerClosing
             | LeaveReason::Panicked => return None,
         })
+    }
+
+    /// The rooms, and the clients with the most bytes waiting, for the live
+    /// view. One pass over the clients, once a second.
+    fn publish(&self) {
+        let mut deepest: Vec<(String, usize)> = self
+            .members
+            .iter()
+            .map(|(id, member)| {
+                (
+                    member.name.clone().unwrap_or_else(|| id.to_string()),
+                    member.outbox.backlog_bytes(),
+                )
+            })
+            .filter(|(_, bytes)| *bytes > 0)
+            .collect();
+        deepest.sort_unstable_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+        deepest.truncate(DEEPEST_SHOWN);
+        let rooms = self.rooms.list().len();
+        self.shared.stats.publish(ManagerView {
+            rooms,
+            deepest_backlogs: deepest,
+        });
     }
 
     /// At shutdown: a last line to everyone, then every queue is dropped.

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{select, unbounded, Receiver, Sender, TryRecvError};
 
 use crate::event::{Hangup, OutboundLine};
 use crate::protocol;
@@ -225,6 +225,12 @@ impl Outgoing {
     }
 }
 
+/// What [`OutboxReader::recv_or`] found.
+pub(crate) enum Next<T> {
+    Queued(Outgoing),
+    Other(T),
+}
+
 /// The writer's end of one client's queue.
 pub(crate) struct OutboxReader {
     queue_rx: Receiver<Item>,
@@ -236,6 +242,20 @@ impl OutboxReader {
     /// let go of the queue and everything in it has been taken.
     pub(crate) fn recv(&self) -> Option<Outgoing> {
         self.queue_rx.recv().ok().map(|item| self.take(item))
+    }
+
+    /// The next thing to write, or something from `other` (a WebSocket
+    /// writer's control channel), whichever comes first. `None` once the
+    /// queue is closed and empty. `select!` waits on both channels at once;
+    /// once `other` is closed (its reader has gone), only the queue counts.
+    pub(crate) fn recv_or<T>(&self, other: &Receiver<T>) -> Option<Next<T>> {
+        select! {
+            recv(self.queue_rx) -> item => item.ok().map(|item| Next::Queued(self.take(item))),
+            recv(other) -> message => match message {
+                Ok(message) => Some(Next::Other(message)),
+                Err(_) => self.recv().map(Next::Queued),
+            },
+        }
     }
 
     /// The next thing to write, if there is one already.

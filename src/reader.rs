@@ -15,14 +15,14 @@
 //! connection.
 
 use std::cell::Cell;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{bounded, Sender};
 
 use crate::event::{ClientId, Event, Hangup, LeaveReason};
 use crate::line_reader::{Incoming, LineReader};
@@ -31,9 +31,11 @@ use crate::outbox::{outbox, Outbox, OutboxReader};
 use crate::protocol::{self, Command, ParseError, WrongProtocol};
 use crate::rate_limit::{FloodGuard, Verdict};
 use crate::rooms::LOBBY;
+use crate::shared::gauges::Role;
 use crate::shared::{ClientDirectory, Shared};
 use crate::socket::{self, ClientSocket, BUSY};
-use crate::writer;
+use crate::websocket::{Control, FrameReader};
+use crate::writer::{self, Framing};
 
 /// What the acceptor hands a new reader thread.
 pub(crate) struct ReaderStart {
@@ -44,6 +46,9 @@ pub(crate) struct ReaderStart {
     pub(crate) shared: Arc<Shared>,
     /// Where to say "my connection is over" to the acceptor.
     pub(crate) finished_tx: Sender<ClientId>,
+    /// A browser's WebSocket, upgraded by the web door, rather than plain
+    /// lines.
+    pub(crate) websocket: bool,
 }
 
 pub(crate) fn run(start: ReaderStart) {
@@ -54,11 +59,21 @@ pub(crate) fn run(start: ReaderStart) {
         events_tx,
         shared,
         finished_tx,
+        websocket,
     } = start;
+    let _role = shared.gauges.running(Role::Reader);
     let config = &shared.config;
     let hangup = Hangup::new(&socket);
     let (outbox, outbox_reader) = outbox(config.max_backlog, hangup, config.queue_full_timeout);
-    let writer = match start_writer(id, &socket, outbox_reader, &shared) {
+    // A WebSocket's reader asks its writer for pongs and closes over a small
+    // channel: only the writer writes to the socket.
+    let (control_tx, framing) = if websocket {
+        let (control_tx, control_rx) = bounded(CONTROL_QUEUE);
+        (Some(control_tx), Framing::WebSocket(control_rx))
+    } else {
+        (None, Framing::Lines)
+    };
+    let writer = match start_writer(id, &socket, outbox_reader, framing, &shared) {
         Ok(writer) => writer,
         Err(error) => {
             // No writer, so no client yet: say why straight to the socket,
@@ -74,7 +89,7 @@ pub(crate) fn run(start: ReaderStart) {
     // See `Manager::handle_guarded` for what `catch_unwind` and
     // `AssertUnwindSafe` do.
     let session = panic::catch_unwind(AssertUnwindSafe(|| {
-        read_session(id, peer, &socket, outbox, &events_tx, &shared)
+        read_session(id, peer, &socket, outbox, control_tx, &events_tx, &shared)
     }));
     let reason = session.unwrap_or_else(|_| {
         log::error!("reader {id} panicked; disconnecting that client");
@@ -95,17 +110,25 @@ pub(crate) fn run(start: ReaderStart) {
     let _ = finished_tx.send(id);
 }
 
+/// Pongs and closes a WebSocket reader may have waiting for its writer.
+const CONTROL_QUEUE: usize = 4;
+
 fn start_writer(
     id: ClientId,
     socket: &Arc<ClientSocket>,
     outbox_reader: OutboxReader,
-    shared: &Shared,
+    framing: Framing,
+    shared: &Arc<Shared>,
 ) -> io::Result<JoinHandle<()>> {
     let socket = socket.clone();
+    let shared = shared.clone();
     thread::Builder::new()
         .name(format!("writer-{}", id.0))
         .stack_size(shared.config.client_stack_bytes)
-        .spawn(move || writer::run(id, socket, outbox_reader))
+        .spawn(move || {
+            let _role = shared.gauges.running(Role::Writer);
+            writer::run(id, socket, outbox_reader, framing)
+        })
 }
 
 /// Reads lines until the client goes; returns why it went.
@@ -114,6 +137,7 @@ fn read_session(
     peer: SocketAddr,
     socket: &ClientSocket,
     outbox: Outbox,
+    control_tx: Option<Sender<Control>>,
     events_tx: &Sender<Event>,
     shared: &Shared,
 ) -> LeaveReason {
@@ -127,16 +151,19 @@ fn read_session(
     let connected_at = Instant::now();
     let name_deadline = connected_at + config.name_timeout;
     let timed = TimedStream::new(socket.stream(), Some(name_deadline));
-    let mut lines = LineReader::new(&timed, config.max_line);
+    let mut lines = match control_tx {
+        Some(control_tx) => {
+            let buffered = BufReader::with_capacity(2048, &timed);
+            LineSource::WebSocket(FrameReader::new(buffered, config.max_line, control_tx))
+        }
+        None => LineSource::Plain(LineReader::new(&timed, config.max_line)),
+    };
     let mut session = Session::new(id, events_tx, shared, socket, connected_at);
     // A TLS client speaks first, in binary: look at its first bytes before
     // they are split into lines.
-    match lines.peek() {
-        Ok(first) => {
-            if let Some(other) = WrongProtocol::from_first_bytes(first) {
-                return LeaveReason::WrongProtocol(other);
-            }
-        }
+    match lines.wrong_protocol() {
+        Ok(Some(other)) => return LeaveReason::WrongProtocol(other),
+        Ok(None) => {}
         Err(error) => return session.read_failed(&error),
     }
     loop {
@@ -155,6 +182,31 @@ fn read_session(
             None => Some(name_deadline),
             Some(_) => config.idle_timeout.map(|idle| now + idle),
         });
+    }
+}
+
+/// Where the reader's lines come from: the socket split at `\n`, or a
+/// WebSocket's text messages.
+enum LineSource<'a> {
+    Plain(LineReader<&'a TimedStream<'a>>),
+    WebSocket(FrameReader<BufReader<&'a TimedStream<'a>>>),
+}
+
+impl LineSource<'_> {
+    fn next_line(&mut self) -> io::Result<Incoming> {
+        match self {
+            LineSource::Plain(lines) => lines.next_line(),
+            LineSource::WebSocket(frames) => frames.next_line(),
+        }
+    }
+
+    /// On a plain connection, whether its first bytes are TLS. (A
+    /// WebSocket was upgraded from HTTP, so it speaks WebSocket.)
+    fn wrong_protocol(&mut self) -> io::Result<Option<WrongProtocol>> {
+        match self {
+            LineSource::Plain(lines) => Ok(WrongProtocol::from_first_bytes(lines.peek()?)),
+            LineSource::WebSocket(_) => Ok(None),
+        }
     }
 }
 
@@ -299,6 +351,10 @@ impl<'a> Session<'a> {
     /// Reading failed: a deadline passed (the manager tells the client which,
     /// on `Left`), or the connection broke.
     fn read_failed(&self, error: &io::Error) -> LeaveReason {
+        if error.kind() == io::ErrorKind::InvalidData {
+            // A WebSocket frame refused (the close frame is on its way).
+            log::info!("{}: {error}", self.id);
+        }
         if !is_timeout(error) {
             return LeaveReason::Failed(error.to_string());
         }

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::shared::{Shared, StatsSnapshot};
 use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
-use crate::{acceptor, manager, monitor, os_limits};
+use crate::{acceptor, manager, monitor, os_limits, web};
 
 /// Capacity of the channel from all readers to the manager. When the manager
 /// falls behind, readers block on `send`, stop reading their sockets, and TCP
@@ -45,19 +46,36 @@ impl Server {
         };
         let listener = TcpListener::bind(&config.addr).map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let web_listener = match &config.http {
+            Some(addr) => {
+                let web_error = |source| StartError::Bind {
+                    addr: addr.clone(),
+                    source,
+                };
+                let web = TcpListener::bind(addr).map_err(web_error)?;
+                let web_addr = web.local_addr().map_err(web_error)?;
+                Some((web, web_addr))
+            }
+            None => None,
+        };
         log::info!("listening on {local_addr}");
+        if let Some((_, web_addr)) = &web_listener {
+            log::info!("web page at http://{web_addr}/");
+        }
 
         let shared = Arc::new(Shared::new(config));
         let (shutdown_trigger, shutdown_signal) = shutdown::channel();
         let (events_tx, events_rx) = bounded(EVENT_QUEUE_CAPACITY);
         let mut handle = ServerHandle {
             local_addr,
+            web_addr: web_listener.as_ref().map(|(_, addr)| *addr),
             shared: shared.clone(),
             shutdown_trigger: Some(shutdown_trigger),
             threads: Vec::new(),
         };
         let parts = Parts {
             listener,
+            web_listener: web_listener.map(|(listener, _)| listener),
             shared,
             events_tx,
             events_rx,
@@ -75,6 +93,7 @@ impl Server {
 /// What the long-lived threads are made of, handed to them one by one.
 struct Parts {
     listener: TcpListener,
+    web_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
@@ -122,6 +141,7 @@ fn short_reason(error: &io::Error) -> String {
 /// [`shutdown`](ServerHandle::shutdown) does.
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    web_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     /// `None` once shutdown has begun.
     shutdown_trigger: Option<ShutdownTrigger>,
@@ -141,6 +161,11 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// Where the web door listens (`--http`), with port 0 resolved.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
+    }
+
     /// The server's counters now.
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.snapshot()
@@ -156,25 +181,30 @@ impl ServerHandle {
     ///
     /// 1. The shutdown signal fires; the manager, the acceptor and the
     ///    monitor all see it.
-    /// 2. One connection to our own listener wakes the acceptor from
-    ///    `accept()`; it checks the signal, closes the listener and drops
-    ///    its events sender.
+    /// 2. One connection to each of our own listeners wakes its acceptor
+    ///    from `accept()`; it checks the signal, closes the listener and
+    ///    drops its events sender. (`/health` on a connection already open
+    ///    answers 503 from step 1 on.)
     /// 3. The manager is joined. It queues `* server shutting down` to every
     ///    client and drops every client's queue, so each writer flushes,
     ///    shuts its socket down (waking its reader) and exits. Then it keeps
     ///    draining events until every reader has sent its last.
-    /// 4. The acceptor is joined. It waits up to `shutdown_grace` for every
-    ///    connection to finish, shuts down the sockets of any that have not,
-    ///    and joins every reader (each reader has joined its writer).
+    /// 4. The web door's acceptor, then the chat acceptor, are joined. Each
+    ///    waits up to `shutdown_grace` for its connections to finish, shuts
+    ///    down the sockets of any that have not, and joins their threads
+    ///    (each reader has joined its writer).
     /// 5. The monitor is joined, and the final stats are logged.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
-    /// Starts the three threads in the order they are joined at shutdown.
+    /// Starts the long-lived threads in the order they are joined at
+    /// shutdown: manager, then the web door's acceptor (if `--http`), the
+    /// chat acceptor, the monitor.
     fn start_threads(&mut self, parts: Parts) -> Result<(), StartError> {
         let Parts {
             listener,
+            web_listener,
             shared,
             events_tx,
             events_rx,
@@ -184,6 +214,13 @@ impl ServerHandle {
             let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
             move || manager::run(shared, events_rx, shutdown)
         })?;
+        if let Some(web_listener) = web_listener {
+            self.spawn("http-acceptor", {
+                let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
+                let events_tx = events_tx.clone();
+                move || web::run(web_listener, shared, events_tx, shutdown)
+            })?;
+        }
         self.spawn("acceptor", {
             let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
             move || acceptor::run(listener, shared, events_tx, shutdown)
@@ -215,9 +252,16 @@ impl ServerHandle {
             return;
         };
         log::info!("shutting down");
+        // From here `/health` answers 503, to connections already open.
+        self.shared.stopping.store(true, Ordering::SeqCst);
         trigger.fire();
-        if self.threads.iter().any(|thread| thread.name == "acceptor") {
-            wake_acceptor(self.local_addr);
+        for (name, addr) in [
+            ("acceptor", Some(self.local_addr)),
+            ("http-acceptor", self.web_addr),
+        ] {
+            if let Some(addr) = addr.filter(|_| self.threads.iter().any(|t| t.name == name)) {
+                wake_acceptor(addr);
+            }
         }
         for ServerThread { name, handle } in self.threads.drain(..) {
             if handle.join().is_err() {

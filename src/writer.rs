@@ -18,8 +18,11 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::event::ClientId;
-use crate::outbox::{OutboxReader, Outgoing};
+use crossbeam_channel::Receiver;
+
+use crate::outbox::{Next, OutboxReader, Outgoing};
 use crate::socket::ClientSocket;
+use crate::websocket::{self, CloseCode, Control};
 
 /// Gather at most this many bytes into one write. Kept under the allocator's
 /// threshold for giving a buffer its own memory mapping (128 KiB), because
@@ -30,11 +33,26 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// client forever.
 const KEEP_BATCH_CAPACITY: usize = 8 * 1024;
 
-pub(crate) fn run(id: ClientId, socket: Arc<ClientSocket>, outbox_reader: OutboxReader) {
+/// How lines go on the wire.
+pub(crate) enum Framing {
+    /// As they are, `\n` and all (nc, the terminal client).
+    Lines,
+    /// One WebSocket text frame per line, plus the control frames the
+    /// client's reader asks for.
+    WebSocket(Receiver<Control>),
+}
+
+pub(crate) fn run(
+    id: ClientId,
+    socket: Arc<ClientSocket>,
+    outbox_reader: OutboxReader,
+    framing: Framing,
+) {
     // A panic here ends this connection only (see `Manager::handle_guarded`
     // for `catch_unwind`).
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        write_until_closed(socket.stream(), &outbox_reader)
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| match &framing {
+        Framing::Lines => write_until_closed(socket.stream(), &outbox_reader),
+        Framing::WebSocket(control_rx) => write_frames(socket.stream(), &outbox_reader, control_rx),
     }));
     match outcome {
         Ok(Ok(())) => log::debug!("writer {id}: queue closed"),
@@ -77,4 +95,50 @@ fn write_until_closed(mut stream: &TcpStream, outbox_reader: &OutboxReader) -> i
         }
     }
     Ok(())
+}
+
+/// The WebSocket writer: the same loop, with each line wrapped in a text
+/// frame, the reader's pongs and closes in between, and a close frame at
+/// the end. After a close frame nothing more may be sent (RFC 6455, 5.5.1).
+fn write_frames(
+    mut stream: &TcpStream,
+    outbox_reader: &OutboxReader,
+    control_rx: &Receiver<Control>,
+) -> io::Result<()> {
+    let mut batch = Vec::new();
+    let mut closed = false;
+    while let Some(next) = outbox_reader.recv_or(control_rx) {
+        batch.clear();
+        add_frame(&mut batch, next, &mut closed);
+        while batch.len() < MAX_BATCH_BYTES && !closed {
+            if let Ok(control) = control_rx.try_recv() {
+                add_frame(&mut batch, Next::Other(control), &mut closed);
+            } else if let Ok(outgoing) = outbox_reader.try_recv() {
+                add_frame(&mut batch, Next::Queued(outgoing), &mut closed);
+            } else {
+                break;
+            }
+        }
+        stream.write_all(&batch)?;
+        if batch.capacity() > KEEP_BATCH_CAPACITY {
+            batch = Vec::new();
+        }
+        if closed {
+            return Ok(());
+        }
+    }
+    // The queue is closed: the server ends the connection, and says so.
+    batch.clear();
+    websocket::close_frame(&mut batch, CloseCode::Normal, "");
+    stream.write_all(&batch)
+}
+
+fn add_frame(batch: &mut Vec<u8>, next: Next<Control>, closed: &mut bool) {
+    match next {
+        Next::Queued(line) => websocket::text_frame(batch, line.as_bytes()),
+        Next::Other(control) => {
+            *closed = matches!(control, Control::Close(..));
+            websocket::control_frame(batch, &control);
+        }
+    }
 }

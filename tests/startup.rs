@@ -64,7 +64,7 @@ fn build_shim() -> Option<PathBuf> {
 /// within the deadline.
 fn run_failing(shim: &PathBuf, fail: u32) -> (Option<i32>, String) {
     let mut child = Command::new(BINARY)
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--http", "off"])
         .env_remove("THREADCHAT_ADDR")
         .env("LD_PRELOAD", shim)
         .env("FAIL_PTHREAD_CREATE", fail.to_string())

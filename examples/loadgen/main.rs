@@ -295,6 +295,8 @@ fn attach(args: &Args) -> io::Result<Server> {
             "off",
             "--max-per-addr",
             "0",
+            "--http",
+            "off",
         ])
         .args(["--max-clients", &max_clients])
         .args(&args.server_args)

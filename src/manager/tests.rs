@@ -278,3 +278,35 @@ fn a_whisper_to_a_new_name_in_flight_confirms_with_the_new_name() {
     assert_eq!(alice.take(), ["[dm to carl] x"]);
     assert_eq!(bob.take(), ["[dm from alice] x"]);
 }
+
+#[test]
+fn users_follows_joins_renames_and_leaves() {
+    let mut h = harness(config());
+    let alice = h.register(1, "alice");
+    let _bob = h.register(2, "bob");
+    alice.take();
+    let users = |h: &mut Harness| {
+        h.send(Event::ListUsers { id: ClientId(1) });
+        alice.take()
+    };
+    assert_eq!(users(&mut h), ["* online (2): alice, bob"]);
+    // Asked again with nothing changed: the same reply.
+    assert_eq!(users(&mut h), ["* online (2): alice, bob"]);
+    h.shared.clients.claim("carl", ClientId(2)).unwrap();
+    h.send(Event::Renamed {
+        id: ClientId(2),
+        old: "bob".to_string(),
+        new: "carl".to_string(),
+    });
+    alice.take();
+    assert_eq!(users(&mut h), ["* online (2): alice, carl"]);
+    let _dora = h.register(3, "dora");
+    alice.take();
+    assert_eq!(users(&mut h), ["* online (3): alice, carl, dora"]);
+    h.send(Event::Left {
+        id: ClientId(2),
+        reason: LeaveReason::Closed,
+    });
+    alice.take();
+    assert_eq!(users(&mut h), ["* online (2): alice, dora"]);
+}

@@ -12,8 +12,9 @@
 
 use std::collections::HashMap;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::gauges::{LockStats, LockUse};
 use crate::event::ClientId;
 use crate::names;
 
@@ -34,9 +35,27 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct ClientDirectory {
     by_key: RwLock<HashMap<String, Entry>>,
+    lock_use: LockStats,
 }
 
 impl ClientDirectory {
+    /// The write guard, counted in `lock_use`. Private: guards never leave
+    /// this type's methods.
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Entry>> {
+        self.lock_use
+            .acquire(|| self.by_key.try_write(), || self.by_key.write())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {
+        self.lock_use
+            .acquire(|| self.by_key.try_read(), || self.by_key.read())
+    }
+
+    /// How this lock has been used so far.
+    pub(crate) fn lock_use(&self) -> LockUse {
+        self.lock_use.read()
+    }
+
     /// Claims `name` for `id`, unless another client holds it (ignoring case).
     ///
     /// The check and the claim happen under one write guard. Checking with a
@@ -45,7 +64,7 @@ impl ClientDirectory {
     /// Claiming a name you already hold (with the same or other capitals)
     /// succeeds, counts one more claim, and spells it the new way.
     pub(crate) fn claim(&self, name: &str, id: ClientId) -> Result<(), NameTaken> {
-        let mut by_key = self.by_key.write();
+        let mut by_key = self.write();
         let entry = by_key.entry(names::key(name)).or_insert(Entry {
             id,
             name: String::new(),
@@ -70,7 +89,7 @@ impl ClientDirectory {
     /// and the manager's releases (one per rename, one when the client
     /// leaves) always match the reader's claims.
     pub(crate) fn release(&self, name: &str, id: ClientId) {
-        let mut by_key = self.by_key.write();
+        let mut by_key = self.write();
         let key = names::key(name);
         let Some(entry) = by_key.get_mut(&key) else {
             return;
@@ -86,7 +105,7 @@ impl ClientDirectory {
 
     /// Who holds `name` (ignoring case), and how they spell it now.
     pub(crate) fn lookup(&self, name: &str) -> Option<(ClientId, String)> {
-        let by_key = self.by_key.read();
+        let by_key = self.read();
         let entry = by_key.get(&names::key(name))?;
         Some((entry.id, entry.name.clone()))
     }
@@ -106,7 +125,7 @@ impl ClientDirectory {
 
     /// How many names are claimed: the number of registered clients.
     pub(crate) fn len(&self) -> usize {
-        self.by_key.read().len()
+        self.read().len()
     }
 }
 

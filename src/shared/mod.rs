@@ -7,7 +7,9 @@
 //! - the [`Config`], read-only after start, so it needs no lock;
 //! - the [`ClientDirectory`]: which names are taken, behind a
 //!   `parking_lot::RwLock` (many threads look names up, few claim them);
-//! - the [`Stats`]: the server's counters, behind a `parking_lot::Mutex`.
+//! - the [`Stats`]: the server's counters, behind a `parking_lot::Mutex`;
+//! - the [`Gauges`]: atomics for the live view (threads by role, the events
+//!   channel's depth), and a `stopping` flag; no lock.
 //!
 //! Three layers, as in tokio's mini-redis (`Db` → `Shared` → `State`):
 //! `Shared` holds the two types, each type holds its lock, and every method
@@ -24,10 +26,16 @@
 //! first, then the stats**; docs/ARCHITECTURE.md keeps the same rule.
 
 pub(crate) mod clients;
+pub(crate) mod gauges;
 pub(crate) mod stats;
 
 pub(crate) use clients::ClientDirectory;
-pub(crate) use stats::{Stats, StatsSnapshot, Tally};
+pub(crate) use gauges::Gauges;
+pub(crate) use stats::{ManagerView, Stats, StatsSnapshot, Tally};
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::event::ClientId;
 
 use crate::config::Config;
 
@@ -36,6 +44,12 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) clients: ClientDirectory,
     pub(crate) stats: Stats,
+    /// Lock-free tallies for the live view (threads by role, queue depth).
+    pub(crate) gauges: Gauges,
+    /// Set when shutdown begins: `/health` answers 503 from then on.
+    pub(crate) stopping: AtomicBool,
+    /// The last `ClientId` given, by either acceptor.
+    last_id: AtomicU64,
 }
 
 impl Shared {
@@ -44,7 +58,15 @@ impl Shared {
             config,
             clients: ClientDirectory::default(),
             stats: Stats::new(),
+            gauges: Gauges::default(),
+            stopping: AtomicBool::new(false),
+            last_id: AtomicU64::new(0),
         }
+    }
+
+    /// A new connection's id, in order of arrival, never reused.
+    pub(crate) fn new_client_id(&self) -> ClientId {
+        ClientId(self.last_id.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// The stats with the number of registered clients filled in. Reads the

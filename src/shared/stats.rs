@@ -11,7 +11,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
+
+use super::gauges::{LockStats, LockUse};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Counters {
@@ -43,14 +45,55 @@ impl Tally {
 
 pub(crate) struct Stats {
     started: Instant,
-    counters: Mutex<Counters>,
+    state: Mutex<State>,
+    lock_use: LockStats,
+}
+
+/// What the mutex protects.
+#[derive(Default)]
+struct State {
+    counters: Counters,
+    /// What the manager last published for the live view (once a second).
+    live: ManagerView,
+}
+
+/// What only the manager knows, published for the live view: the rooms,
+/// and the clients with the most bytes waiting in their backlogs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManagerView {
+    pub rooms: usize,
+    /// (name, or `#id` before one is chosen; bytes), deepest first.
+    pub deepest_backlogs: Vec<(String, usize)>,
 }
 
 impl Stats {
+    /// The guard, counted in `lock_use`. Private: guards never leave this
+    /// type's methods.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.lock_use
+            .acquire(|| self.state.try_lock(), || self.state.lock())
+    }
+
+    /// How this lock has been used so far.
+    pub(crate) fn lock_use(&self) -> LockUse {
+        self.lock_use.read()
+    }
+
+    /// The manager's once-a-second report for the live view.
+    pub(crate) fn publish(&self, view: ManagerView) {
+        self.lock().live = view;
+    }
+
+    /// What the manager last published.
+    pub(crate) fn manager_view(&self) -> ManagerView {
+        self.lock().live.clone()
+    }
+
     pub(crate) fn new() -> Self {
         Stats {
             started: Instant::now(),
-            counters: Mutex::new(Counters::default()),
+            state: Mutex::new(State::default()),
+            lock_use: LockStats::default(),
         }
     }
 
@@ -59,7 +102,7 @@ impl Stats {
     /// `max_open` are already open. Check and count under one lock; only the
     /// acceptor opens connections, so the count cannot pass `max_open`.
     pub(crate) fn try_open_connection(&self, max_open: usize) -> bool {
-        let mut counters = self.counters.lock();
+        let counters = &mut self.lock().counters;
         if counters.connections_open >= max_open {
             counters.connections_refused += 1;
             return false;
@@ -72,27 +115,27 @@ impl Stats {
     /// Called by the acceptor for a connection turned away before it was
     /// counted in (too many from its address).
     pub(crate) fn refuse_connection(&self) {
-        self.counters.lock().connections_refused += 1;
+        self.lock().counters.connections_refused += 1;
     }
 
     /// Called once for each connection `try_open_connection` let in, when its
     /// threads are done (or could not be started).
     pub(crate) fn close_connection(&self) {
-        let mut counters = self.counters.lock();
+        let counters = &mut self.lock().counters;
         counters.connections_open = counters.connections_open.saturating_sub(1);
     }
 
     /// Called for a connection `try_open_connection` let in but whose
     /// threads could not be started: it was turned away after all.
     pub(crate) fn refuse_opened_connection(&self) {
-        let mut counters = self.counters.lock();
+        let counters = &mut self.lock().counters;
         counters.connections_open = counters.connections_open.saturating_sub(1);
         counters.connections_accepted = counters.connections_accepted.saturating_sub(1);
         counters.connections_refused += 1;
     }
 
     pub(crate) fn add(&self, tally: Tally) {
-        let mut counters = self.counters.lock();
+        let counters = &mut self.lock().counters;
         counters.messages_in += tally.messages_in;
         counters.lines_delivered += tally.delivered;
         counters.lines_dropped += tally.dropped;
@@ -102,7 +145,7 @@ impl Stats {
     /// here but in the client directory; the caller passes it in, having read
     /// it *before* taking this lock: no thread holds both locks at once.
     pub(crate) fn snapshot(&self, online: usize) -> StatsSnapshot {
-        let counters = *self.counters.lock();
+        let counters = self.lock().counters;
         StatsSnapshot {
             online,
             connections_open: counters.connections_open,

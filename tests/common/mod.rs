@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod process;
+pub mod ws;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -33,6 +34,7 @@ pub fn test_config() -> Config {
         history: 0,
         rate_limit: None,
         max_per_addr: 0,
+        http: None,
         ..Config::default()
     }
 }

@@ -1,0 +1,193 @@
+//! Just enough HTTP/1.1 for the web door, by hand on std: the request line
+//! and headers of one request, and a response. Plain logic: an HTTP
+//! connection's thread reads the bytes and writes the answer; this module
+//! only says what they mean.
+//!
+//! Every connection carries one request and is closed after the answer
+//! (`Connection: close`), so there is no keep-alive, no chunked body, and
+//! no request body at all: the door only serves `GET`.
+
+use std::fmt::Write as _;
+
+/// The most bytes a request line and its headers may take (431 past it).
+pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
+
+/// A parsed request head.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    /// The path, without any `?query`.
+    pub(crate) path: String,
+    /// Header names in lowercase, values trimmed, in order.
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first header called `name` (give it in lowercase).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Whether a comma-separated header holds `token`, ignoring case
+    /// (`Connection: keep-alive, Upgrade`).
+    pub(crate) fn header_has(&self, name: &str, token: &str) -> bool {
+        self.header(name).is_some_and(|value| {
+            value
+                .split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    }
+}
+
+/// Why a request head was not accepted, as the status it gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// 400: not an HTTP/1.x request.
+    BadRequest,
+    /// 431: over [`MAX_HEAD_BYTES`].
+    TooLarge,
+}
+
+/// Where the head ends (after the blank line), if it has arrived whole.
+pub(crate) fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map(|at| at + 4)
+        .or_else(|| {
+            // Tolerate bare `\n` line ends, as most servers do.
+            bytes.windows(2).position(|w| w == b"\n\n").map(|at| at + 2)
+        })
+}
+
+/// Parses a whole head (what [`head_end`] found).
+pub(crate) fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
+    if head.len() > MAX_HEAD_BYTES {
+        return Err(HeadError::TooLarge);
+    }
+    let text = std::str::from_utf8(head).map_err(|_| HeadError::BadRequest)?;
+    let mut lines = text.lines();
+    let request_line = lines.next().ok_or(HeadError::BadRequest)?;
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::BadRequest);
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
+        return Err(HeadError::BadRequest);
+    }
+    let mut headers = Vec::new();
+    for line in lines.take_while(|line| !line.is_empty()) {
+        let (name, value) = line.split_once(':').ok_or(HeadError::BadRequest)?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let path = target.split('?').next().unwrap_or(target).to_string();
+    Ok(Request {
+        method: method.to_string(),
+        path,
+        headers,
+    })
+}
+
+/// A whole response: status line, headers and body, ready to write.
+pub(crate) fn response(
+    status: u16,
+    content_type: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut head = String::new();
+    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason(status));
+    let _ = write!(head, "Content-Type: {content_type}\r\n");
+    let _ = write!(head, "Content-Length: {}\r\n", body.len());
+    head.push_str("Cache-Control: no-store\r\nConnection: close\r\n");
+    for (name, value) in extra_headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// A plain-text error page: the status and one sentence.
+pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
+    let body = format!("{status} {}: {why}\n", reason(status));
+    let allow: &[(&str, &str)] = if status == 405 {
+        &[("Allow", "GET")]
+    } else {
+        &[]
+    };
+    response(status, "text/plain; charset=utf-8", allow, body.as_bytes())
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_request_is_parsed() {
+        let head = b"GET /ws?x=1 HTTP/1.1\r\nHost: 127.0.0.1:7880\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        assert_eq!(head_end(head), Some(head.len()));
+        let request = parse_head(head).unwrap();
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("GET", "/ws")
+        );
+        assert_eq!(request.header("host"), Some("127.0.0.1:7880"));
+        assert!(request.header_has("connection", "upgrade"));
+        assert!(!request.header_has("connection", "close"));
+    }
+
+    #[test]
+    fn bad_heads_are_told_apart() {
+        assert_eq!(parse_head(b"hello\r\n\r\n"), Err(HeadError::BadRequest));
+        assert_eq!(
+            parse_head(b"GET / SPDY/3\r\n\r\n"),
+            Err(HeadError::BadRequest)
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"),
+            Err(HeadError::BadRequest)
+        );
+        let mut huge = b"GET / HTTP/1.1\r\n".to_vec();
+        huge.extend(std::iter::repeat_n(b'x', MAX_HEAD_BYTES));
+        assert_eq!(parse_head(&huge), Err(HeadError::TooLarge));
+        assert_eq!(
+            head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            None,
+            "not whole yet"
+        );
+    }
+
+    #[test]
+    fn responses_say_their_length_and_close() {
+        let bytes = response(200, "text/plain", &[], b"hi");
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 2\r\n") && text.contains("Connection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\nhi"));
+        let not_allowed = String::from_utf8(error_response(405, "only GET")).unwrap();
+        assert!(not_allowed.contains("Allow: GET\r\n"), "{not_allowed}");
+    }
+}

@@ -1,0 +1,251 @@
+//! What `/metrics` (Prometheus text format) and `/stats.json` (the live
+//! view's data) say. Runs on an `http-N` thread: it gathers one [`Live`]
+//! through `Shared`'s methods, each of which takes its lock and lets go,
+//! and then formats it with no lock held.
+
+use std::fmt::Write as _;
+
+use crate::shared::gauges::{LockUse, Role};
+use crate::shared::{ManagerView, Shared, StatsSnapshot};
+
+/// The Content-Type of the Prometheus text exposition format.
+pub(crate) const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Everything the two pages show, read at one moment.
+pub(crate) struct Live {
+    stats: StatsSnapshot,
+    view: ManagerView,
+    /// (role, running), for every role.
+    threads: Vec<(&'static str, usize)>,
+    events_depth: usize,
+    /// (lock, how it has been used).
+    locks: [(&'static str, LockUse); 2],
+}
+
+impl Live {
+    pub(crate) fn gather(shared: &Shared) -> Live {
+        let gauges = &shared.gauges;
+        let web = usize::from(shared.config.http.is_some());
+        Live {
+            stats: shared.snapshot(),
+            view: shared.stats.manager_view(),
+            threads: vec![
+                ("main", 1),
+                ("acceptor", 1),
+                ("manager", 1),
+                ("monitor", 1),
+                ("http_acceptor", web),
+                ("reader", gauges.threads(Role::Reader)),
+                ("writer", gauges.threads(Role::Writer)),
+                ("http", gauges.threads(Role::Http)),
+            ],
+            events_depth: gauges
+                .events_depth
+                .load(std::sync::atomic::Ordering::Relaxed),
+            locks: [
+                ("clients", shared.clients.lock_use()),
+                ("stats", shared.stats.lock_use()),
+            ],
+        }
+    }
+}
+
+/// `/metrics`.
+pub(crate) fn prometheus(shared: &Shared) -> String {
+    prometheus_text(&Live::gather(shared))
+}
+
+/// `/stats.json`.
+pub(crate) fn json(shared: &Shared) -> String {
+    json_text(&Live::gather(shared))
+}
+
+fn prometheus_text(live: &Live) -> String {
+    let s = &live.stats;
+    let mut out = String::new();
+    let mut one = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = write!(out, "# HELP threadchat_{name} {help}\n# TYPE threadchat_{name} {kind}\nthreadchat_{name} {value}\n");
+    };
+    one(
+        "online",
+        "gauge",
+        "Clients with a name.",
+        s.online.to_string(),
+    );
+    one(
+        "connections_open",
+        "gauge",
+        "Open chat connections, named or not.",
+        s.connections_open.to_string(),
+    );
+    one(
+        "connections_accepted_total",
+        "counter",
+        "Connections let in since start.",
+        s.connections_accepted.to_string(),
+    );
+    one(
+        "connections_refused_total",
+        "counter",
+        "Connections turned away (full, too many from one address, no threads).",
+        s.connections_refused.to_string(),
+    );
+    one(
+        "messages_in_total",
+        "counter",
+        "Chat lines, actions and whispers received.",
+        s.messages_in.to_string(),
+    );
+    one(
+        "lines_delivered_total",
+        "counter",
+        "Lines queued to clients.",
+        s.lines_delivered.to_string(),
+    );
+    one(
+        "lines_dropped_total",
+        "counter",
+        "Lines dropped for clients that did not keep up.",
+        s.lines_dropped.to_string(),
+    );
+    one(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        format!("{:.3}", s.uptime.as_secs_f64()),
+    );
+    one(
+        "rooms",
+        "gauge",
+        "Rooms that exist now.",
+        live.view.rooms.to_string(),
+    );
+    one(
+        "events_queue_depth",
+        "gauge",
+        "Events waiting for the manager thread.",
+        live.events_depth.to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP threadchat_threads Threads running, by role.\n# TYPE threadchat_threads gauge"
+    );
+    for (role, count) in &live.threads {
+        let _ = writeln!(out, "threadchat_threads{{role=\"{role}\"}} {count}");
+    }
+    let mut per_lock = |name: &str, kind: &str, help: &str, value: &dyn Fn(&LockUse) -> String| {
+        let _ = writeln!(
+            out,
+            "# HELP threadchat_{name} {help}\n# TYPE threadchat_{name} {kind}"
+        );
+        for (lock, used) in &live.locks {
+            let _ = writeln!(out, "threadchat_{name}{{lock=\"{lock}\"}} {}", value(used));
+        }
+    };
+    per_lock(
+        "lock_acquisitions_total",
+        "counter",
+        "Times each lock was taken.",
+        &|u| u.acquisitions.to_string(),
+    );
+    per_lock(
+        "lock_contended_total",
+        "counter",
+        "Times a thread found the lock taken and waited.",
+        &|u| u.contended.to_string(),
+    );
+    per_lock(
+        "lock_wait_seconds_total",
+        "counter",
+        "Time spent waiting for each lock.",
+        &|u| format!("{:.6}", u.wait.as_secs_f64()),
+    );
+    out
+}
+
+fn json_text(live: &Live) -> String {
+    let s = &live.stats;
+    let threads: Vec<String> = live
+        .threads
+        .iter()
+        .map(|(role, count)| format!("\"{role}\":{count}"))
+        .collect();
+    let locks: Vec<String> = live
+        .locks
+        .iter()
+        .map(|(lock, u)| {
+            format!(
+                "\"{lock}\":{{\"acquisitions\":{},\"contended\":{},\"wait_us\":{}}}",
+                u.acquisitions,
+                u.contended,
+                u.wait.as_micros()
+            )
+        })
+        .collect();
+    let backlogs: Vec<String> = live
+        .view
+        .deepest_backlogs
+        .iter()
+        .map(|(name, bytes)| format!("{{\"name\":\"{}\",\"bytes\":{bytes}}}", json_escape(name)))
+        .collect();
+    format!(
+        "{{\"uptime_s\":{:.3},\"online\":{},\"connections\":{},\"messages_in\":{},\"lines_delivered\":{},\"lines_dropped\":{},\"refused\":{},\"rooms\":{},\"events_depth\":{},\"threads\":{{{}}},\"locks\":{{{}}},\"deepest_backlogs\":[{}]}}\n",
+        s.uptime.as_secs_f64(),
+        s.online,
+        s.connections_open,
+        s.messages_in,
+        s.lines_delivered,
+        s.lines_dropped,
+        s.connections_refused,
+        live.view.rooms,
+        live.events_depth,
+        threads.join(","),
+        locks.join(","),
+        backlogs.join(",")
+    )
+}
+
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn every_metric_has_help_and_type_and_the_json_is_one_object() {
+        let shared = Shared::new(Config::default());
+        let text = prometheus(&shared);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "no TYPE for {name}"
+            );
+        }
+        assert!(
+            text.contains("threadchat_threads{role=\"manager\"} 1"),
+            "{text}"
+        );
+        let json = json(&shared);
+        assert!(
+            json.starts_with('{') && json.trim_end().ends_with('}'),
+            "{json}"
+        );
+        assert!(json.contains("\"locks\":{\"clients\":{"), "{json}");
+        assert_eq!(json_escape("a\"b\\c\u{1}"), "a\\\"b\\\\c\\u0001");
+    }
+}

@@ -1,0 +1,337 @@
+//! The web door: the `http-acceptor` thread, and one `http-N` thread per
+//! HTTP connection (thread-per-connection again, at most
+//! [`MAX_HTTP_CONNECTIONS`] at once).
+//!
+//! The acceptor owns the second `TcpListener` (`--http`) and a table of its
+//! connections' threads, to join them at shutdown, like the chat acceptor.
+//! Each `http-N` thread reads one request (with a deadline and a size
+//! bound), answers it and closes; except `GET /ws`, where, after the
+//! WebSocket handshake, the same thread becomes that client's reader: it
+//! starts a writer and runs `reader::run`, and from there a browser is a
+//! client like any other. These threads read the stats and the gauges for
+//! `/health`, `/metrics` and `/stats.json`, through `Shared`'s methods (each
+//! takes its lock and lets go), and never hold a lock while they write.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::acceptor::Connections;
+use crate::event::{ClientId, Event};
+use crate::http::{self, HeadError, Request};
+use crate::metrics;
+use crate::reader::{self, ReaderStart};
+use crate::shared::gauges::Role;
+use crate::shared::Shared;
+use crate::shutdown::ShutdownSignal;
+use crate::socket::ClientSocket;
+use crate::websocket;
+
+/// HTTP connections served at once (WebSocket clients count as clients,
+/// under `--max-clients`, instead). One more is answered 503 at once.
+pub(crate) const MAX_HTTP_CONNECTIONS: usize = 64;
+
+/// The chat page: one self-contained file, compiled into the binary.
+const PAGE: &str = include_str!("web/index.html");
+
+pub(crate) fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    events_tx: Sender<Event>,
+    shutdown: ShutdownSignal,
+) {
+    let mut connections = Connections::new();
+    loop {
+        let accepted = listener.accept();
+        if shutdown.has_fired() {
+            break;
+        }
+        connections.join_finished();
+        match accepted {
+            Ok((stream, peer)) => {
+                let id = shared.new_client_id();
+                if let Err(error) = start(id, stream, peer, &shared, &events_tx, &mut connections) {
+                    log::warn!("web: cannot serve {peer}: {error}");
+                }
+            }
+            Err(error) => {
+                log::warn!("web: accept failed: {error}");
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    drop(listener);
+    // As the chat acceptor: not one of the senders the manager waits for.
+    drop(events_tx);
+    connections.close_all(shared.config.shutdown_grace);
+}
+
+/// Starts a connection's thread, or answers 503 when there are too many.
+fn start(
+    id: ClientId,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    events_tx: &Sender<Event>,
+    connections: &mut Connections,
+) -> io::Result<()> {
+    if shared.gauges.threads(Role::Http) >= MAX_HTTP_CONNECTIONS
+        || !connections
+            .per_addr
+            .admits(peer.ip(), shared.config.max_per_addr)
+    {
+        let mut stream = stream;
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.write_all(&http::error_response(
+            503,
+            "too many connections, try again",
+        ));
+        return Ok(());
+    }
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(shared.config.write_timeout))?;
+    let socket = Arc::new(ClientSocket::new(stream));
+    let connection = Connection {
+        id,
+        peer,
+        socket: socket.clone(),
+        shared: shared.clone(),
+        events_tx: events_tx.clone(),
+        finished_tx: connections.finished_tx.clone(),
+    };
+    let handle = thread::Builder::new()
+        .name(format!("http-{}", id.0))
+        .stack_size(shared.config.client_stack_bytes)
+        .spawn(move || connection.serve())?;
+    connections.insert(id, peer.ip(), handle, &socket);
+    Ok(())
+}
+
+/// One HTTP connection, on its own thread.
+struct Connection {
+    id: ClientId,
+    peer: SocketAddr,
+    socket: Arc<ClientSocket>,
+    shared: Arc<Shared>,
+    events_tx: Sender<Event>,
+    finished_tx: Sender<ClientId>,
+}
+
+impl Connection {
+    fn serve(self) {
+        let upgraded = {
+            let _role = self.shared.gauges.running(Role::Http);
+            self.answer()
+        };
+        if upgraded {
+            // The reader tells the acceptor when it is finished.
+            self.become_client();
+        } else {
+            self.socket.hang_up();
+            let _ = self.finished_tx.send(self.id);
+        }
+    }
+
+    /// Reads the request and answers it; true for a WebSocket upgrade that
+    /// has been accepted (the 101 is sent).
+    fn answer(&self) -> bool {
+        let timeout = self.shared.config.http_head_timeout;
+        let request = match read_head(self.socket.stream(), timeout) {
+            Ok(request) => request,
+            Err(status) => {
+                self.send(&http::error_response(status, "could not read the request"));
+                return false;
+            }
+        };
+        log::debug!(
+            "web: {} {} from {}",
+            request.method,
+            request.path,
+            self.peer
+        );
+        let known = ["/", "/ws", "/health", "/metrics", "/stats.json"];
+        if !known.contains(&request.path.as_str()) {
+            self.send(&http::error_response(404, "no such page"));
+            return false;
+        }
+        if request.method != "GET" {
+            self.send(&http::error_response(405, "only GET"));
+            return false;
+        }
+        match request.path.as_str() {
+            "/" => self.send(&http::response(
+                200,
+                "text/html; charset=utf-8",
+                &[],
+                PAGE.as_bytes(),
+            )),
+            "/health" => self.health(),
+            "/metrics" => {
+                let body = metrics::prometheus(&self.shared);
+                self.send(&http::response(
+                    200,
+                    metrics::PROMETHEUS_TYPE,
+                    &[],
+                    body.as_bytes(),
+                ));
+            }
+            "/stats.json" => {
+                let body = metrics::json(&self.shared);
+                self.send(&http::response(
+                    200,
+                    "application/json",
+                    &[],
+                    body.as_bytes(),
+                ));
+            }
+            _ => return self.upgrade(&request),
+        }
+        false
+    }
+
+    fn health(&self) {
+        let stopping = self.shared.stopping.load(Ordering::SeqCst);
+        let stats = self.shared.snapshot();
+        let body = format!(
+            "{{\"status\":\"{}\",\"uptime_s\":{},\"online\":{}}}\n",
+            if stopping { "stopping" } else { "ok" },
+            stats.uptime.as_secs(),
+            stats.online
+        );
+        let status = if stopping { 503 } else { 200 };
+        self.send(&http::response(
+            status,
+            "application/json",
+            &[],
+            body.as_bytes(),
+        ));
+    }
+
+    /// The WebSocket handshake (RFC 6455, 4.2), with its refusals.
+    fn upgrade(&self, request: &Request) -> bool {
+        let key = request.header("sec-websocket-key");
+        let is_upgrade = request.header_has("upgrade", "websocket")
+            && request.header_has("connection", "upgrade")
+            && request.header("sec-websocket-version") == Some("13");
+        let Some(key) = key.filter(|_| is_upgrade) else {
+            self.send(&http::error_response(426, "this is a WebSocket endpoint"));
+            return false;
+        };
+        // A page from another site may open a WebSocket to us with the
+        // visitor's browser; only our own page may chat as the visitor.
+        if !origin_is_ours(request) {
+            log::warn!(
+                "web: refused a WebSocket from {} with Origin {:?}",
+                self.peer,
+                request.header("origin")
+            );
+            self.send(&http::error_response(
+                403,
+                "WebSocket from another site's page",
+            ));
+            return false;
+        }
+        let stats = &self.shared.stats;
+        if !stats.try_open_connection(self.shared.config.max_clients) {
+            self.send(&http::error_response(503, "server full, try again later"));
+            return false;
+        }
+        let accept = websocket::accept_key(key);
+        let headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept.as_str()),
+        ];
+        let mut response = http::response(101, "text/plain", &headers, b"");
+        // A 101 has no body, and the connection stays open.
+        strip_for_upgrade(&mut response);
+        if self.socket.stream().write_all(&response).is_err() {
+            stats.refuse_opened_connection();
+            return false;
+        }
+        true
+    }
+
+    /// After a handshake: this thread is the client's reader from here.
+    fn become_client(self) {
+        log::debug!("web: {} is a WebSocket client ({})", self.peer, self.id);
+        reader::run(ReaderStart {
+            id: self.id,
+            peer: self.peer,
+            socket: self.socket,
+            events_tx: self.events_tx,
+            shared: self.shared,
+            finished_tx: self.finished_tx,
+            websocket: true,
+        });
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        let mut stream = self.socket.stream();
+        let _ = stream.write_all(bytes);
+    }
+}
+
+/// Whether the page that opened this WebSocket is our own: its `Origin` is
+/// `http://` and the `Host` it asked for. No `Origin` at all is a program,
+/// not a browser (browsers always send one), and is allowed.
+fn origin_is_ours(request: &Request) -> bool {
+    match (request.header("origin"), request.header("host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin.eq_ignore_ascii_case(&format!("http://{host}")),
+        (Some(_), None) => false,
+    }
+}
+
+/// A 101 response carries neither a body nor `Connection: close`.
+fn strip_for_upgrade(response: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(response).into_owned();
+    let kept: Vec<&str> = text
+        .split("\r\n")
+        .filter(|line| {
+            !line.starts_with("Content-Type:")
+                && !line.starts_with("Content-Length:")
+                && !line.starts_with("Connection: close")
+                && !line.starts_with("Cache-Control:")
+        })
+        .collect();
+    *response = kept.join("\r\n").into_bytes();
+}
+
+/// Reads a request head within `timeout` (`http_head_timeout`: a slowloris
+/// that dribbles its headers is cut off) and [`http::MAX_HEAD_BYTES`]; the
+/// error is the status to answer with.
+fn read_head(mut stream: &TcpStream, timeout: Duration) -> Result<Request, u16> {
+    let deadline = Instant::now() + timeout;
+    let mut head = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 1024];
+    loop {
+        if let Some(end) = http::head_end(&head) {
+            head.truncate(end);
+            return http::parse_head(&head).map_err(|error| match error {
+                HeadError::BadRequest => 400,
+                HeadError::TooLarge => 431,
+            });
+        }
+        if head.len() > http::MAX_HEAD_BYTES {
+            return Err(431);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(408);
+        }
+        // A WebSocket client sends nothing after its request until it has
+        // our 101 (RFC 6455, 4.1), so a read cannot take its first frame.
+        match stream.read(&mut buffer) {
+            Ok(0) => return Err(400),
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(408),
+        }
+    }
+}

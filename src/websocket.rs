@@ -1,0 +1,360 @@
+//! WebSocket (RFC 6455), written by hand on std: the handshake's key, and
+//! frames in and out. Plain logic: no threads, no locks; it reads from and
+//! writes to whatever it is given.
+//!
+//! A browser client is a client like any other: the same reader and writer
+//! threads, names, rooms and limits. Only the framing differs, and it is all
+//! here. One text message is one line. The reader reads through a
+//! [`FrameReader`], which answers pings and closes itself (through the
+//! writer, which owns the socket's writing side, over a small control
+//! channel) and hands the reader nothing but lines; the writer wraps each
+//! line in a text frame with [`text_frame`].
+
+use std::io::{self, Read};
+
+use crossbeam_channel::Sender;
+
+use crate::line_reader::Incoming;
+
+/// Why the server closes a WebSocket (RFC 6455, section 7.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseCode {
+    /// 1000: done (the client closed, `/quit`, a hang-up, the server
+    /// shutting down: a `* server shutting down` line says which).
+    Normal,
+    /// 1002: a frame broke the protocol (unmasked, reserved bits, ...).
+    ProtocolError,
+    /// 1003: a binary frame; this chat speaks text.
+    Unsupported,
+    /// 1007: a text message that is not UTF-8.
+    InvalidData,
+    /// 1009: a message longer than `--max-line`.
+    TooBig,
+}
+
+impl CloseCode {
+    pub(crate) fn number(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::ProtocolError => 1002,
+            CloseCode::Unsupported => 1003,
+            CloseCode::InvalidData => 1007,
+            CloseCode::TooBig => 1009,
+        }
+    }
+}
+
+/// What the reader asks the writer to send on its behalf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Answer to a ping, with its payload.
+    Pong(Vec<u8>),
+    /// Close the connection with this code and reason.
+    Close(CloseCode, &'static str),
+}
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+/// The magic string of RFC 6455, section 1.3.
+const HANDSHAKE_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`: proof that
+/// the server read the key, so a cache or a confused server cannot fake the
+/// upgrade.
+pub(crate) fn accept_key(client_key: &str) -> String {
+    let mut input = client_key.trim().as_bytes().to_vec();
+    input.extend_from_slice(HANDSHAKE_GUID.as_bytes());
+    base64(&sha1(&input))
+}
+
+/// Reads frames and gives the reader lines. Answers pings, echoes a
+/// client's close, and refuses what the protocol or our limits forbid by
+/// sending a close with its code (through `control_tx`) and failing the
+/// read with an error that names the problem.
+pub(crate) struct FrameReader<R> {
+    input: R,
+    max_message: usize,
+    control_tx: Sender<Control>,
+    /// A text message arriving in fragments.
+    message: Vec<u8>,
+    in_message: bool,
+    closed: bool,
+}
+
+impl<R: Read> FrameReader<R> {
+    pub(crate) fn new(input: R, max_message: usize, control_tx: Sender<Control>) -> Self {
+        FrameReader {
+            input,
+            max_message,
+            control_tx,
+            message: Vec::new(),
+            in_message: false,
+            closed: false,
+        }
+    }
+
+    /// The next line (text message), or the end. Protocol errors become an
+    /// `InvalidData` error after the close frame has been asked for.
+    pub(crate) fn next_line(&mut self) -> io::Result<Incoming> {
+        loop {
+            if self.closed {
+                return Ok(Incoming::End);
+            }
+            let Some(header) = self.read_header()? else {
+                return Ok(Incoming::End);
+            };
+            if let Some(line) = self.on_frame(header)? {
+                return Ok(line);
+            }
+        }
+    }
+
+    fn refuse(&mut self, code: CloseCode, why: &'static str) -> io::Error {
+        let _ = self.control_tx.try_send(Control::Close(code, why));
+        self.closed = true;
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("WebSocket refused: {why} (close {})", code.number()),
+        )
+    }
+
+    /// Reads a frame header; `None` at a clean end of the stream.
+    fn read_header(&mut self) -> io::Result<Option<Header>> {
+        let mut first = [0u8; 2];
+        match self.input.read(&mut first[..1])? {
+            0 => return Ok(None),
+            _ => self.input.read_exact(&mut first[1..])?,
+        }
+        let (fin, rsv, opcode) = (first[0] & 0x80 != 0, first[0] & 0x70, first[0] & 0x0f);
+        let masked = first[1] & 0x80 != 0;
+        let length = match first[1] & 0x7f {
+            126 => {
+                let mut bytes = [0u8; 2];
+                self.input.read_exact(&mut bytes)?;
+                u64::from(u16::from_be_bytes(bytes))
+            }
+            127 => {
+                let mut bytes = [0u8; 8];
+                self.input.read_exact(&mut bytes)?;
+                u64::from_be_bytes(bytes)
+            }
+            short => u64::from(short),
+        };
+        if rsv != 0 {
+            return Err(self.refuse(CloseCode::ProtocolError, "reserved bits set"));
+        }
+        if !masked {
+            return Err(self.refuse(CloseCode::ProtocolError, "client frames must be masked"));
+        }
+        let mut mask = [0u8; 4];
+        self.input.read_exact(&mut mask)?;
+        Ok(Some(Header {
+            fin,
+            opcode,
+            length,
+            mask,
+        }))
+    }
+
+    /// Reads a payload the caller has checked is small enough.
+    fn read_payload(&mut self, header: &Header) -> io::Result<Vec<u8>> {
+        let mut payload = vec![0u8; header.length as usize];
+        self.input.read_exact(&mut payload)?;
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte ^= header.mask[i % 4];
+        }
+        Ok(payload)
+    }
+
+    fn on_frame(&mut self, header: Header) -> io::Result<Option<Incoming>> {
+        match header.opcode {
+            OP_PING | OP_PONG | OP_CLOSE => self.on_control(header),
+            OP_TEXT if self.in_message => Err(self.refuse(
+                CloseCode::ProtocolError,
+                "a new message inside a fragmented one",
+            )),
+            OP_CONTINUATION if !self.in_message => {
+                Err(self.refuse(CloseCode::ProtocolError, "a continuation with no message"))
+            }
+            OP_TEXT | OP_CONTINUATION => self.on_text(header),
+            OP_BINARY => Err(self.refuse(CloseCode::Unsupported, "binary frames are not chat")),
+            _ => Err(self.refuse(CloseCode::ProtocolError, "unknown opcode")),
+        }
+    }
+
+    fn on_text(&mut self, header: Header) -> io::Result<Option<Incoming>> {
+        if self.message.len() as u64 + header.length > self.max_message as u64 {
+            return Err(self.refuse(CloseCode::TooBig, "message longer than --max-line"));
+        }
+        let payload = self.read_payload(&header)?;
+        self.message.extend_from_slice(&payload);
+        self.in_message = !header.fin;
+        if !header.fin {
+            return Ok(None);
+        }
+        let message = std::mem::take(&mut self.message);
+        match String::from_utf8(message) {
+            Ok(text) => Ok(Some(Incoming::Line(text))),
+            Err(_) => Err(self.refuse(CloseCode::InvalidData, "text that is not UTF-8")),
+        }
+    }
+
+    fn on_control(&mut self, header: Header) -> io::Result<Option<Incoming>> {
+        if !header.fin || header.length > 125 {
+            return Err(self.refuse(
+                CloseCode::ProtocolError,
+                "a control frame fragmented or over 125 bytes",
+            ));
+        }
+        let payload = self.read_payload(&header)?;
+        match header.opcode {
+            // Only the latest ping needs an answer (RFC 6455, 5.5.3): if the
+            // writer has a few waiting, this one may go unanswered.
+            OP_PING => {
+                let _ = self.control_tx.try_send(Control::Pong(payload));
+            }
+            OP_CLOSE => {
+                // The client closes: answer with a close, and end.
+                let _ = self
+                    .control_tx
+                    .try_send(Control::Close(CloseCode::Normal, ""));
+                self.closed = true;
+                return Ok(Some(Incoming::End));
+            }
+            _ => {} // an unasked-for pong: nothing to do
+        }
+        Ok(None)
+    }
+}
+
+struct Header {
+    fin: bool,
+    opcode: u8,
+    length: u64,
+    mask: [u8; 4],
+}
+
+/// Appends one unmasked server frame (servers never mask) to `out`.
+fn frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+/// One line as a text frame, without its newline.
+pub(crate) fn text_frame(out: &mut Vec<u8>, line: &[u8]) {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    frame(out, OP_TEXT, text);
+}
+
+/// A control frame the reader asked for.
+pub(crate) fn control_frame(out: &mut Vec<u8>, control: &Control) {
+    match control {
+        Control::Pong(payload) => frame(out, OP_PONG, payload),
+        Control::Close(code, reason) => close_frame(out, *code, reason),
+    }
+}
+
+/// A close frame: the code, then a short reason in UTF-8.
+pub(crate) fn close_frame(out: &mut Vec<u8>, code: CloseCode, reason: &str) {
+    let mut payload = code.number().to_be_bytes().to_vec();
+    // A control frame's payload is at most 125 bytes.
+    payload.extend_from_slice(&reason.as_bytes()[..reason.len().min(123)]);
+    frame(out, OP_CLOSE, &payload);
+}
+
+/// SHA-1 (FIPS 180-4). Broken for signatures, and only ever used here as
+/// RFC 6455 asks: to show the server read the client's key.
+fn sha1(input: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    let mut message = input.to_vec();
+    let bit_length = (input.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_length.to_be_bytes());
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, word) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let temp = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*word);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = temp;
+        }
+        for (state, value) in h.iter_mut().zip([a, b, c, d, e]) {
+            *state = state.wrapping_add(value);
+        }
+    }
+    let mut digest = [0u8; 20];
+    for (i, word) in h.iter().enumerate() {
+        digest[4 * i..4 * i + 4].copy_from_slice(&word.to_be_bytes());
+    }
+    digest
+}
+
+/// Base64 (RFC 4648, section 4), with padding.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! The handshake against the RFCs' own examples, and every frame a client
+//! may send, good and bad.
+
+use crossbeam_channel::{bounded, Receiver};
+
+use super::*;
+
+#[test]
+fn sha1_and_base64_match_their_standards() {
+    // FIPS 180-2, appendix A.1, and an empty input.
+    assert_eq!(
+        hex(&sha1(b"abc")),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
+    assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    // A two-block message (56 bytes: the padding spills over).
+    assert_eq!(
+        hex(&sha1(
+            b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+        )),
+        "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+    );
+    // RFC 4648, section 10.
+    for (input, expected) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
+    }
+}
+
+#[test]
+fn the_accept_key_is_the_one_in_rfc_6455() {
+    // RFC 6455, section 1.3.
+    assert_eq!(
+        accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A frame as a browser sends it: masked.
+fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 65535 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+fn reader(
+    bytes: Vec<u8>,
+    max: usize,
+) -> (FrameReader<std::io::Cursor<Vec<u8>>>, Receiver<Control>) {
+    let (control_tx, control_rx) = bounded(4);
+    (
+        FrameReader::new(std::io::Cursor::new(bytes), max, control_tx),
+        control_rx,
+    )
+}
+
+fn line(text: &str) -> Incoming {
+    Incoming::Line(text.to_string())
+}
+
+#[test]
+fn text_frames_are_lines_and_fragments_are_joined() {
+    let mut bytes = client_frame(true, OP_TEXT, b"hello");
+    bytes.extend(client_frame(false, OP_TEXT, b"frag"));
+    // A ping may come between the fragments of a message.
+    bytes.extend(client_frame(true, OP_PING, b"p1"));
+    bytes.extend(client_frame(true, OP_CONTINUATION, b"mented"));
+    let (mut frames, control_rx) = reader(bytes, 100);
+    assert_eq!(frames.next_line().unwrap(), line("hello"));
+    assert_eq!(frames.next_line().unwrap(), line("fragmented"));
+    assert_eq!(control_rx.try_recv(), Ok(Control::Pong(b"p1".to_vec())));
+    assert_eq!(frames.next_line().unwrap(), Incoming::End);
+}
+
+#[test]
+fn lengths_of_16_and_64_bits_are_read() {
+    let medium = "m".repeat(300);
+    let long = "l".repeat(70_000);
+    let mut bytes = client_frame(true, OP_TEXT, medium.as_bytes());
+    bytes.extend(client_frame(true, OP_TEXT, long.as_bytes()));
+    let (mut frames, _) = reader(bytes, 100_000);
+    assert_eq!(frames.next_line().unwrap(), line(&medium));
+    assert_eq!(frames.next_line().unwrap(), line(&long));
+}
+
+#[test]
+fn a_client_close_is_answered_and_ends_the_stream() {
+    let mut bytes = client_frame(true, OP_CLOSE, &1000u16.to_be_bytes());
+    bytes.extend(client_frame(true, OP_TEXT, b"after close"));
+    let (mut frames, control_rx) = reader(bytes, 100);
+    assert_eq!(frames.next_line().unwrap(), Incoming::End);
+    assert_eq!(
+        frames.next_line().unwrap(),
+        Incoming::End,
+        "nothing after a close"
+    );
+    assert_eq!(
+        control_rx.try_recv(),
+        Ok(Control::Close(CloseCode::Normal, ""))
+    );
+}
+
+/// Feeds `bytes`, expects a refusal with `code`.
+fn refused(bytes: Vec<u8>, max: usize, code: CloseCode) {
+    let (mut frames, control_rx) = reader(bytes, max);
+    let error = frames.next_line().expect_err("expected a refusal");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    match control_rx.try_recv() {
+        Ok(Control::Close(sent, _)) => assert_eq!(sent, code, "{error}"),
+        other => panic!("expected a close {code:?}, got {other:?} ({error})"),
+    }
+    assert_eq!(
+        frames.next_line().unwrap(),
+        Incoming::End,
+        "nothing read after a refusal"
+    );
+}
+
+#[test]
+fn every_forbidden_frame_is_refused_with_its_close_code() {
+    // Unmasked: a client's frames must be masked.
+    refused(vec![0x81, 0x02, b'h', b'i'], 100, CloseCode::ProtocolError);
+    // Over --max-line, whole or in fragments.
+    refused(
+        client_frame(true, OP_TEXT, &[b'x'; 101]),
+        100,
+        CloseCode::TooBig,
+    );
+    let mut fragments = client_frame(false, OP_TEXT, &[b'x'; 60]);
+    fragments.extend(client_frame(true, OP_CONTINUATION, &[b'x'; 60]));
+    refused(fragments, 100, CloseCode::TooBig);
+    // Binary.
+    refused(
+        client_frame(true, OP_BINARY, b"\x00\x01"),
+        100,
+        CloseCode::Unsupported,
+    );
+    // Not UTF-8.
+    refused(
+        client_frame(true, OP_TEXT, b"\xff\xfe"),
+        100,
+        CloseCode::InvalidData,
+    );
+    // Reserved bits, unknown opcodes, control frames too long or in pieces.
+    let mut rsv = client_frame(true, OP_TEXT, b"x");
+    rsv[0] |= 0x40;
+    refused(rsv, 100, CloseCode::ProtocolError);
+    refused(client_frame(true, 0x3, b"x"), 100, CloseCode::ProtocolError);
+    refused(
+        client_frame(true, OP_PING, &[0; 126]),
+        1000,
+        CloseCode::ProtocolError,
+    );
+    refused(
+        client_frame(false, OP_PING, b"x"),
+        100,
+        CloseCode::ProtocolError,
+    );
+    refused(
+        client_frame(true, OP_CONTINUATION, b"x"),
+        100,
+        CloseCode::ProtocolError,
+    );
+}
+
+#[test]
+fn server_frames_are_unmasked_with_the_shortest_length() {
+    let mut out = Vec::new();
+    text_frame(&mut out, b"hi\n");
+    assert_eq!(out, [0x81, 0x02, b'h', b'i']);
+    out.clear();
+    text_frame(&mut out, &[b'a'; 200]);
+    assert_eq!(&out[..4], &[0x81, 126, 0, 200]);
+    out.clear();
+    close_frame(&mut out, CloseCode::TooBig, "bye");
+    assert_eq!(out, [0x88, 0x05, 0x03, 0xf1, b'b', b'y', b'e']);
+    out.clear();
+    control_frame(&mut out, &Control::Pong(b"p".to_vec()));
+    assert_eq!(out, [0x8a, 0x01, b'p']);
+}

@@ -1,0 +1,313 @@
+//! The web door over real sockets: every endpoint, the WebSocket handshake
+//! and framing, and every refusal with its status or close code.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::ws::{body, get, http, status, WsClient, BINARY, CLOSE, PING, PONG, TEXT};
+use common::{start_server, test_config, wait_until, Client};
+use threadchat::{Config, ServerHandle};
+
+fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
+    let server = start_server(Config {
+        http: Some("127.0.0.1:0".to_string()),
+        ..config
+    });
+    let web = server.web_addr().expect("the web door is on");
+    (server, web)
+}
+
+#[test]
+fn the_page_is_served_whole_and_unknown_paths_and_methods_are_refused() {
+    let (_server, web) = web_server(test_config());
+    let page = get(web, "/");
+    assert_eq!(status(&page), 200, "{page}");
+    assert!(page.contains("Content-Type: text/html; charset=utf-8\r\n"));
+    let html = body(&page);
+    assert!(html.contains("<title>threadchat</title>"));
+    // Self-contained: nothing loaded from anywhere else.
+    for outside in ["src=\"http", "href=\"http", "src='http", "@import"] {
+        assert!(!html.contains(outside), "the page loads {outside}...");
+    }
+    assert!(
+        !html.contains(".innerHTML"),
+        "server text must go in as text"
+    );
+    assert_eq!(status(&get(web, "/nowhere")), 404);
+    let post = http(
+        web,
+        &format!("POST / HTTP/1.1\r\nHost: {web}\r\nContent-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(status(&post), 405);
+    assert!(post.contains("Allow: GET\r\n"));
+    assert_eq!(status(&http(web, "hello there\r\n\r\n")), 400);
+    let huge = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+    assert_eq!(status(&http(web, &huge)), 431);
+}
+
+#[test]
+fn a_request_head_that_dribbles_in_is_cut_off() {
+    let (_server, web) = web_server(Config {
+        http_head_timeout: Duration::from_millis(300),
+        ..test_config()
+    });
+    let mut slow = TcpStream::connect(web).expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").expect("send");
+    slow.set_read_timeout(Some(common::DEADLINE))
+        .expect("timeout");
+    let mut response = String::new();
+    let _ = slow.read_to_string(&mut response);
+    assert_eq!(status(&response), 408, "{response}");
+}
+
+#[test]
+fn health_metrics_and_stats_json() {
+    let (server, web) = web_server(test_config());
+    let _alice = Client::register(server.local_addr(), "alice");
+    let health = get(web, "/health");
+    assert_eq!(status(&health), 200);
+    assert!(
+        body(&health).starts_with("{\"status\":\"ok\",\"uptime_s\":"),
+        "{health}"
+    );
+    assert!(body(&health).contains("\"online\":1"), "{health}");
+
+    let stats = body(&get(web, "/stats.json")).to_string();
+    for key in [
+        "\"threads\":{",
+        "\"reader\":1",
+        "\"writer\":1",
+        "\"locks\":{\"clients\":",
+        "\"events_depth\":",
+        "\"deepest_backlogs\":[",
+    ] {
+        assert!(stats.contains(key), "{key} missing from {stats}");
+    }
+
+    let metrics = get(web, "/metrics");
+    assert_eq!(status(&metrics), 200);
+    assert!(
+        metrics.contains("Content-Type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    let text = body(&metrics);
+    assert!(text.contains("threadchat_online 1\n"), "{text}");
+    assert!(
+        text.contains("threadchat_threads{role=\"reader\"} 1\n"),
+        "{text}"
+    );
+    check_with_prometheus_parser(text);
+}
+
+/// Debian's Python, where `apt-get install python3-...` puts its modules
+/// (a `python3` earlier on PATH, from pyenv say, would not see them).
+fn system_python() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Parses the exposition with the Prometheus project's own Python parser
+/// (Debian's python3-prometheus-client), which rejects malformed text.
+fn check_with_prometheus_parser(text: &str) {
+    let probe = "import prometheus_client";
+    let has_parser = Command::new(system_python())
+        .args(["-c", probe])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_parser {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3-prometheus-client is missing on CI: .ci/run should have installed it"
+        );
+        eprintln!(
+            "SKIPPED: no prometheus_client for python3 (apt-get install python3-prometheus-client)"
+        );
+        return;
+    }
+    let script =
+        "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\n\
+                  families = list(text_string_to_metric_families(sys.stdin.read()))\n\
+                  names = {f.name for f in families}\n\
+                  assert 'threadchat_online' in names, names\n\
+                  print(len(families))\n";
+    let mut child = Command::new(system_python())
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write the metrics");
+    let output = child.wait_with_output().expect("python3 output");
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn health_says_503_once_shutdown_has_begun() {
+    let (server, web) = web_server(test_config());
+    let mut watcher = Client::register(server.local_addr(), "watcher");
+    // Opened before shutdown, its request sent after it began.
+    let mut early = TcpStream::connect(web).expect("connect");
+    wait_until(
+        "the early connection's thread running",
+        || body(&get(web, "/stats.json")).to_string(),
+        |stats| stats.contains("\"http\":2"),
+    );
+    let stopping = std::thread::spawn(move || server.shutdown());
+    watcher.expect("* server shutting down");
+    early
+        .write_all(format!("GET /health HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes())
+        .expect("send");
+    early
+        .set_read_timeout(Some(common::DEADLINE))
+        .expect("timeout");
+    let mut response = String::new();
+    let _ = early.read_to_string(&mut response);
+    assert_eq!(status(&response), 503, "{response}");
+    assert!(
+        body(&response).starts_with("{\"status\":\"stopping\""),
+        "{response}"
+    );
+    stopping.join().expect("shutdown");
+}
+
+#[test]
+fn a_browser_client_chats_with_an_nc_client_both_ways() {
+    let (server, web) = web_server(test_config());
+    let mut nc = Client::register(server.local_addr(), "ncuser");
+    let mut browser = WsClient::register(web, "webuser");
+    nc.expect("* webuser joined");
+    browser.send("hello from the browser");
+    nc.expect("[lobby] webuser: hello from the browser");
+    nc.send("hello from nc");
+    browser.expect("[lobby] ncuser: hello from nc");
+    browser.send("/w ncuser psst");
+    nc.expect("[dm from webuser] psst");
+    browser.expect("[dm to ncuser] psst");
+    nc.send("/w webuser back");
+    browser.expect("[dm from ncuser] back");
+    nc.expect("[dm to webuser] back");
+    // Pings are answered with the same payload.
+    browser.send_frame(true, PING, b"are you there", true);
+    let pong = browser.frame();
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (PONG, &b"are you there"[..])
+    );
+    // /quit: the goodbye, then the close handshake from the server.
+    browser.send("/quit");
+    browser.expect("* bye webuser");
+    browser.expect_close(1000);
+    nc.expect("* webuser left");
+}
+
+#[test]
+fn a_client_close_is_answered_and_the_client_leaves() {
+    let (server, web) = web_server(test_config());
+    let mut nc = Client::register(server.local_addr(), "ncuser");
+    let mut browser = WsClient::register(web, "webuser");
+    nc.expect("* webuser joined");
+    browser.send_frame(true, CLOSE, &1000u16.to_be_bytes(), true);
+    browser.expect_close(1000);
+    nc.expect("* webuser left");
+}
+
+/// Registers, sends `bytes` as one frame, and expects the close `code`;
+/// the nc client in the room is unaffected.
+fn refused(
+    web: SocketAddr,
+    nc: &mut Client,
+    fin: bool,
+    opcode: u8,
+    payload: &[u8],
+    masked: bool,
+    code: u16,
+) {
+    let mut browser = WsClient::register(web, "bad");
+    nc.expect("* bad joined");
+    browser.send_frame(fin, opcode, payload, masked);
+    if !fin {
+        // A fragmented message: the rest, past the limit.
+        browser.send_frame(true, 0x0, payload, masked);
+    }
+    browser.expect_close(code);
+    nc.expect("* bad left");
+    nc.send("/users");
+    nc.expect("* online (1): ncuser");
+}
+
+#[test]
+fn every_forbidden_frame_gets_its_close_code() {
+    let (server, web) = web_server(Config {
+        max_line: 100,
+        ..test_config()
+    });
+    let mut nc = Client::register(server.local_addr(), "ncuser");
+    refused(web, &mut nc, true, TEXT, b"unmasked", false, 1002);
+    refused(web, &mut nc, true, TEXT, &[b'x'; 101], true, 1009);
+    refused(web, &mut nc, false, TEXT, &[b'x'; 60], true, 1009);
+    refused(web, &mut nc, true, BINARY, b"\x00\x01", true, 1003);
+    refused(web, &mut nc, true, TEXT, b"\xff\xfe", true, 1007);
+}
+
+#[test]
+fn a_page_from_another_site_cannot_open_a_websocket() {
+    let (server, web) = web_server(test_config());
+    let refused = WsClient::connect_with_origin(web, "evil", Some("http://evil.example"))
+        .err()
+        .expect("a foreign Origin must be refused");
+    assert_eq!(status(&refused), 403, "{refused}");
+    // Not a WebSocket request at all.
+    assert_eq!(status(&get(web, "/ws")), 426);
+    // A program (no Origin at all) may connect.
+    assert!(WsClient::connect_with_origin(web, "program", None).is_ok());
+    assert_eq!(
+        server.stats().connections_refused,
+        0,
+        "a 403 is not a chat connection"
+    );
+}
+
+#[test]
+fn the_live_view_shows_threads_by_role_and_the_deepest_backlog() {
+    let (server, web) = web_server(test_config());
+    let addr = server.local_addr();
+    let mut talker = Client::register(addr, "talker");
+    let stuck = Client::register(addr, "stuck");
+    talker.expect("* stuck joined");
+    // stuck reads nothing; once the kernel's buffers are full its backlog
+    // grows, and the manager reports it within a second.
+    let padding = "p".repeat(900);
+    let stats = wait_until(
+        "a backlog for stuck in /stats.json",
+        || {
+            for n in 0..200 {
+                talker.send(&format!("{n} {padding}"));
+            }
+            body(&get(web, "/stats.json")).to_string()
+        },
+        |stats| stats.contains("{\"name\":\"stuck\",\"bytes\":"),
+    );
+    assert!(
+        stats.contains("\"reader\":2") && stats.contains("\"writer\":2"),
+        "{stats}"
+    );
+    drop(stuck);
+}
