@@ -8,9 +8,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use crate::outbox::Outbox;
+use crate::shared::gauges::Histogram;
 use crate::socket::ClientSocket;
 
 /// A connection's number, given by the acceptor in order of arrival and never
@@ -30,28 +33,117 @@ impl fmt::Display for ClientId {
 /// Cloning is a reference-count increment: a chat line sent to a room of a
 /// thousand people is formatted once and the same bytes are queued a thousand
 /// times.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct OutboundLine(Arc<str>);
+#[derive(Clone, Debug)]
+pub(crate) struct OutboundLine(Arc<Line>);
+
+#[derive(Debug)]
+struct Line {
+    text: Box<str>,
+    /// For a chat line being fanned out: how long until its last recipient
+    /// has it written (`/metrics`, `threadchat_fanout_seconds`).
+    fanout: Option<FanoutTimer>,
+}
+
+/// Times one line's fan-out: from the manager taking it to the last
+/// recipient's writer finishing the write. `pending` counts queued copies
+/// not yet written, plus one the manager holds while it is still queueing
+/// (so that a fast writer cannot bring it to zero early); whoever brings it
+/// to zero records the time.
+#[derive(Debug)]
+struct FanoutTimer {
+    started: Instant,
+    pending: AtomicUsize,
+    queued: AtomicUsize,
+    histogram: Arc<Histogram>,
+}
 
 impl OutboundLine {
     /// Builds a line from its text; the newline is added here, once.
     pub(crate) fn new(text: &str) -> Self {
+        OutboundLine::with_timer(text, None)
+    }
+
+    /// A line whose fan-out is timed into `histogram`. The manager calls
+    /// [`fan_out_done`](Self::fan_out_done) once it has queued every copy.
+    pub(crate) fn timed(text: &str, histogram: &Arc<Histogram>) -> Self {
+        let timer = FanoutTimer {
+            started: Instant::now(),
+            pending: AtomicUsize::new(1),
+            queued: AtomicUsize::new(0),
+            histogram: histogram.clone(),
+        };
+        OutboundLine::with_timer(text, Some(timer))
+    }
+
+    fn with_timer(text: &str, fanout: Option<FanoutTimer>) -> Self {
         let mut line = String::with_capacity(text.len() + 1);
         line.push_str(text);
         line.push('\n');
-        OutboundLine(line.into())
+        OutboundLine(Arc::new(Line {
+            text: line.into_boxed_str(),
+            fanout,
+        }))
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.0.text.as_bytes()
+    }
+
+    /// The same text without a timer: a history replay is not a fan-out.
+    pub(crate) fn untimed(&self) -> OutboundLine {
+        match &self.0.fanout {
+            None => self.clone(),
+            Some(_) => OutboundLine::new(self.0.text.trim_end_matches('\n')),
+        }
+    }
+
+    pub(crate) fn is_timed(&self) -> bool {
+        self.0.fanout.is_some()
+    }
+
+    /// One more copy is about to be queued for a writer.
+    pub(crate) fn queued(&self) {
+        if let Some(timer) = &self.0.fanout {
+            timer.pending.fetch_add(1, Ordering::AcqRel);
+            timer.queued.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A writer has written one copy, or a queued copy will never be.
+    pub(crate) fn written(&self) {
+        self.release();
+    }
+
+    /// The manager has queued every copy it will.
+    pub(crate) fn fan_out_done(&self) {
+        self.release();
+    }
+
+    fn release(&self) {
+        let Some(timer) = &self.0.fanout else {
+            return;
+        };
+        if timer.pending.fetch_sub(1, Ordering::AcqRel) == 1
+            && timer.queued.load(Ordering::Relaxed) > 0
+        {
+            timer.histogram.observe(timer.started.elapsed());
+        }
     }
 
     /// The text without its newline.
     #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
-        self.0.trim_end_matches('\n')
+        self.0.text.trim_end_matches('\n')
     }
 }
+
+impl PartialEq for OutboundLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.text == other.0.text
+    }
+}
+
+impl Eq for OutboundLine {}
 
 /// Lets the manager end a connection it has given up on (a client that
 /// stays far behind), without owning or otherwise touching the socket.
@@ -176,4 +268,38 @@ pub(crate) enum Event {
     Refused { id: ClientId, message: String },
     /// The reader has stopped; the last event a reader ever sends.
     Left { id: ClientId, reason: LeaveReason },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fan_out_is_timed_once_when_its_last_copy_is_written() {
+        let histogram = Arc::new(Histogram::default());
+        let line = OutboundLine::timed("hi", &histogram);
+        line.queued();
+        line.queued();
+        // A fast writer: its copy is written before the manager is done.
+        line.written();
+        assert_eq!(histogram.snapshot().count, 0, "the manager still holds it");
+        line.fan_out_done();
+        assert_eq!(histogram.snapshot().count, 0, "one copy is still queued");
+        line.written();
+        assert_eq!(histogram.snapshot().count, 1);
+        // A replay of it later is not a fan-out.
+        let replayed = line.untimed();
+        replayed.queued();
+        replayed.written();
+        assert_eq!(histogram.snapshot().count, 1);
+        assert_eq!(replayed, line, "same text");
+    }
+
+    #[test]
+    fn a_line_nobody_received_is_not_timed() {
+        let histogram = Arc::new(Histogram::default());
+        let line = OutboundLine::timed("to an empty room", &histogram);
+        line.fan_out_done();
+        assert_eq!(histogram.snapshot().count, 0);
+    }
 }

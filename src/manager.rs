@@ -255,7 +255,7 @@ impl Manager {
                 &mut self.tally,
             );
             for line in history.lines() {
-                member.send(line.clone(), &mut self.tally);
+                member.send(line.untimed(), &mut self.tally);
             }
         }
         self.announce_presence(id, &format!("{name} joined"));
@@ -281,8 +281,9 @@ impl Manager {
         let Some((room, name)) = self.room_and_name(id) else {
             return;
         };
-        let line = OutboundLine::new(&format(room, name));
+        let line = OutboundLine::timed(&format(room, name), &self.shared.gauges.fanout);
         self.send_to_room_except(id, &line);
+        line.fan_out_done();
         self.rooms.record(id, line);
     }
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::shared::gauges::{LockUse, Role};
+use crate::shared::gauges::{HistogramSnapshot, LockUse, Role};
 use crate::shared::{ManagerView, Shared, StatsSnapshot};
 
 /// The Content-Type of the Prometheus text exposition format.
@@ -18,6 +18,7 @@ pub(crate) struct Live {
     /// (role, running), for every role.
     threads: Vec<(&'static str, usize)>,
     events_depth: usize,
+    fanout: HistogramSnapshot,
     /// (lock, how it has been used).
     locks: [(&'static str, LockUse); 2],
 }
@@ -42,6 +43,7 @@ impl Live {
             events_depth: gauges
                 .events_depth
                 .load(std::sync::atomic::Ordering::Relaxed),
+            fanout: gauges.fanout.snapshot(),
             locks: [
                 ("clients", shared.clients.lock_use()),
                 ("stats", shared.stats.lock_use()),
@@ -160,6 +162,29 @@ fn prometheus_text(live: &Live) -> String {
         "Time spent waiting for each lock.",
         &|u| format!("{:.6}", u.wait.as_secs_f64()),
     );
+    let fanout = &live.fanout;
+    let _ = writeln!(
+        out,
+        "# HELP threadchat_fanout_seconds From a chat line reaching the manager to its last \
+         recipient's writer finishing the write.\n# TYPE threadchat_fanout_seconds histogram"
+    );
+    for (bound, count) in &fanout.cumulative {
+        let _ = writeln!(
+            out,
+            "threadchat_fanout_seconds_bucket{{le=\"{bound}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "threadchat_fanout_seconds_bucket{{le=\"+Inf\"}} {}",
+        fanout.count
+    );
+    let _ = writeln!(
+        out,
+        "threadchat_fanout_seconds_sum {:.6}",
+        fanout.sum_seconds
+    );
+    let _ = writeln!(out, "threadchat_fanout_seconds_count {}", fanout.count);
     out
 }
 
@@ -231,8 +256,14 @@ mod tests {
         let text = prometheus(&shared);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
+            // A histogram's series share its name's TYPE line.
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|family| text.contains(&format!("# TYPE {family} histogram")))
+                .unwrap_or(name);
             assert!(
-                text.contains(&format!("# TYPE {name} ")),
+                text.contains(&format!("# TYPE {family} ")),
                 "no TYPE for {name}"
             );
         }

@@ -153,9 +153,14 @@ impl Outbox {
             return self.drop_line(tally);
         }
         self.backlog.fetch_add(cost, Ordering::AcqRel);
-        if self.queue_tx.send(Item::Line(line)).is_err() {
+        // Counted before it can reach the writer, which counts it written.
+        line.queued();
+        if let Err(unsent) = self.queue_tx.send(Item::Line(line)) {
             // The writer has stopped (its socket failed); the reader will
             // send `Left` soon. Nobody is left to tell.
+            if let Item::Line(line) = unsent.into_inner() {
+                line.written();
+            }
             tally.dropped += 1;
             return Delivery::Dropped;
         }
@@ -222,6 +227,14 @@ impl Outgoing {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = self;
         line.as_bytes()
+    }
+
+    /// A line whose fan-out is being timed: the writer tells it once written.
+    pub(crate) fn timed_line(&self) -> Option<&OutboundLine> {
+        match self {
+            Outgoing::Line(line) if line.is_timed() => Some(line),
+            _ => None,
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::event::ClientId;
+use crate::event::{ClientId, OutboundLine};
 use crossbeam_channel::Receiver;
 
 use crate::outbox::{Next, OutboxReader, Outgoing};
@@ -73,13 +73,15 @@ pub(crate) fn run(
 
 fn write_until_closed(mut stream: &TcpStream, outbox_reader: &OutboxReader) -> io::Result<()> {
     let mut batch = Vec::new();
+    // Lines in this batch whose fan-out is timed, to tell once written.
+    let mut timed = Vec::new();
     // A line taken from the queue that did not fit in the last batch.
     let mut carried: Option<Outgoing> = None;
     // `recv` returns `None` only once the queue is closed *and* empty, so
     // every line queued before the manager let go is still written.
     while let Some(line) = carried.take().or_else(|| outbox_reader.recv()) {
         batch.clear();
-        batch.extend_from_slice(line.as_bytes());
+        add_line(&mut batch, &mut timed, &line);
         // Whatever else is already queued goes in the same write: under load
         // this is what turns a thousand small writes into a few big ones.
         while let Ok(line) = outbox_reader.try_recv() {
@@ -87,14 +89,29 @@ fn write_until_closed(mut stream: &TcpStream, outbox_reader: &OutboxReader) -> i
                 carried = Some(line);
                 break;
             }
-            batch.extend_from_slice(line.as_bytes());
+            add_line(&mut batch, &mut timed, &line);
         }
         stream.write_all(&batch)?;
+        written(&mut timed);
         if batch.capacity() > KEEP_BATCH_CAPACITY {
             batch = Vec::new();
         }
     }
     Ok(())
+}
+
+fn add_line(batch: &mut Vec<u8>, timed: &mut Vec<OutboundLine>, line: &Outgoing) {
+    batch.extend_from_slice(line.as_bytes());
+    if let Some(line) = line.timed_line() {
+        timed.push(line.clone());
+    }
+}
+
+/// After a write: each timed line in it has reached one more recipient.
+fn written(timed: &mut Vec<OutboundLine>) {
+    for line in timed.drain(..) {
+        line.written();
+    }
 }
 
 /// The WebSocket writer: the same loop, with each line wrapped in a text
@@ -106,20 +123,22 @@ fn write_frames(
     control_rx: &Receiver<Control>,
 ) -> io::Result<()> {
     let mut batch = Vec::new();
+    let mut timed = Vec::new();
     let mut closed = false;
     while let Some(next) = outbox_reader.recv_or(control_rx) {
         batch.clear();
-        add_frame(&mut batch, next, &mut closed);
+        add_frame(&mut batch, &mut timed, next, &mut closed);
         while batch.len() < MAX_BATCH_BYTES && !closed {
             if let Ok(control) = control_rx.try_recv() {
-                add_frame(&mut batch, Next::Other(control), &mut closed);
+                add_frame(&mut batch, &mut timed, Next::Other(control), &mut closed);
             } else if let Ok(outgoing) = outbox_reader.try_recv() {
-                add_frame(&mut batch, Next::Queued(outgoing), &mut closed);
+                add_frame(&mut batch, &mut timed, Next::Queued(outgoing), &mut closed);
             } else {
                 break;
             }
         }
         stream.write_all(&batch)?;
+        written(&mut timed);
         if batch.capacity() > KEEP_BATCH_CAPACITY {
             batch = Vec::new();
         }
@@ -133,9 +152,19 @@ fn write_frames(
     stream.write_all(&batch)
 }
 
-fn add_frame(batch: &mut Vec<u8>, next: Next<Control>, closed: &mut bool) {
+fn add_frame(
+    batch: &mut Vec<u8>,
+    timed: &mut Vec<OutboundLine>,
+    next: Next<Control>,
+    closed: &mut bool,
+) {
     match next {
-        Next::Queued(line) => websocket::text_frame(batch, line.as_bytes()),
+        Next::Queued(line) => {
+            websocket::text_frame(batch, line.as_bytes());
+            if let Some(line) = line.timed_line() {
+                timed.push(line.clone());
+            }
+        }
         Next::Other(control) => {
             *closed = matches!(control, Control::Close(..));
             websocket::control_frame(batch, &control);

@@ -67,7 +67,19 @@ fn a_request_head_that_dribbles_in_is_cut_off() {
 #[test]
 fn health_metrics_and_stats_json() {
     let (server, web) = web_server(test_config());
-    let _alice = Client::register(server.local_addr(), "alice");
+    let mut alice = Client::register(server.local_addr(), "alice");
+    let mut bob = Client::register(server.local_addr(), "bob");
+    alice.expect("* bob joined");
+    bob.send("a line to time");
+    alice.expect("[lobby] bob: a line to time");
+    drop(bob);
+    alice.expect("* bob left");
+    // bob's threads end a moment after the room is told.
+    wait_until(
+        "bob's reader and writer gone from the live view",
+        || body(&get(web, "/stats.json")).to_string(),
+        |stats| stats.contains("\"reader\":1,\"writer\":1"),
+    );
     let health = get(web, "/health");
     assert_eq!(status(&health), 200);
     assert!(
@@ -98,6 +110,11 @@ fn health_metrics_and_stats_json() {
     assert!(text.contains("threadchat_online 1\n"), "{text}");
     assert!(
         text.contains("threadchat_threads{role=\"reader\"} 1\n"),
+        "{text}"
+    );
+    // bob's line reached alice's socket: one fan-out timed.
+    assert!(
+        text.contains("threadchat_fanout_seconds_count 1\n"),
         "{text}"
     );
     check_with_prometheus_parser(text);

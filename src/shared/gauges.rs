@@ -8,6 +8,7 @@
 //! other memory is published through it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The thread roles that come and go with connections.
@@ -21,6 +22,8 @@ pub(crate) enum Role {
 
 #[derive(Default)]
 pub(crate) struct Gauges {
+    /// How long chat lines take to reach every recipient's socket.
+    pub(crate) fanout: Arc<Histogram>,
     readers: AtomicUsize,
     writers: AtomicUsize,
     http: AtomicUsize,
@@ -110,10 +113,80 @@ impl LockStats {
     }
 }
 
+/// A histogram of durations in fixed buckets, for Prometheus: each bucket
+/// one atomic counter, so any thread may record without a lock.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    /// Observations at most `BUCKETS[i]` seconds (and more than the bucket
+    /// before); the last counter is for those beyond every bound.
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// The buckets' upper bounds, in seconds: 100 µs to 5 s.
+pub(crate) const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// A copy of a [`Histogram`]: cumulative counts per bound, as Prometheus
+/// wants them, then the sum and the count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct HistogramSnapshot {
+    pub(crate) cumulative: Vec<(f64, u64)>,
+    pub(crate) sum_seconds: f64,
+    pub(crate) count: u64,
+}
+
+impl Histogram {
+    pub(crate) fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BUCKETS.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
+        let mut running = 0;
+        let mut cumulative = Vec::with_capacity(BUCKETS.len());
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            running += count.load(Ordering::Relaxed);
+            cumulative.push((*bound, running));
+        }
+        let count = running + self.counts[BUCKETS.len()].load(Ordering::Relaxed);
+        HistogramSnapshot {
+            cumulative,
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            count,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use parking_lot::Mutex;
+
+    #[test]
+    fn observations_fall_in_their_buckets_cumulatively() {
+        let histogram = Histogram::default();
+        histogram.observe(Duration::from_micros(50));
+        histogram.observe(Duration::from_millis(3));
+        histogram.observe(Duration::from_secs(60));
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.count, 3);
+        assert_eq!(snapshot.cumulative[0], (0.0001, 1));
+        assert_eq!(snapshot.cumulative[5], (0.005, 2));
+        assert_eq!(
+            snapshot.cumulative.last(),
+            Some(&(5.0, 2)),
+            "60 s is past every bound"
+        );
+        assert!((snapshot.sum_seconds - 60.00305).abs() < 1e-9);
+    }
 
     #[test]
     fn a_role_is_counted_while_its_guard_lives() {
