@@ -65,69 +65,26 @@ pub(crate) fn json(shared: &Shared) -> String {
 fn prometheus_text(live: &Live) -> String {
     let s = &live.stats;
     let mut out = String::new();
-    let mut one = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = write!(out, "# HELP threadchat_{name} {help}\n# TYPE threadchat_{name} {kind}\nthreadchat_{name} {value}\n");
-    };
-    one(
-        "online",
-        "gauge",
-        "Clients with a name.",
-        s.online.to_string(),
-    );
-    one(
-        "connections_open",
-        "gauge",
-        "Open chat connections, named or not.",
-        s.connections_open.to_string(),
-    );
-    one(
-        "connections_accepted_total",
-        "counter",
-        "Connections let in since start.",
-        s.connections_accepted.to_string(),
-    );
-    one(
-        "connections_refused_total",
-        "counter",
-        "Connections turned away (full, too many from one address, no threads).",
-        s.connections_refused.to_string(),
-    );
-    one(
-        "messages_in_total",
-        "counter",
-        "Chat lines, actions and whispers received.",
-        s.messages_in.to_string(),
-    );
-    one(
-        "lines_delivered_total",
-        "counter",
-        "Lines queued to clients.",
-        s.lines_delivered.to_string(),
-    );
-    one(
-        "lines_dropped_total",
-        "counter",
-        "Lines dropped for clients that did not keep up.",
-        s.lines_dropped.to_string(),
-    );
-    one(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since the server started.",
-        format!("{:.3}", s.uptime.as_secs_f64()),
-    );
-    one(
-        "rooms",
-        "gauge",
-        "Rooms that exist now.",
-        live.view.rooms.to_string(),
-    );
-    one(
-        "events_queue_depth",
-        "gauge",
-        "Events waiting for the manager thread.",
-        live.events_depth.to_string(),
-    );
+    // (name, type, help, value) of every single-valued metric.
+    #[rustfmt::skip]
+    let scalars = [
+        ("online", "gauge", "Clients with a name.", s.online.to_string()),
+        ("connections_open", "gauge", "Open chat connections, named or not.", s.connections_open.to_string()),
+        ("connections_accepted_total", "counter", "Connections let in since start.", s.connections_accepted.to_string()),
+        ("connections_refused_total", "counter", "Connections turned away (full, too many from one address, no threads).", s.connections_refused.to_string()),
+        ("messages_in_total", "counter", "Chat lines, actions and whispers received.", s.messages_in.to_string()),
+        ("lines_delivered_total", "counter", "Lines queued to clients.", s.lines_delivered.to_string()),
+        ("lines_dropped_total", "counter", "Lines dropped for clients that did not keep up.", s.lines_dropped.to_string()),
+        ("uptime_seconds", "gauge", "Seconds since the server started.", format!("{:.3}", s.uptime.as_secs_f64())),
+        ("rooms", "gauge", "Rooms that exist now.", live.view.rooms.to_string()),
+        ("events_queue_depth", "gauge", "Events waiting for the manager thread.", live.events_depth.to_string()),
+    ];
+    for (name, kind, help, value) in scalars {
+        let _ = write!(
+            out,
+            "# HELP threadchat_{name} {help}\n# TYPE threadchat_{name} {kind}\nthreadchat_{name} {value}\n"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP threadchat_threads Threads running, by role.\n# TYPE threadchat_threads gauge"
