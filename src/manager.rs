@@ -381,6 +381,7 @@ impl Manager {
     }
 
     fn on_refused(&mut self, id: ClientId, message: &str) {
+        self.tally.refused += 1;
         self.reply(id, &protocol::error(message));
         if self.members.get(&id).is_some_and(|m| m.name.is_none()) {
             self.prompt_for_name(id);

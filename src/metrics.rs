@@ -75,6 +75,7 @@ fn prometheus_text(live: &Live) -> String {
         ("messages_in_total", "counter", "Chat lines, actions and whispers received.", s.messages_in.to_string()),
         ("lines_delivered_total", "counter", "Lines queued to clients.", s.lines_delivered.to_string()),
         ("lines_dropped_total", "counter", "Lines dropped for clients that did not keep up.", s.lines_dropped.to_string()),
+        ("lines_refused_total", "counter", "Lines from clients refused with an error line (too long, too fast, bad command...).", s.lines_refused.to_string()),
         ("uptime_seconds", "gauge", "Seconds since the server started.", format!("{:.3}", s.uptime.as_secs_f64())),
         ("rooms", "gauge", "Rooms that exist now.", live.view.rooms.to_string()),
         ("events_queue_depth", "gauge", "Events waiting for the manager thread.", live.events_depth.to_string()),
@@ -171,13 +172,14 @@ fn json_text(live: &Live) -> String {
         .map(|(name, bytes)| format!("{{\"name\":\"{}\",\"bytes\":{bytes}}}", json_escape(name)))
         .collect();
     format!(
-        "{{\"uptime_s\":{:.3},\"online\":{},\"connections\":{},\"messages_in\":{},\"lines_delivered\":{},\"lines_dropped\":{},\"refused\":{},\"rooms\":{},\"events_depth\":{},\"threads\":{{{}}},\"locks\":{{{}}},\"deepest_backlogs\":[{}]}}\n",
+        "{{\"uptime_s\":{:.3},\"online\":{},\"connections\":{},\"messages_in\":{},\"lines_delivered\":{},\"lines_dropped\":{},\"lines_refused\":{},\"refused\":{},\"rooms\":{},\"events_depth\":{},\"threads\":{{{}}},\"locks\":{{{}}},\"deepest_backlogs\":[{}]}}\n",
         s.uptime.as_secs_f64(),
         s.online,
         s.connections_open,
         s.messages_in,
         s.lines_delivered,
         s.lines_dropped,
+        s.lines_refused,
         s.connections_refused,
         live.view.rooms,
         live.events_depth,

@@ -328,3 +328,25 @@ fn the_live_view_shows_threads_by_role_and_the_deepest_backlog() {
     );
     drop(stuck);
 }
+
+#[test]
+fn refused_lines_are_counted_for_the_live_view() {
+    let (server, web) = web_server(Config {
+        max_line: 10,
+        ..test_config()
+    });
+    let mut alice = Client::register(server.local_addr(), "alice");
+    alice.send("a line that is far too long");
+    alice.expect("! line too long (max 10 bytes)");
+    alice.send("/bogus");
+    alice.expect("! unknown command /bogus, try /help");
+    let stats = wait_until(
+        "two refused lines in /stats.json",
+        || body(&get(web, "/stats.json")).to_string(),
+        |stats| stats.contains("\"lines_refused\":2,"),
+    );
+    assert!(
+        body(&get(web, "/metrics")).contains("threadchat_lines_refused_total 2\n"),
+        "{stats}"
+    );
+}

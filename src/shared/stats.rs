@@ -23,6 +23,7 @@ struct Counters {
     messages_in: u64,
     lines_delivered: u64,
     lines_dropped: u64,
+    lines_refused: u64,
 }
 
 /// What the manager routed while handling one event: it counts locally and
@@ -35,6 +36,9 @@ pub(crate) struct Tally {
     pub delivered: u64,
     /// Lines that did not fit in a client's queue, or whose client was gone.
     pub dropped: u64,
+    /// Lines from clients refused with a `! ` line (too long, too fast, not
+    /// UTF-8, a bad command...).
+    pub refused: u64,
 }
 
 impl Tally {
@@ -139,6 +143,7 @@ impl Stats {
         counters.messages_in += tally.messages_in;
         counters.lines_delivered += tally.delivered;
         counters.lines_dropped += tally.dropped;
+        counters.lines_refused += tally.refused;
     }
 
     /// A copy of the counters. `online` (registered clients) is not counted
@@ -154,6 +159,7 @@ impl Stats {
             messages_in: counters.messages_in,
             lines_delivered: counters.lines_delivered,
             lines_dropped: counters.lines_dropped,
+            lines_refused: counters.lines_refused,
             uptime: self.started.elapsed(),
         }
     }
@@ -179,6 +185,9 @@ pub struct StatsSnapshot {
     pub messages_in: u64,
     pub lines_delivered: u64,
     pub lines_dropped: u64,
+    /// Lines from clients refused with a `! ` line (not in `/stats`'s line,
+    /// which keeps its documented form; in `/metrics` and `/stats.json`).
+    pub lines_refused: u64,
     pub uptime: Duration,
 }
 
@@ -241,6 +250,7 @@ mod tests {
             messages_in: 1,
             delivered: 5,
             dropped: 2,
+            refused: 3,
         };
         stats.add(tally);
         stats.add(tally);

@@ -83,9 +83,9 @@ class Nc:
         self.process.kill()
 
 
-def start_server(binary):
+def start_server(binary, web_port=0):
     server = subprocess.Popen(
-        [binary, "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -202,7 +202,17 @@ def main():
 
         os.makedirs("docs", exist_ok=True)
         alice.save_screenshot("docs/web.png")
-        print("browser test: 4 checks passed, 0 failed; screenshot in docs/web.png")
+
+        # The server goes away: the page says so, and comes back by itself
+        # (with the same name) once a server answers on the same address.
+        server.terminate()
+        server.wait(timeout=DEADLINE)
+        status = lambda: alice.find_element("id", "status").text
+        wait_for("the page to say it is disconnected", lambda: "disconnected" in status() and status())
+        web_port = int(web.rstrip("/").rsplit(":", 1)[1])
+        server, chat, web = start_server(binary, web_port)
+        wait_for("the page to reconnect as alice", lambda: status() == "connected as alice" and status(), deadline=2 * DEADLINE)
+        print("browser test: 5 checks passed, 0 failed; screenshot in docs/web.png")
     finally:
         for page in pages:
             page.quit()
