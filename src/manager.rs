@@ -369,8 +369,18 @@ impl Manager {
         self.reply(id, &protocol::notice(&line));
     }
 
+    /// The counters, then how each lock has been used: taken, and how often
+    /// a thread found it taken and had to wait (`shared/gauges.rs`).
     fn show_stats(&mut self, id: ClientId) {
-        let line = format!("stats: {}", self.shared.snapshot());
+        let (clients, stats) = (self.shared.clients.lock_use(), self.shared.stats.lock_use());
+        let line = format!(
+            "stats: {}; locks: clients {} taken, {} waited; stats {} taken, {} waited",
+            self.shared.snapshot(),
+            clients.acquisitions,
+            clients.contended,
+            stats.acquisitions,
+            stats.contended
+        );
         self.reply(id, &protocol::notice(&line));
     }
 

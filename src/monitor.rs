@@ -25,8 +25,74 @@ pub(crate) fn run(shared: Arc<Shared>, shutdown: ShutdownSignal) {
                 let now = shared.snapshot();
                 log::info!("{}", now.report_since(&last));
                 last = now;
+                #[cfg(feature = "deadlock-detection")]
+                for report in deadlocks() {
+                    log::error!("{report}");
+                }
             }
             recv(shutdown.receiver()) -> _ => return,
         }
+    }
+}
+
+/// With `--features deadlock-detection`: one report per deadlock found
+/// since the last call, naming each thread in the cycle by its id and
+/// giving its backtrace (whose frames name its role: `reader::run`,
+/// `manager::run`, ...). parking_lot's detector knows every thread parked
+/// on one of its locks, and finds a cycle of threads each waiting for a
+/// lock another holds. A deadlocked thread stays blocked: the report is for
+/// a person to read.
+#[cfg(feature = "deadlock-detection")]
+pub(crate) fn deadlocks() -> Vec<String> {
+    parking_lot::deadlock::check_deadlock()
+        .iter()
+        .enumerate()
+        .map(|(n, cycle)| {
+            let threads: Vec<String> = cycle
+                .iter()
+                .map(|thread| format!("thread {:?}:\n{:?}", thread.thread_id(), thread.backtrace()))
+                .collect();
+            format!(
+                "DEADLOCK {n}: {} threads each wait for a lock another holds\n{}",
+                cycle.len(),
+                threads.join("\n")
+            )
+        })
+        .collect()
+}
+
+#[cfg(all(test, feature = "deadlock-detection"))]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+    use std::sync::{Arc, Barrier};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_lock_order_deadlock_is_reported_with_both_threads() {
+        // Two threads take two locks in opposite orders, each after the
+        // other has its first: the classic lock-order deadlock. They stay
+        // blocked for the rest of this test process, by design.
+        let (a, b) = (Arc::new(Mutex::new(())), Arc::new(Mutex::new(())));
+        let both_hold_one = Arc::new(Barrier::new(2));
+        for (first, second) in [(a.clone(), b.clone()), (b, a)] {
+            let both_hold_one = both_hold_one.clone();
+            thread::spawn(move || {
+                let _first = first.lock();
+                both_hold_one.wait();
+                let _second = second.lock();
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let reports = loop {
+            let reports = deadlocks();
+            if !reports.is_empty() || Instant::now() > deadline {
+                break reports;
+            }
+            thread::sleep(Duration::from_millis(20)); // polling, not synchronisation
+        };
+        assert_eq!(reports.len(), 1, "expected one deadlock, got {reports:#?}");
+        assert!(reports[0].contains("2 threads"), "{}", reports[0]);
     }
 }

@@ -248,6 +248,17 @@ fn stats_reply_is_one_line_with_the_counters() {
         line.contains(" lines delivered, 0 dropped, 0 refused, up "),
         "{line}"
     );
+    // Then how each lock has been used (numbers vary; their form does not).
+    let locks = line
+        .split("; locks: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no locks in {line}"));
+    let words: Vec<&str> = locks.split(' ').collect();
+    assert_eq!(
+        (words[0], words[2], words[4], words[5], words[7], words[9]),
+        ("clients", "taken,", "waited;", "stats", "taken,", "waited"),
+        "{line}"
+    );
 }
 
 #[test]
