@@ -192,3 +192,24 @@ fn with_a_writer_racing_the_manager_every_drop_is_told_once_in_its_place() {
     );
     assert_eq!(tally.delivered + tally.dropped, u64::from(LINES));
 }
+
+#[test]
+fn delivering_to_a_full_backlog_never_waits() {
+    // The manager must never wait for a client: every other client would
+    // wait with it. (Lab 03 makes it wait, and this test fails.)
+    let (mut outbox, reader) = outbox_for(1);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let mut tally = Tally::default();
+        outbox.deliver(line(1), &mut tally);
+        let _ = done_tx.send(outbox.deliver(line(2), &mut tally));
+    });
+    match done_rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(delivery) => assert_eq!(delivery, Delivery::Dropped),
+        Err(_) => panic!(
+            "deliver waited 15 s for room in a full backlog: the manager would wait \
+             for the slowest client"
+        ),
+    }
+    drop(reader);
+}
