@@ -14,6 +14,7 @@ labs=(
     "04-lines-not-bytes|--test memory"
     "05-release-too-soon|--test chat quick_rename_round_trips_never_give_a_name_two_owners"
     "06-half-line|--test hostile a_client_whose_queue_stays_full_is_disconnected_and_the_room_is_unaffected"
+    "07-recursive-read|--lib listing_names_while_others_claim_never_deadlocks"
 )
 
 applied=""
