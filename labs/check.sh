@@ -12,7 +12,7 @@ labs=(
     "02-silent-gap|--lib the_notice_does_not_wait_for_a_later_line"
     "03-blocking-send|--lib delivering_to_a_full_backlog_never_waits"
     "04-lines-not-bytes|--test memory"
-    "05-release-too-soon|--test chat quick_rename_round_trips_never_give_a_name_two_owners"
+    "05-release-too-soon|--lib a_name_claimed_again_before_its_release_stays_held"
     "06-half-line|--test hostile a_client_whose_queue_stays_full_is_disconnected_and_the_room_is_unaffected"
     "07-recursive-read|--lib listing_names_while_others_claim_never_deadlocks"
 )
