@@ -114,6 +114,16 @@ pub(crate) fn response(
     bytes
 }
 
+/// The WebSocket handshake's answer: no body, and the connection stays
+/// open for frames.
+pub(crate) fn switching_protocols(accept_key: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept_key}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 /// A plain-text error page: the status and one sentence.
 pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
     let body = format!("{status} {}: {why}\n", reason(status));
@@ -127,7 +137,6 @@ pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
 
 fn reason(status: u16) -> &'static str {
     match status {
-        101 => "Switching Protocols",
         200 => "OK",
         400 => "Bad Request",
         403 => "Forbidden",

@@ -241,15 +241,7 @@ impl Connection {
             self.send(&http::error_response(503, "server full, try again later"));
             return false;
         }
-        let accept = websocket::accept_key(key);
-        let headers = [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept.as_str()),
-        ];
-        let mut response = http::response(101, "text/plain", &headers, b"");
-        // A 101 has no body, and the connection stays open.
-        strip_for_upgrade(&mut response);
+        let response = http::switching_protocols(&websocket::accept_key(key));
         if self.socket.stream().write_all(&response).is_err() {
             stats.refuse_opened_connection();
             return false;
@@ -286,21 +278,6 @@ fn origin_is_ours(request: &Request) -> bool {
         (Some(origin), Some(host)) => origin.eq_ignore_ascii_case(&format!("http://{host}")),
         (Some(_), None) => false,
     }
-}
-
-/// A 101 response carries neither a body nor `Connection: close`.
-fn strip_for_upgrade(response: &mut Vec<u8>) {
-    let text = String::from_utf8_lossy(response).into_owned();
-    let kept: Vec<&str> = text
-        .split("\r\n")
-        .filter(|line| {
-            !line.starts_with("Content-Type:")
-                && !line.starts_with("Content-Length:")
-                && !line.starts_with("Connection: close")
-                && !line.starts_with("Cache-Control:")
-        })
-        .collect();
-    *response = kept.join("\r\n").into_bytes();
 }
 
 /// Reads a request head within `timeout` (`http_head_timeout`: a slowloris
