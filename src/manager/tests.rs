@@ -310,3 +310,69 @@ fn users_follows_joins_renames_and_leaves() {
     alice.take();
     assert_eq!(users(&mut h), ["* online (2): alice, dora"]);
 }
+
+/// Shutdown, as `manager::run` does it: connections the manager never got to
+/// (their `Connected` still in the channel when it stopped) are told the
+/// server is shutting down, and their queues are let go, so their writers,
+/// and then their readers, can finish. Readers still running keep the
+/// channel open (here, `events_tx`), so nothing else would drop those
+/// queues: a bounded channel keeps its messages while any sender lives.
+#[test]
+fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
+    use crate::shutdown;
+    use std::thread;
+    use std::time::Instant;
+
+    const WAITING: u64 = 200;
+    let shared = Arc::new(Shared::new(config()));
+    let (events_tx, events_rx) = crossbeam_channel::bounded(WAITING as usize);
+    let never = Duration::from_secs(3600);
+    let queues: Vec<OutboxReader> = (1..=WAITING)
+        .map(|n| {
+            let (outbox, outbox_reader) = outbox::outbox(64 * 1024, Hangup::none(), never);
+            let peer = ([127, 0, 0, 1], 40_000 + n as u16).into();
+            events_tx
+                .send(Event::Connected {
+                    id: ClientId(n),
+                    peer,
+                    outbox,
+                })
+                .expect("the manager's channel is open");
+            outbox_reader
+        })
+        .collect();
+    // Shutdown has begun before the manager looks: `select!` picks at random
+    // among ready arms, so it handles a few connections, then stops.
+    let (trigger, signal) = shutdown::channel();
+    trigger.fire();
+    let manager = thread::spawn(move || super::run(shared, events_rx, signal));
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for (n, queue) in queues.iter().enumerate() {
+        let mut heard = Vec::new();
+        loop {
+            match queue.try_recv() {
+                Ok(Outgoing::Line(line) | Outgoing::DropNotice(line)) => {
+                    heard.push(line.text().to_string())
+                }
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) if Instant::now() > deadline => panic!(
+                    "connection {}: expected `* server shutting down` and a closed \
+                     queue within 15 s; heard {heard:?}, and the queue is still open",
+                    n + 1
+                ),
+                // Polling with a deadline, not synchronisation.
+                Err(TryRecvError::Empty) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(
+            heard.last().map(String::as_str),
+            Some("* server shutting down"),
+            "connection {}",
+            n + 1
+        );
+    }
+    // The last reader is gone: the channel closes and the manager returns.
+    drop(events_tx);
+    manager.join().expect("the manager thread does not panic");
+}
