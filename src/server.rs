@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::shared::{Shared, StatsSnapshot};
 use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
-use crate::{acceptor, manager, monitor, os_limits, web};
+use crate::{acceptor, manager, monitor, os_limits, socket, web};
 
 /// Capacity of the channel from all readers to the manager. When the manager
 /// falls behind, readers block on `send`, stop reading their sockets, and TCP
@@ -45,6 +45,10 @@ impl Server {
             source,
         };
         let listener = TcpListener::bind(&config.addr).map_err(bind_error)?;
+        if let Err(error) = socket::widen_listen_backlog(&listener) {
+            // Not fatal: the server works with std's 128, only storms suffer.
+            log::warn!("cannot widen the listen backlog: {error}");
+        }
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let web_listener = match &config.http {
             Some(addr) => {

@@ -285,3 +285,37 @@ fn shutdown_finishes_while_connections_keep_arriving() {
         common::DEADLINE
     );
 }
+
+/// The chat port listens with a backlog of `SOMAXCONN` (as far as
+/// `net.core.somaxconn` allows), not std's 128, so that a storm of
+/// connections queues in the kernel instead of waiting out SYN
+/// retransmissions. `ss` reports a listening socket's backlog as Send-Q.
+#[test]
+fn the_chat_port_queues_a_storm_of_connections() {
+    if !common::process::tool_available("ss", "-V", "iproute2") {
+        return;
+    }
+    let server = start_server(test_config());
+    let port = server.local_addr().port();
+    let output = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss");
+    let listing = String::from_utf8_lossy(&output.stdout).to_string();
+    // State, Recv-Q, Send-Q (the backlog), local address, peer address.
+    let backlog: Option<u32> = listing
+        .split_whitespace()
+        .nth(2)
+        .and_then(|field| field.parse().ok());
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(4096);
+    let expected = somaxconn.min(4096);
+    assert_eq!(
+        backlog,
+        Some(expected),
+        "expected a backlog of {expected} on port {port} (std's is 128); ss said {listing:?}"
+    );
+    server.shutdown();
+}

@@ -58,6 +58,12 @@ Options:
   --slow N              this many clients (not senders) stop reading once registered
   --samples N           users: how many /users [default: 200]
   --server-arg ARG      pass ARG to the spawned server (repeatable)
+  --protocol P          threadchat (default), or redis: receivers SUBSCRIBE to one
+                        channel and senders PUBLISH to it (give --addr and --pid of a
+                        running redis-server; fanout, saturate and capacity modes).
+                        Redis's publishers do not read, so each line has
+                        clients - senders - slow receivers, not clients - slow - 1
+  --in-flight N         connections being set up at once [default: 64]
   --json                print one JSON object instead of the table
   --seed N              chaos: the random seed, for a run that can be repeated [default: 1]
   --expect-zero-loss    exit 1 unless every expected delivery arrived and every client connected
@@ -85,9 +91,23 @@ impl Mode {
     }
 }
 
+/// Which server the simulated clients talk to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// Lines: a name to register, then chat lines.
+    Threadchat,
+    /// RESP: `SUBSCRIBE` to receive, `PUBLISH` to send.
+    Redis,
+}
+
+/// The one channel every Redis client subscribes to.
+const REDIS_CHANNEL: &str = "threadchat";
+
 #[derive(Debug)]
 struct Args {
     mode: Mode,
+    protocol: Protocol,
+    in_flight: usize,
     spawn: Option<String>,
     addr: Option<String>,
     pid: Option<u32>,
@@ -107,6 +127,8 @@ struct Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         mode: Mode::Fanout,
+        protocol: Protocol::Threadchat,
+        in_flight: 64,
         spawn: None,
         addr: None,
         pid: None,
@@ -140,6 +162,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     other => return Err(format!("--mode: unknown mode {other:?}")),
                 }
             }
+            "--protocol" => {
+                parsed.protocol = match args.next().as_deref() {
+                    Some("threadchat") => Protocol::Threadchat,
+                    Some("redis") => Protocol::Redis,
+                    other => return Err(format!("--protocol: unknown protocol {other:?}")),
+                }
+            }
+            "--in-flight" => parsed.in_flight = number(&flag, args.next())?,
             "--spawn" => parsed.spawn = Some(args.next().ok_or("--spawn needs a path")?),
             "--addr" => parsed.addr = Some(args.next().ok_or("--addr needs HOST:PORT")?),
             "--pid" => parsed.pid = Some(number(&flag, args.next())?),
@@ -162,6 +192,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     if parsed.spawn.is_some() == parsed.addr.is_some() {
         return Err("give exactly one of --spawn PATH and --addr HOST:PORT".into());
+    }
+    if parsed.protocol == Protocol::Redis
+        && (parsed.spawn.is_some() || matches!(parsed.mode, Mode::Users | Mode::Chaos))
+    {
+        return Err(
+            "--protocol redis needs --addr (and --pid), and fanout, saturate or capacity".into(),
+        );
+    }
+    if parsed.in_flight == 0 {
+        return Err("--in-flight must be at least 1".into());
     }
     if parsed.clients < 2 || parsed.senders == 0 || parsed.senders + parsed.slow >= parsed.clients {
         return Err("need --clients >= 2 and --senders + --slow < --clients".into());
@@ -371,6 +411,42 @@ fn proc_sample(pid: Option<u32>) -> Option<ProcSample> {
     })
 }
 
+/// Per thread role (the thread's name without its number: `reader-17` is
+/// `reader`): nanoseconds on a CPU (from `schedstat`, which is exact; the
+/// per-thread clock ticks in `stat` are sampled, and summed over a
+/// thousand briefly running threads they miss about half), and context
+/// switches, voluntary (the thread went to sleep) and not (it was
+/// preempted), summed over the role's threads. Threads that ended before the sample are not in it, so compare
+/// two samples taken while every client is connected.
+type RoleSample = HashMap<String, [u64; 3]>;
+
+fn role_sample(pid: Option<u32>) -> Option<RoleSample> {
+    let pid = pid?;
+    let mut roles = RoleSample::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for task in tasks.flatten() {
+        let read = |file: &str| std::fs::read_to_string(task.path().join(file));
+        let (Ok(comm), Ok(status), Ok(schedstat)) =
+            (read("comm"), read("status"), read("schedstat"))
+        else {
+            continue; // the thread ended meanwhile
+        };
+        let role = comm
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let first_number = |text: &str| text.split_whitespace().next()?.parse::<u64>().ok();
+        let switches = |key: &str| {
+            let value = status.lines().find_map(|line| line.strip_prefix(key));
+            value.and_then(first_number).unwrap_or(0)
+        };
+        let entry = roles.entry(role.to_string()).or_default();
+        entry[0] += first_number(&schedstat).unwrap_or(0);
+        entry[1] += switches("voluntary_ctxt_switches:");
+        entry[2] += switches("nonvoluntary_ctxt_switches:");
+    }
+    Some(roles)
+}
+
 // ---------------------------------------------------------------------------
 // The simulated clients.
 
@@ -416,6 +492,9 @@ struct Tally {
 }
 
 struct Swarm {
+    protocol: Protocol,
+    /// Clients `0..senders` send; with Redis they only publish.
+    senders: usize,
     poll: Poll,
     events: Events,
     clients: Vec<Client>,
@@ -426,8 +505,10 @@ struct Swarm {
 }
 
 impl Swarm {
-    fn new() -> io::Result<Swarm> {
+    fn new(protocol: Protocol, senders: usize) -> io::Result<Swarm> {
         Ok(Swarm {
+            protocol,
+            senders,
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
             clients: Vec::new(),
@@ -450,9 +531,17 @@ impl Swarm {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let name = format!("u{index}");
+        // The first thing each client says: its name; or, to Redis, a
+        // subscription (receivers) or a PING (publishers, which never
+        // subscribe: a subscribed RESP2 connection cannot publish).
+        let hello = match self.protocol {
+            Protocol::Threadchat => format!("{name}\n"),
+            Protocol::Redis if index < self.senders => "PING\r\n".to_string(),
+            Protocol::Redis => format!("SUBSCRIBE {REDIS_CHANNEL}\r\n"),
+        };
         self.clients.push(Client {
             stream,
-            outbox: format!("{name}\n").into_bytes(),
+            outbox: hello.into_bytes(),
             name,
             inbox: Vec::new(),
             connected: false,
@@ -468,8 +557,20 @@ impl Swarm {
         if client.closed {
             return;
         }
-        client.outbox.extend_from_slice(line.as_bytes());
-        client.outbox.push(b'\n');
+        match self.protocol {
+            Protocol::Threadchat => {
+                client.outbox.extend_from_slice(line.as_bytes());
+                client.outbox.push(b'\n');
+            }
+            Protocol::Redis => {
+                let command = format!(
+                    "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{REDIS_CHANNEL}\r\n${}\r\n{line}\r\n",
+                    REDIS_CHANNEL.len(),
+                    line.len()
+                );
+                client.outbox.extend_from_slice(command.as_bytes());
+            }
+        }
         flush(client);
     }
 
@@ -566,8 +667,15 @@ impl Swarm {
         let tally = &mut self.tally;
         let client = &mut self.clients[index];
         if !client.registered {
-            let welcome = format!("welcome {}", client.name);
-            if find(line, welcome.as_bytes()).is_some() {
+            let registered = match self.protocol {
+                Protocol::Threadchat => {
+                    find(line, format!("welcome {}", client.name).as_bytes()).is_some()
+                }
+                // A RESP reply arrives as several lines; these are the ones
+                // that end the reply to SUBSCRIBE and to PING.
+                Protocol::Redis => line.starts_with(b":1") || line.starts_with(b"+PONG"),
+            };
+            if registered {
                 client.registered = true;
                 tally.registered += 1;
             }
@@ -664,6 +772,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 struct Report {
     mode: Mode,
+    protocol: Protocol,
+    /// Per thread role: server CPU µs, voluntary and involuntary context
+    /// switches, each per delivery.
+    roles: Vec<(String, [f64; 3])>,
     clients: usize,
     senders: usize,
     slow: usize,
@@ -710,6 +822,7 @@ impl Report {
             let _ = writeln!(out, "{name:<28} {value}");
         };
         row("mode", self.mode.name().to_string());
+        row("protocol", format!("{:?}", self.protocol).to_lowercase());
         row(
             "clients",
             format!(
@@ -767,6 +880,12 @@ impl Report {
         if let Some(cpu) = self.cpu_us_per_delivery {
             row("server CPU per delivery", format!("{cpu:.2} µs"));
         }
+        for (role, [cpu_us, voluntary, preempted]) in &self.roles {
+            row(
+                &format!("  {role} threads"),
+                format!("{cpu_us:.2} µs, {voluntary:.2} sleeps, {preempted:.2} preemptions per delivery"),
+            );
+        }
         if let Some(idle) = self.idle {
             row(
                 "server idle RSS / threads",
@@ -791,6 +910,10 @@ impl Report {
     fn json(&self) -> String {
         let mut fields: Vec<(String, String)> = vec![
             ("mode".into(), format!("\"{}\"", self.mode.name())),
+            (
+                "protocol".into(),
+                format!("\"{:?}\"", self.protocol).to_lowercase(),
+            ),
             ("clients".into(), self.clients.to_string()),
             ("senders".into(), self.senders.to_string()),
             ("slow".into(), self.slow.to_string()),
@@ -823,6 +946,20 @@ impl Report {
         }
         if let Some(cpu) = self.cpu_us_per_delivery {
             fields.push(("cpu_us_per_delivery".into(), format!("{cpu:.3}")));
+        }
+        for (role, [cpu_us, voluntary, preempted]) in &self.roles {
+            fields.push((
+                format!("{role}_cpu_us_per_delivery"),
+                format!("{cpu_us:.3}"),
+            ));
+            fields.push((
+                format!("{role}_sleeps_per_delivery"),
+                format!("{voluntary:.3}"),
+            ));
+            fields.push((
+                format!("{role}_preempted_per_delivery"),
+                format!("{preempted:.3}"),
+            ));
         }
         if let Some(idle) = self.idle {
             fields.push(("idle_rss_kib".into(), idle.rss_kib.to_string()));
@@ -913,12 +1050,11 @@ fn send_numbered(swarm: &mut Swarm, sender: usize, seq: &mut [u64]) {
 fn run(args: &Args) -> io::Result<Report> {
     let mut server = attach(args)?;
     let baseline = proc_sample(server.pid);
-    let mut swarm = Swarm::new()?;
+    let mut swarm = Swarm::new(args.protocol, args.senders)?;
 
-    // Connect and register, at most this many at a time in progress, so
-    // that the server's listen backlog (128 by default) never overflows: a
-    // dropped SYN costs a one-second retransmission.
-    const IN_FLIGHT: usize = 64;
+    // Connect and register, at most --in-flight at a time in progress (a
+    // server that listens with std's backlog of 128 drops SYNs past it, and
+    // each dropped SYN costs a one-second retransmission).
     let started = Instant::now();
     // Registering N clients in one room costs the server N^2/2 join notices
     // (about five minutes for 10,000 on two cores), so the limit grows with
@@ -931,7 +1067,7 @@ fn run(args: &Args) -> io::Result<Report> {
             .iter()
             .filter(|c| !c.registered && !c.closed)
             .count();
-        for _ in in_progress..IN_FLIGHT {
+        for _ in in_progress..args.in_flight {
             if swarm.clients.len() == args.clients {
                 break;
             }
@@ -974,6 +1110,7 @@ fn run(args: &Args) -> io::Result<Report> {
     }
     swarm.tally.probe = args.clients - 1;
     let before = proc_sample(server.pid);
+    let roles_before = role_sample(server.pid);
     let mut sent: u64 = 0;
     let mut seq = vec![0u64; args.senders];
     let measure_start = Instant::now();
@@ -1024,8 +1161,14 @@ fn run(args: &Args) -> io::Result<Report> {
             }
         }
     }
-    // Every reading client but the sender itself should get every line.
-    let receivers = (swarm.tally.registered as u64).saturating_sub(args.slow as u64 + 1);
+    // Every reading client but the sender itself should get every line
+    // (with Redis, the senders only publish, so none of them gets it).
+    let not_receiving = match args.protocol {
+        Protocol::Threadchat => 1,
+        Protocol::Redis => args.senders,
+    };
+    let receivers =
+        (swarm.tally.registered as u64).saturating_sub((args.slow + not_receiving) as u64);
     let expected = sent * receivers;
     if matches!(args.mode, Mode::Fanout | Mode::Saturate) {
         // Drain: until everything expected arrived, or nothing more comes.
@@ -1038,6 +1181,7 @@ fn run(args: &Args) -> io::Result<Report> {
     }
     let measure_secs = measure_start.elapsed().as_secs_f64();
     let after = proc_sample(server.pid);
+    let roles_after = role_sample(server.pid);
     let dropped_later = swarm.tally.dropped_later;
     let cpu_us_per_delivery = match (before, after) {
         (Some(before), Some(after)) if swarm.tally.received > 0 => {
@@ -1070,6 +1214,21 @@ fn run(args: &Args) -> io::Result<Report> {
         None => None,
     };
 
+    // Per role, per delivery: CPU µs and context switches.
+    let mut roles: Vec<(String, [f64; 3])> = match (roles_before, roles_after) {
+        (Some(before), Some(after)) if swarm.tally.received > 0 => after
+            .iter()
+            .map(|(role, now)| {
+                let then = before.get(role).copied().unwrap_or_default();
+                let per =
+                    |i: usize| now[i].saturating_sub(then[i]) as f64 / swarm.tally.received as f64;
+                let cpu_us = per(0) / 1e3;
+                (role.clone(), [cpu_us, per(1), per(2)])
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    roles.sort_by(|a, b| b.1[0].total_cmp(&a.1[0]));
     let tally = &mut swarm.tally;
     let (mut first_us, mut spread_us): (Vec<u32>, Vec<u32>) = tally
         .arrivals_us
@@ -1078,6 +1237,8 @@ fn run(args: &Args) -> io::Result<Report> {
         .unzip();
     Ok(Report {
         mode: args.mode,
+        protocol: args.protocol,
+        roles,
         clients: args.clients,
         senders: args.senders,
         slow: args.slow,
