@@ -61,6 +61,14 @@ pub struct Config {
     /// How long an HTTP client has to send its request line and headers
     /// (408 after it; a slowloris is cut off here). Not a flag.
     pub http_head_timeout: Duration,
+    /// `redis://HOST:PORT`: be one chat with every other threadchat server
+    /// using this Redis (`--redis`; needs the `redis` cargo feature).
+    /// `None`, the default, for a server on its own.
+    pub redis: Option<String>,
+    /// With `--redis`: a server not heard from for this long is taken for
+    /// dead, and its users leave everyone's `/users` and rooms; a name it
+    /// held is free again after the same time.
+    pub redis_ttl: Duration,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
@@ -104,6 +112,8 @@ impl Default for Config {
             client_stack_bytes: CLIENT_STACK_BYTES,
             shutdown_grace: Duration::from_secs(2),
             http_head_timeout: Duration::from_secs(10),
+            redis: None,
+            redis_ttl: crate::cluster::DEFAULT_REDIS_TTL,
         }
     }
 }
@@ -139,6 +149,11 @@ Options:
   --rate-limit N/SECS     lines a client may send per SECS seconds, or off [default: 20/10]
   --name-timeout SECS     disconnect a connection that has not chosen a name [default: 60]
   --idle-timeout SECS     disconnect a client silent this long, 0 for never [default: 0]
+  --redis redis://HOST:PORT
+                          be one chat with every threadchat server on this Redis
+                          (needs a build with `--features redis`) [default: off]
+  --redis-ttl SECS        with --redis: a silent server's users leave, and its names
+                          are free, after this long (2 to 3600) [default: 10]
   -h, --help              print this help
   -V, --version           print the version
 
@@ -203,6 +218,13 @@ where
                     secs => Some(Duration::from_secs(secs as u64)),
                 }
             }
+            "--redis" => config.redis = Some(redis_url(&value()?)?),
+            "--redis-ttl" => {
+                config.redis_ttl = seconds(&flag, &value()?)?;
+                if !(2..=3600).contains(&config.redis_ttl.as_secs()) {
+                    return Err(format!("{flag}: expected 2 to 3600 seconds"));
+                }
+            }
             _ if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
@@ -217,6 +239,20 @@ fn check_addr(addr: &str) -> Result<String, String> {
             Ok(addr.to_string())
         }
         _ => Err(format!("expected HOST:PORT, got {addr:?}")),
+    }
+}
+
+/// `--redis`: refused at once by a build without the `redis` feature, so
+/// that nobody runs a server they believe is shared but is alone.
+fn redis_url(url: &str) -> Result<String, String> {
+    if !cfg!(feature = "redis") {
+        return Err("--redis: this threadchat was built without Redis support; \
+             build it with `cargo build --release --features redis`"
+            .into());
+    }
+    match url.strip_prefix("redis://") {
+        Some(rest) if !rest.is_empty() => Ok(url.to_string()),
+        _ => Err(format!("--redis: expected redis://HOST:PORT, got {url:?}")),
     }
 }
 
@@ -288,6 +324,21 @@ mod tests {
         match parse(args) {
             Ok(Invocation::Run(config)) => *config,
             other => panic!("expected a config from {args:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn redis_is_refused_by_a_build_without_it_and_checked_by_one_with_it() {
+        let result = parse(&["--redis", "redis://127.0.0.1:6379"]);
+        if cfg!(feature = "redis") {
+            let config = run_config(&["--redis", "redis://127.0.0.1:6379", "--redis-ttl", "3"]);
+            assert_eq!(config.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(config.redis_ttl, Duration::from_secs(3));
+            assert!(parse(&["--redis", "127.0.0.1:6379"]).is_err());
+            assert!(parse(&["--redis-ttl", "1"]).is_err());
+        } else {
+            let message = result.expect_err("a build without the feature must refuse --redis");
+            assert!(message.contains("--features redis"), "{message}");
         }
     }
 

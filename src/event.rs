@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+use crate::cluster::ClusterEvent;
 use crate::outbox::Outbox;
 use crate::shared::gauges::Histogram;
 use crate::socket::ClientSocket;
@@ -268,6 +269,10 @@ pub(crate) enum Event {
     Refused { id: ClientId, message: String },
     /// The reader has stopped; the last event a reader ever sends.
     Left { id: ClientId, reason: LeaveReason },
+    /// From the `redis-subscriber` or `redis-publisher` thread (`--redis`):
+    /// what another server said, or news of the link to Redis.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Cluster(ClusterEvent),
 }
 
 #[cfg(test)]

@@ -5,14 +5,20 @@
 //! same [`OutboundLine`]s that were fanned out (reference-counted), so
 //! recording a line costs one pointer copy, and replaying fifty lines to a
 //! newcomer costs fifty.
+//!
+//! With `--redis`, each line also carries its [`LineId`], so that a line
+//! read from Redis's copy of the history and heard again live is kept, and
+//! shown, once.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::mem;
 
+use crate::cluster::LineId;
 use crate::event::OutboundLine;
 
 #[derive(Debug)]
 pub(crate) struct History {
-    lines: VecDeque<OutboundLine>,
+    lines: VecDeque<(Option<LineId>, OutboundLine)>,
     /// At most this many lines are kept; 0 keeps none.
     limit: usize,
 }
@@ -28,19 +34,42 @@ impl History {
     }
 
     /// Keeps `line`, forgetting the oldest line if the buffer is full.
-    pub(crate) fn record(&mut self, line: OutboundLine) {
+    pub(crate) fn record(&mut self, id: Option<LineId>, line: OutboundLine) {
         if self.limit == 0 {
             return;
         }
         if self.lines.len() == self.limit {
             self.lines.pop_front();
         }
-        self.lines.push_back(line);
+        self.lines.push_back((id, line));
     }
 
     /// The kept lines, oldest first.
     pub(crate) fn lines(&self) -> impl ExactSizeIterator<Item = &OutboundLine> {
-        self.lines.iter()
+        self.lines.iter().map(|(_, line)| line)
+    }
+
+    /// Is the line with this id kept here?
+    pub(crate) fn contains(&self, id: LineId) -> bool {
+        self.lines.iter().any(|(kept, _)| *kept == Some(id))
+    }
+
+    /// Takes `shared` (Redis's copy, oldest first) as the history, followed
+    /// by the lines kept here that it lacks (said here while Redis could not
+    /// be reached), and keeps the last `limit` of them.
+    pub(crate) fn merge(&mut self, shared: Vec<(LineId, OutboundLine)>) {
+        let ids: HashSet<LineId> = shared.iter().map(|(id, _)| *id).collect();
+        let only_here = mem::take(&mut self.lines)
+            .into_iter()
+            .filter(|(id, _)| id.is_none_or(|id| !ids.contains(&id)));
+        let merged: Vec<_> = shared
+            .into_iter()
+            .map(|(id, line)| (Some(id), line))
+            .chain(only_here)
+            .collect();
+        for (id, line) in merged {
+            self.record(id, line);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -64,7 +93,7 @@ mod tests {
     fn keeps_the_last_lines_oldest_first() {
         let mut history = History::new(3);
         for n in 1..=5 {
-            history.record(OutboundLine::new(&n.to_string()));
+            history.record(None, OutboundLine::new(&n.to_string()));
         }
         assert_eq!(texts(&history), vec!["3", "4", "5"]);
         assert_eq!(history.len(), 3);
@@ -73,14 +102,35 @@ mod tests {
     #[test]
     fn fewer_lines_than_the_limit_are_all_kept() {
         let mut history = History::new(50);
-        history.record(OutboundLine::new("only"));
+        history.record(None, OutboundLine::new("only"));
         assert_eq!(texts(&history), vec!["only"]);
     }
 
     #[test]
     fn a_limit_of_zero_keeps_nothing() {
         let mut history = History::new(0);
-        history.record(OutboundLine::new("gone"));
+        history.record(None, OutboundLine::new("gone"));
         assert!(history.is_empty());
+    }
+
+    #[test]
+    fn a_merge_puts_the_shared_copy_first_and_keeps_each_line_once() {
+        use crate::cluster::ServerId;
+        let id = |server, seq| LineId {
+            server: ServerId(server),
+            seq,
+        };
+        let mut history = History::new(4);
+        history.record(Some(id(1, 1)), OutboundLine::new("mine, published"));
+        history.record(None, OutboundLine::new("said while Redis was down"));
+        history.merge(vec![
+            (id(2, 7), OutboundLine::new("theirs")),
+            (id(1, 1), OutboundLine::new("mine, published")),
+        ]);
+        assert_eq!(
+            texts(&history),
+            ["theirs", "mine, published", "said while Redis was down"]
+        );
+        assert!(history.contains(id(2, 7)) && !history.contains(id(2, 8)));
     }
 }

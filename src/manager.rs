@@ -8,6 +8,9 @@
 //! list users) and releases names in it; it adds its counts to the stats
 //! once per event.
 //!
+//! With `--redis` it also tells the other servers what happens here and
+//! hears what happens there: that half is in [`remote`].
+//!
 //! It never blocks on a client: [`Outbox::deliver`] only ever `try_send`s,
 //! and a line that does not fit is dropped for that client alone and
 //! counted. One slow client can therefore never slow the room down. The only
@@ -25,6 +28,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{select, tick, Receiver};
 
+use crate::cluster::Body;
 use crate::event::{ClientId, Event, LeaveReason, OutboundLine};
 use crate::names::NAME_RULE;
 use crate::outbox::{Delivery, Outbox};
@@ -34,8 +38,22 @@ use crate::rooms::{Rooms, LOBBY};
 use crate::shared::{ManagerView, Shared, Tally};
 use crate::shutdown::ShutdownSignal;
 
-pub(crate) fn run(shared: Arc<Shared>, events_rx: Receiver<Event>, shutdown: ShutdownSignal) {
+// Without the `redis` feature no `ClusterLink` is ever made (see lib.rs).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+mod remote;
+pub(crate) use remote::ClusterLink;
+use remote::Remote;
+
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    events_rx: Receiver<Event>,
+    cluster: Option<ClusterLink>,
+    shutdown: ShutdownSignal,
+) {
     let mut manager = Manager::new(shared);
+    if let Some(link) = cluster {
+        manager.join_cluster(link);
+    }
     // Once a second, what only the manager knows goes to the live view.
     let report = tick(REPORT_EVERY);
     loop {
@@ -120,6 +138,8 @@ pub(crate) struct Manager {
     /// otherwise keep the manager busy for seconds, and every reader waits
     /// for the manager.
     users_reply: Option<OutboundLine>,
+    /// With `--redis`: the other servers, and the way to them.
+    remote: Option<Remote>,
 }
 
 impl Manager {
@@ -129,8 +149,15 @@ impl Manager {
             rooms: Rooms::new(shared.config.history),
             tally: Tally::default(),
             users_reply: None,
+            remote: None,
             shared,
         }
+    }
+
+    /// From now on, tell the other servers what happens here (`--redis`).
+    pub(crate) fn join_cluster(&mut self, link: ClusterLink) {
+        self.rooms.keep_empty_rooms();
+        self.remote = Some(Remote::new(link));
     }
 
     /// Handles one event. A bug that panics while handling it loses that
@@ -172,6 +199,7 @@ impl Manager {
             Event::Help { id } => self.show_help(id),
             Event::Refused { id, message } => self.on_refused(id, &message),
             Event::Left { id, reason } => self.on_left(id, reason),
+            Event::Cluster(event) => self.on_cluster(event),
         }
     }
 
@@ -197,9 +225,14 @@ impl Manager {
         log::info!("{name} joined ({id}, {})", member.peer);
         member.name = Some(name.clone());
         self.users_reply = None;
-        let online = self.shared.clients.len();
+        let online = self.shared.clients.len() + self.users_elsewhere().len();
         self.enter_room(id, &name, LOBBY, |room, _| {
             format!("welcome {name}! you are in {room}; {online} online. /help lists the commands")
+        });
+        self.tell_if_unreachable(id);
+        self.tell_cluster(Body::In {
+            name,
+            room: LOBBY.to_string(),
         });
     }
 
@@ -218,9 +251,13 @@ impl Manager {
         // recipients (`send_to_room_except`) and the room still exists.
         self.announce_presence(id, &format!("{name} left"));
         log::debug!("{name} ({id}) goes to {room}");
+        let elsewhere = self.room_members_elsewhere(room).len();
         self.enter_room(id, &name, room, |room, members| {
-            format!("you joined #{room}; {members} here")
+            format!("you joined #{room}; {} here", members + elsewhere)
         });
+        if let Some(room) = self.rooms.room_of(id).map(str::to_string) {
+            self.tell_cluster(Body::In { name, room });
+        }
     }
 
     /// Puts `id` in `room` and tells it, in this order: the `greeting` (made
@@ -267,7 +304,11 @@ impl Manager {
     /// filling up would cost N²/2 of them: 50 million for 10,000 clients,
     /// minutes of the server's time (docs/BENCHMARKS.md).
     fn announce_presence(&mut self, id: ClientId, text: &str) {
-        let others = self.rooms.size_of_room_of(id).saturating_sub(1);
+        let elsewhere = match self.rooms.room_of(id) {
+            Some(room) if self.remote.is_some() => self.room_members_elsewhere(room).len(),
+            _ => 0,
+        };
+        let others = self.rooms.size_of_room_of(id).saturating_sub(1) + elsewhere;
         if others > self.shared.config.announce_up_to {
             return;
         }
@@ -275,16 +316,19 @@ impl Manager {
     }
 
     /// A chat line or an action: formatted once, sent to the rest of the
-    /// sender's room, and kept in the room's history.
+    /// sender's room (here, and on the other servers), and kept in the
+    /// room's history.
     fn say_in_room(&mut self, id: ClientId, format: impl FnOnce(&str, &str) -> String) {
         self.tally.messages_in += 1;
         let Some((room, name)) = self.room_and_name(id) else {
             return;
         };
-        let line = OutboundLine::timed(&format(room, name), &self.shared.gauges.fanout);
+        let (room, text) = (room.to_string(), format(room, name));
+        let line = OutboundLine::timed(&text, &self.shared.gauges.fanout);
         self.send_to_room_except(id, &line);
         line.fan_out_done();
-        self.rooms.record(id, line);
+        let line_id = self.publish_said(id, &room, &text);
+        self.rooms.record(id, line_id, line);
     }
 
     fn on_renamed(&mut self, id: ClientId, old: String, new: String) {
@@ -301,6 +345,11 @@ impl Manager {
         self.reply(id, &protocol::notice(&format!("you are now {new}")));
         let renamed = protocol::notice(&format!("{old} is now known as {new}"));
         self.send_to_room_except(id, &OutboundLine::new(&renamed));
+        self.tell_cluster(Body::Renamed {
+            old: old.clone(),
+            new,
+        });
+        self.release_in_cluster(vec![old]);
     }
 
     fn on_whisper(&mut self, id: ClientId, to: &str, text: &str) {
@@ -323,6 +372,7 @@ impl Manager {
                 self.reply(target, &protocol::whisper_received(&from, text));
                 self.reply(id, &protocol::whisper_sent(&target_name, text));
             }
+            None if self.whisper_elsewhere(id, &from, to, text) => {}
             _ => self.reply(
                 id,
                 &protocol::error(&format!(
@@ -334,19 +384,39 @@ impl Manager {
     }
 
     fn list_users(&mut self, id: ClientId) {
-        let reply = self.users_reply.get_or_insert_with(|| {
-            let names = self.shared.clients.names();
+        if self.users_reply.is_none() {
+            let mut names = self.shared.clients.names();
+            names.extend(self.users_elsewhere());
+            names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
             let line = format!("online ({}): {}", names.len(), names.join(", "));
-            OutboundLine::new(&protocol::notice(&line))
-        });
+            self.users_reply = Some(OutboundLine::new(&protocol::notice(&line)));
+        }
+        let Some(reply) = &self.users_reply else {
+            return;
+        };
         let reply = reply.clone();
         if let Some(member) = self.members.get_mut(&id) {
             member.send(reply, &mut self.tally);
         }
     }
 
+    /// Every room with its members on every server; a room with nobody
+    /// in it anywhere is not listed, but the lobby always is.
     fn list_rooms(&mut self, id: ClientId) {
-        let rooms = self.rooms.list();
+        let mut rooms: Vec<(String, usize)> = self
+            .rooms
+            .list()
+            .into_iter()
+            .map(|(name, members)| (name.to_string(), members))
+            .collect();
+        for (name, members) in &mut rooms {
+            *members += self.room_members_elsewhere(name).len();
+        }
+        for name in self.rooms_only_elsewhere() {
+            let members = self.room_members_elsewhere(&name).len();
+            rooms.push((name, members));
+        }
+        rooms.retain(|(name, members)| *members > 0 || name == LOBBY);
         let listed: Vec<String> = rooms
             .iter()
             .map(|(name, members)| format!("{name} ({members})"))
@@ -359,10 +429,12 @@ impl Manager {
         let Some(room) = self.rooms.room_of(id) else {
             return;
         };
+        let elsewhere = self.room_members_elsewhere(room);
         let mut names: Vec<&str> = self
             .rooms
             .roommates(id)
             .filter_map(|mate| self.name_of(mate))
+            .chain(elsewhere.iter().map(String::as_str))
             .collect();
         names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
         let line = format!("in #{room} ({}): {}", names.len(), names.join(", "));
@@ -374,12 +446,13 @@ impl Manager {
     fn show_stats(&mut self, id: ClientId) {
         let (clients, stats) = (self.shared.clients.lock_use(), self.shared.stats.lock_use());
         let line = format!(
-            "stats: {}; locks: clients {} taken, {} waited; stats {} taken, {} waited",
+            "stats: {}; locks: clients {} taken, {} waited; stats {} taken, {} waited{}",
             self.shared.snapshot(),
             clients.acquisitions,
             clients.contended,
             stats.acquisitions,
-            stats.contended
+            stats.contended,
+            self.cluster_stats().unwrap_or_default()
         );
         self.reply(id, &protocol::notice(&line));
     }
@@ -412,6 +485,8 @@ impl Manager {
                 self.announce_presence(id, &format!("{name} left"));
                 self.rooms.leave(id);
                 self.shared.clients.release(name, id);
+                self.tell_cluster(Body::Left { name: name.clone() });
+                self.release_in_cluster(vec![name.clone()]);
             }
             None => log::debug!("{id} left before choosing a name: {reason}"),
         }
@@ -453,7 +528,7 @@ impl Manager {
 
     /// The rooms, and the clients with the most bytes waiting, for the live
     /// view. One pass over the clients, once a second.
-    fn publish(&self) {
+    fn publish(&mut self) {
         let mut deepest: Vec<(String, usize)> = self
             .members
             .iter()
@@ -468,6 +543,7 @@ impl Manager {
         deepest.sort_unstable_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
         deepest.truncate(DEEPEST_SHOWN);
         let rooms = self.rooms.list().len();
+        self.expire_servers();
         self.shared.stats.publish(ManagerView {
             rooms,
             deepest_backlogs: deepest,
@@ -477,14 +553,17 @@ impl Manager {
     /// At shutdown: a last line to everyone, then every queue is dropped.
     pub(crate) fn say_goodbye_to_everyone(&mut self) {
         let goodbye = OutboundLine::new(&protocol::notice("server shutting down"));
+        let mut names = Vec::new();
         for (id, member) in &mut self.members {
             member.send(goodbye.clone(), &mut self.tally);
             // Nobody is online once the server has stopped: the final stats
             // line must not count them.
             if let Some(name) = &member.name {
                 self.shared.clients.release(name, *id);
+                names.push(name.clone());
             }
         }
+        self.leave_cluster(names);
         log::info!(
             "told {} connections the server is shutting down",
             self.members.len()

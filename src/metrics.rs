@@ -21,25 +21,32 @@ pub(crate) struct Live {
     fanout: HistogramSnapshot,
     /// (lock, how it has been used).
     locks: [(&'static str, LockUse); 2],
+    /// Running with `--redis`.
+    cluster: bool,
 }
 
 impl Live {
     pub(crate) fn gather(shared: &Shared) -> Live {
         let gauges = &shared.gauges;
         let web = usize::from(shared.config.http.is_some());
+        let cluster = shared.config.redis.is_some();
+        let mut threads = vec![
+            ("main", 1),
+            ("acceptor", 1),
+            ("manager", 1),
+            ("monitor", 1),
+            ("http_acceptor", web),
+            ("reader", gauges.threads(Role::Reader)),
+            ("writer", gauges.threads(Role::Writer)),
+            ("http", gauges.threads(Role::Http)),
+        ];
+        if cluster {
+            threads.extend([("redis_publisher", 1), ("redis_subscriber", 1)]);
+        }
         Live {
             stats: shared.snapshot(),
             view: shared.stats.manager_view(),
-            threads: vec![
-                ("main", 1),
-                ("acceptor", 1),
-                ("manager", 1),
-                ("monitor", 1),
-                ("http_acceptor", web),
-                ("reader", gauges.threads(Role::Reader)),
-                ("writer", gauges.threads(Role::Writer)),
-                ("http", gauges.threads(Role::Http)),
-            ],
+            threads,
             events_depth: gauges
                 .events_depth
                 .load(std::sync::atomic::Ordering::Relaxed),
@@ -48,6 +55,7 @@ impl Live {
                 ("clients", shared.clients.lock_use()),
                 ("stats", shared.stats.lock_use()),
             ],
+            cluster,
         }
     }
 }
@@ -80,7 +88,13 @@ fn prometheus_text(live: &Live) -> String {
         ("rooms", "gauge", "Rooms that exist now.", live.view.rooms.to_string()),
         ("events_queue_depth", "gauge", "Events waiting for the manager thread.", live.events_depth.to_string()),
     ];
-    for (name, kind, help, value) in scalars {
+    #[rustfmt::skip]
+    let cluster = [
+        ("cluster_received_total", "counter", "With --redis: messages from other servers handled.", s.cluster_received.to_string()),
+        ("cluster_unpublished_total", "counter", "With --redis: messages for other servers that never reached Redis (queue full, or Redis down).", s.cluster_unpublished.to_string()),
+    ];
+    let cluster = if live.cluster { &cluster[..] } else { &[] };
+    for (name, kind, help, value) in scalars.iter().chain(cluster) {
         let _ = write!(
             out,
             "# HELP threadchat_{name} {help}\n# TYPE threadchat_{name} {kind}\nthreadchat_{name} {value}\n"

@@ -5,8 +5,10 @@
 //! [`Event`] and sends it to the manager over the shared events channel
 //! (`events_tx`); it never writes to a client's queue. It writes one thing
 //! that is shared: it claims names in the client directory (the `RwLock`),
-//! because a claim must be decided the moment it is asked for. Releasing
-//! names is the manager's job.
+//! because a claim must be decided the moment it is asked for; with
+//! `--redis` it also claims the name in Redis, waiting for the answer, so
+//! that no two servers hand out one name. Releasing names is the manager's
+//! job.
 //!
 //! When the client goes (`/quit`, end of file, an error, or the writer
 //! shutting the socket down), the reader sends `Event::Left`, waits for its
@@ -32,7 +34,7 @@ use crate::protocol::{self, Command, ParseError, WrongProtocol};
 use crate::rate_limit::{FloodGuard, Verdict};
 use crate::rooms::LOBBY;
 use crate::shared::gauges::Role;
-use crate::shared::{ClientDirectory, Shared};
+use crate::shared::{ClaimRefused, ClientDirectory, Shared};
 use crate::socket::{self, ClientSocket, BUSY};
 use crate::websocket::{Control, FrameReader};
 use crate::writer::{self, Framing};
@@ -420,8 +422,8 @@ impl<'a> Session<'a> {
         if let Err(error) = names::validate(name) {
             return self.refuse(error.to_string());
         }
-        if self.directory.claim(name, self.id).is_err() {
-            return self.refuse(format!("name \"{name}\" is taken, choose another"));
+        if let Err(refusal) = self.claim(name) {
+            return self.refuse(refusal);
         }
         self.name = Some(name.to_string());
         let step = self.send(Event::Registered {
@@ -445,8 +447,8 @@ impl<'a> Session<'a> {
         if let Err(error) = names::validate(&new) {
             return self.refuse(error.to_string());
         }
-        if self.directory.claim(&new, self.id).is_err() {
-            return self.refuse(format!("name \"{new}\" is taken, choose another"));
+        if let Err(refusal) = self.claim(&new) {
+            return self.refuse(refusal);
         }
         self.name = Some(new.clone());
         // The old name stays claimed until the manager has announced the
@@ -456,6 +458,27 @@ impl<'a> Session<'a> {
             old,
             new,
         })
+    }
+
+    /// Claims `name` here, then (with `--redis`) on every server; the
+    /// refusal to send back if either says no.
+    fn claim(&self, name: &str) -> Result<(), String> {
+        let taken = || format!("name \"{name}\" is taken, choose another");
+        if self.directory.claim(name, self.id).is_err() {
+            return Err(taken());
+        }
+        let Some(elsewhere) = &self.shared.names_elsewhere else {
+            return Ok(());
+        };
+        let refusal = match elsewhere.claim(name) {
+            Ok(()) => return Ok(()),
+            Err(ClaimRefused::Taken) => taken(),
+            Err(ClaimRefused::Unreachable) => format!(
+                "cannot check \"{name}\" with the other servers (Redis is unreachable); try again soon"
+            ),
+        };
+        self.directory.release(name, self.id);
+        Err(refusal)
     }
 
     fn refuse(&self, message: String) -> Step {

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::cluster::LineId;
 use crate::event::{ClientId, OutboundLine};
 use crate::history::History;
 use crate::names;
@@ -44,6 +45,9 @@ pub(crate) struct Rooms {
     room_of: HashMap<ClientId, String>,
     /// How many lines each room keeps (`--history`).
     history_limit: usize,
+    /// With `--redis`, a room's history outlives its last member here: the
+    /// room goes on on other servers, and a newcomer here gets its history.
+    keep_empty_rooms: bool,
 }
 
 impl Rooms {
@@ -54,11 +58,18 @@ impl Rooms {
             by_key: HashMap::new(),
             room_of: HashMap::new(),
             history_limit,
+            keep_empty_rooms: false,
         };
         rooms
             .by_key
             .insert(names::key(LOBBY), rooms.new_room(LOBBY));
         rooms
+    }
+
+    /// Rooms stay, with their history, when their last member here leaves
+    /// (`--redis`).
+    pub(crate) fn keep_empty_rooms(&mut self) {
+        self.keep_empty_rooms = true;
     }
 
     fn new_room(&self, name: &str) -> Room {
@@ -101,10 +112,15 @@ impl Rooms {
         let key = self.room_of.remove(&id)?;
         let room = self.by_key.get_mut(&key)?;
         room.members.remove(&id);
-        if room.members.is_empty() && key != LOBBY {
+        if room.members.is_empty() && key != LOBBY && !self.keep_empty_rooms {
             return self.by_key.remove(&key).map(|room| room.name);
         }
         Some(room.name.clone())
+    }
+
+    /// Does the room called `name` exist here?
+    pub(crate) fn exists(&self, name: &str) -> bool {
+        self.by_key.contains_key(&names::key(name))
     }
 
     /// Is `id` in the room called `name` (compared ignoring case)?
@@ -134,13 +150,36 @@ impl Rooms {
     }
 
     /// Keeps `line` in the history of `id`'s room.
-    pub(crate) fn record(&mut self, id: ClientId, line: OutboundLine) {
+    pub(crate) fn record(&mut self, id: ClientId, line_id: Option<LineId>, line: OutboundLine) {
         let Some(key) = self.room_of.get(&id) else {
             return;
         };
         if let Some(room) = self.by_key.get_mut(key) {
-            room.history.record(line);
+            room.history.record(line_id, line);
         }
+    }
+
+    /// The members here of the room called `name`, if it exists here.
+    pub(crate) fn members_of(&self, name: &str) -> impl Iterator<Item = ClientId> + '_ {
+        self.by_key
+            .get(&names::key(name))
+            .into_iter()
+            .flat_map(|room| room.members.iter().copied())
+    }
+
+    /// The history of the room called `name`, the room created (empty of
+    /// members) if it does not exist here: for lines said on other servers.
+    pub(crate) fn history_of(&mut self, name: &str) -> &mut History {
+        let key = names::key(name);
+        if !self.by_key.contains_key(&key) {
+            let room = self.new_room(name);
+            self.by_key.insert(key.clone(), room);
+        }
+        let room = self
+            .by_key
+            .get_mut(&key)
+            .expect("the room was found or created just above");
+        &mut room.history
     }
 
     /// Every room with its member count: the lobby first, then the others
@@ -237,9 +276,9 @@ mod tests {
         rooms.enter(ClientId(1), "rust");
         rooms.enter(ClientId(2), LOBBY);
         for n in 1..=3 {
-            rooms.record(ClientId(1), OutboundLine::new(&format!("rust {n}")));
+            rooms.record(ClientId(1), None, OutboundLine::new(&format!("rust {n}")));
         }
-        rooms.record(ClientId(2), OutboundLine::new("lobby 1"));
+        rooms.record(ClientId(2), None, OutboundLine::new("lobby 1"));
         assert_eq!(
             history_of(&mut rooms, ClientId(3), "rust"),
             vec!["rust 2", "rust 3"]

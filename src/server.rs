@@ -26,6 +26,9 @@ use crate::shared::{Shared, StatsSnapshot};
 use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
 use crate::{acceptor, manager, monitor, os_limits, socket, web};
 
+mod cluster;
+use cluster::Cluster;
+
 /// Capacity of the channel from all readers to the manager. When the manager
 /// falls behind, readers block on `send`, stop reading their sockets, and TCP
 /// flow control slows the clients down: backpressure instead of a queue that
@@ -67,7 +70,10 @@ impl Server {
             log::info!("web page at http://{web_addr}/");
         }
 
-        let shared = Arc::new(Shared::new(config));
+        let cluster = Cluster::prepare(&config)?;
+        let mut shared = Shared::new(config);
+        shared.names_elsewhere = cluster.names_elsewhere();
+        let shared = Arc::new(shared);
         let (shutdown_trigger, shutdown_signal) = shutdown::channel();
         let (events_tx, events_rx) = bounded(EVENT_QUEUE_CAPACITY);
         let mut handle = ServerHandle {
@@ -84,6 +90,7 @@ impl Server {
             events_tx,
             events_rx,
             shutdown_signal,
+            cluster,
         };
         // If a thread cannot be started, `start_threads` has returned, so
         // every channel end and the listener it was given are dropped: the
@@ -102,6 +109,7 @@ struct Parts {
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
     shutdown_signal: ShutdownSignal,
+    cluster: Cluster,
 }
 
 /// Why [`Server::start`] failed.
@@ -114,6 +122,9 @@ pub enum StartError {
         thread: &'static str,
         source: io::Error,
     },
+    /// `--redis` was given, but its URL cannot be used, or this build has
+    /// no Redis support (the `redis` cargo feature).
+    Redis(String),
 }
 
 impl fmt::Display for StartError {
@@ -125,6 +136,7 @@ impl fmt::Display for StartError {
             StartError::Spawn { thread, source } => {
                 write!(f, "cannot start the {thread} thread: {source}")
             }
+            StartError::Redis(reason) => write!(f, "--redis: {reason}"),
         }
     }
 }
@@ -203,8 +215,9 @@ impl ServerHandle {
     }
 
     /// Starts the long-lived threads in the order they are joined at
-    /// shutdown: manager, then the web door's acceptor (if `--http`), the
-    /// chat acceptor, the monitor.
+    /// shutdown: manager, then (with `--redis`) the `redis-publisher` and
+    /// `redis-subscriber`, the web door's acceptor (if `--http`), the chat
+    /// acceptor, the monitor.
     fn start_threads(&mut self, parts: Parts) -> Result<(), StartError> {
         let Parts {
             listener,
@@ -213,11 +226,18 @@ impl ServerHandle {
             events_tx,
             events_rx,
             shutdown_signal,
+            cluster,
         } = parts;
+        let (link, redis_threads) = cluster.split(&shared, &events_tx, &shutdown_signal);
         self.spawn("manager", {
             let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
-            move || manager::run(shared, events_rx, shutdown)
+            move || manager::run(shared, events_rx, link, shutdown)
         })?;
+        // After the manager, before the acceptors: the publisher finishes
+        // once the manager has let go of its queue (with a goodbye in it).
+        for (name, body) in redis_threads {
+            self.spawn(name, body)?;
+        }
         if let Some(web_listener) = web_listener {
             self.spawn("http-acceptor", {
                 let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());

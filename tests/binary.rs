@@ -64,6 +64,41 @@ fn a_bad_flag_or_value_exits_2_with_one_clear_line_and_the_usage() {
     }
 }
 
+/// A build without the `redis` feature must not start alone when asked to
+/// be part of a cluster: the user would believe the servers are one chat.
+#[cfg(not(feature = "redis"))]
+#[test]
+fn redis_asked_of_a_build_without_it_exits_2_saying_how_to_build_it() {
+    let output = threadchat(&["--redis", "redis://127.0.0.1:6379"])
+        .output()
+        .expect("run threadchat");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.lines().next(),
+        Some(
+            "error: --redis: this threadchat was built without Redis support; \
+             build it with `cargo build --release --features redis`"
+        ),
+        "{stderr}"
+    );
+}
+
+/// With the feature, a URL that is not one is refused the same way.
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_url_that_is_not_one_exits_2() {
+    let output = threadchat(&["--redis", "127.0.0.1:6379"])
+        .output()
+        .expect("run threadchat");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: --redis: expected redis://HOST:PORT"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_address_in_use_exits_1_with_one_clear_line() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");

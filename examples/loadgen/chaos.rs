@@ -641,7 +641,7 @@ fn run(args: &Args) -> io::Result<Report> {
     let server = attach(args)?;
     let mut chaos = Chaos {
         poll: Poll::new()?,
-        addr: server.addr,
+        addr: server.addrs[0],
         sims: (0..args.clients).map(|_| Sim::new()).collect(),
         rng: Rng(args.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
         counts: Counts::default(),
@@ -677,10 +677,10 @@ fn run(args: &Args) -> io::Result<Report> {
     while started.elapsed() < args.duration {
         chaos.pump(&mut events)?;
         if baseline.is_none() && started.elapsed() >= warm_at {
-            baseline = proc_sample(server.pid);
+            baseline = proc_sample(&server.pids);
         }
         if started.elapsed() >= next_trace {
-            if let Some(sample) = proc_sample(server.pid) {
+            if let Some(sample) = proc_sample(&server.pids) {
                 rss_trace.push((next_trace.as_secs(), sample.rss_kib));
             }
             next_trace += RSS_TRACE_EVERY;
@@ -708,7 +708,7 @@ fn run(args: &Args) -> io::Result<Report> {
 
     // What the server says, from one client's `/stats`.
     let (online, connections) = ask_stats(&mut chaos, &mut events)?;
-    let end = proc_sample(server.pid);
+    let end = proc_sample(&server.pids);
     Ok(Report {
         clients,
         seconds,

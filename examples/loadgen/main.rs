@@ -47,7 +47,12 @@ Target (one of):
                         --max-per-addr 0 and --max-clients above --clients: every simulated
                         client comes from 127.0.0.1), measure it from /proc, and at the end
                         time its shutdown (SIGTERM) with every client still connected
-  --addr HOST:PORT      an already running server; add --pid PID for /proc figures
+  --addr HOST:PORT      an already running server; add --pid PID for /proc figures.
+                        Repeat --addr to spread the clients over several servers (one
+                        chat through Redis, `--redis`): client i goes to the (i mod N)-th,
+                        and latencies between clients on different servers are reported
+                        apart. Repeat --pid too (the servers', and redis-server's): CPU
+                        is summed over all, and each thread role is shown
 
 Options:
   --clients N           simulated clients [default: 100]
@@ -109,8 +114,8 @@ struct Args {
     protocol: Protocol,
     in_flight: usize,
     spawn: Option<String>,
-    addr: Option<String>,
-    pid: Option<u32>,
+    addrs: Vec<String>,
+    pids: Vec<u32>,
     clients: usize,
     senders: usize,
     rate: f64,
@@ -130,8 +135,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         protocol: Protocol::Threadchat,
         in_flight: 64,
         spawn: None,
-        addr: None,
-        pid: None,
+        addrs: Vec::new(),
+        pids: Vec::new(),
         clients: 100,
         senders: 10,
         rate: 100.0,
@@ -171,8 +176,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--in-flight" => parsed.in_flight = number(&flag, args.next())?,
             "--spawn" => parsed.spawn = Some(args.next().ok_or("--spawn needs a path")?),
-            "--addr" => parsed.addr = Some(args.next().ok_or("--addr needs HOST:PORT")?),
-            "--pid" => parsed.pid = Some(number(&flag, args.next())?),
+            "--addr" => parsed
+                .addrs
+                .push(args.next().ok_or("--addr needs HOST:PORT")?),
+            "--pid" => parsed.pids.push(number(&flag, args.next())?),
             "--clients" => parsed.clients = number(&flag, args.next())?,
             "--senders" => parsed.senders = number(&flag, args.next())?,
             "--rate" => parsed.rate = number(&flag, args.next())?,
@@ -190,7 +197,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if parsed.spawn.is_some() == parsed.addr.is_some() {
+    if parsed.spawn.is_some() == !parsed.addrs.is_empty() {
         return Err("give exactly one of --spawn PATH and --addr HOST:PORT".into());
     }
     if parsed.protocol == Protocol::Redis
@@ -198,6 +205,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     {
         return Err(
             "--protocol redis needs --addr (and --pid), and fanout, saturate or capacity".into(),
+        );
+    }
+    if parsed.addrs.len() > 1
+        && (parsed.protocol == Protocol::Redis || matches!(parsed.mode, Mode::Users | Mode::Chaos))
+    {
+        return Err(
+            "several --addr: only for threadchat servers, in fanout, saturate or capacity".into(),
         );
     }
     if parsed.in_flight == 0 {
@@ -273,8 +287,10 @@ fn main() -> ExitCode {
 // The server under test, and what /proc says about it.
 
 struct Server {
-    addr: SocketAddr,
-    pid: Option<u32>,
+    /// Usually one; several with `--addr` repeated.
+    addrs: Vec<SocketAddr>,
+    /// Every process whose /proc figures count (`--pid`, repeatable).
+    pids: Vec<u32>,
     child: Option<Child>,
 }
 
@@ -315,13 +331,19 @@ fn kill_spawned_server_on_signal() {
 }
 
 fn attach(args: &Args) -> io::Result<Server> {
-    if let Some(addr) = &args.addr {
-        let addr = addr
-            .parse()
-            .map_err(|_| io::Error::new(ErrorKind::InvalidInput, format!("bad --addr {addr}")))?;
+    if !args.addrs.is_empty() {
+        let addrs = args
+            .addrs
+            .iter()
+            .map(|addr| {
+                addr.parse().map_err(|_| {
+                    io::Error::new(ErrorKind::InvalidInput, format!("bad --addr {addr}"))
+                })
+            })
+            .collect::<io::Result<_>>()?;
         return Ok(Server {
-            addr,
-            pid: args.pid,
+            addrs,
+            pids: args.pids.clone(),
             child: None,
         });
     }
@@ -352,8 +374,8 @@ fn attach(args: &Args) -> io::Result<Server> {
     let stderr = child.stderr.take().expect("stderr is piped");
     // From here on, `Server`'s `Drop` kills the child on every way out.
     let mut server = Server {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        pid: Some(child.id()),
+        addrs: Vec::new(),
+        pids: vec![child.id()],
         child: Some(child),
     };
     let (found, address) = mpsc::channel();
@@ -370,9 +392,10 @@ fn attach(args: &Args) -> io::Result<Server> {
     let addr = address
         .recv_timeout(Duration::from_secs(20))
         .map_err(|_| io::Error::other("the server did not say where it listens"))?;
-    server.addr = addr
+    let addr = addr
         .parse()
         .map_err(|_| io::Error::other(format!("bad address in the log: {addr}")))?;
+    server.addrs.push(addr);
     Ok(server)
 }
 
@@ -388,8 +411,23 @@ struct ProcSample {
 /// this runs on (`getconf CLK_TCK`).
 const CLOCK_TICKS: u64 = 100;
 
-fn proc_sample(pid: Option<u32>) -> Option<ProcSample> {
-    let pid = pid?;
+/// The figures of every process in `pids`, added up; `None` if there are
+/// none, or one cannot be read.
+fn proc_sample(pids: &[u32]) -> Option<ProcSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut total = ProcSample::default();
+    for pid in pids {
+        let one = proc_sample_of(*pid)?;
+        total.cpu += one.cpu;
+        total.rss_kib += one.rss_kib;
+        total.threads += one.threads;
+    }
+    Some(total)
+}
+
+fn proc_sample_of(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -420,9 +458,18 @@ fn proc_sample(pid: Option<u32>) -> Option<ProcSample> {
 /// two samples taken while every client is connected.
 type RoleSample = HashMap<String, [u64; 3]>;
 
-fn role_sample(pid: Option<u32>) -> Option<RoleSample> {
-    let pid = pid?;
+fn role_sample(pids: &[u32]) -> Option<RoleSample> {
+    if pids.is_empty() {
+        return None;
+    }
     let mut roles = RoleSample::new();
+    for pid in pids {
+        add_roles(*pid, &mut roles)?;
+    }
+    Some(roles)
+}
+
+fn add_roles(pid: u32, roles: &mut RoleSample) -> Option<()> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     for task in tasks.flatten() {
         let read = |file: &str| std::fs::read_to_string(task.path().join(file));
@@ -444,7 +491,7 @@ fn role_sample(pid: Option<u32>) -> Option<RoleSample> {
         entry[1] += switches("voluntary_ctxt_switches:");
         entry[2] += switches("nonvoluntary_ctxt_switches:");
     }
-    Some(roles)
+    Some(())
 }
 
 // ---------------------------------------------------------------------------
@@ -477,6 +524,8 @@ struct Tally {
     measuring: bool,
     received: u64,
     latencies_us: Vec<u32>,
+    /// The same, for deliveries whose sender is on another server.
+    cross_latencies_us: Vec<u32>,
     /// For each line sent (sender, seq): the latency of its first and of its
     /// last arrival so far. The difference is how long the server took to go
     /// round all of that line's recipients, which is what bounds the tail of
@@ -495,6 +544,9 @@ struct Swarm {
     protocol: Protocol,
     /// Clients `0..senders` send; with Redis they only publish.
     senders: usize,
+    /// How many servers the clients are spread over: client i is on server
+    /// i mod `servers`.
+    servers: usize,
     poll: Poll,
     events: Events,
     clients: Vec<Client>,
@@ -505,10 +557,11 @@ struct Swarm {
 }
 
 impl Swarm {
-    fn new(protocol: Protocol, senders: usize) -> io::Result<Swarm> {
+    fn new(protocol: Protocol, senders: usize, servers: usize) -> io::Result<Swarm> {
         Ok(Swarm {
             protocol,
             senders,
+            servers,
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
             clients: Vec::new(),
@@ -719,6 +772,9 @@ impl Swarm {
         let now_us = now.duration_since(self.epoch).as_micros() as u64;
         let latency_us = now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32;
         tally.latencies_us.push(latency_us);
+        if self.servers > 1 && sender % self.servers != index % self.servers {
+            tally.cross_latencies_us.push(latency_us);
+        }
         let (first, last) = tally
             .arrivals_us
             .entry((sender, seq))
@@ -790,6 +846,8 @@ struct Report {
     received: u64,
     measure_secs: f64,
     latency_ms: Option<[f64; 6]>,
+    /// Deliveries from a sender on another server (several --addr).
+    cross_ms: Option<[f64; 6]>,
     /// Per line: the latency of its first arrival anywhere.
     first_ms: Option<[f64; 6]>,
     /// Per line: from its first arrival to its last.
@@ -868,6 +926,9 @@ impl Report {
         if let Some(latency) = &self.latency_ms {
             row("latency ms", percentiles(latency));
         }
+        if let Some(cross) = &self.cross_ms {
+            row("from another server ms", percentiles(cross));
+        }
         if let Some(first) = &self.first_ms {
             row("first arrival of a line ms", percentiles(first));
         }
@@ -934,6 +995,7 @@ impl Report {
         let names = ["p50", "p90", "p99", "p999", "max", "mean"];
         for (prefix, values) in [
             ("latency", &self.latency_ms),
+            ("cross", &self.cross_ms),
             ("first", &self.first_ms),
             ("spread", &self.spread_ms),
             ("users", &self.users_ms),
@@ -1049,8 +1111,8 @@ fn send_numbered(swarm: &mut Swarm, sender: usize, seq: &mut [u64]) {
 
 fn run(args: &Args) -> io::Result<Report> {
     let mut server = attach(args)?;
-    let baseline = proc_sample(server.pid);
-    let mut swarm = Swarm::new(args.protocol, args.senders)?;
+    let baseline = proc_sample(&server.pids);
+    let mut swarm = Swarm::new(args.protocol, args.senders, server.addrs.len())?;
 
     // Connect and register, at most --in-flight at a time in progress (a
     // server that listens with std's backlog of 128 drops SYNs past it, and
@@ -1071,7 +1133,8 @@ fn run(args: &Args) -> io::Result<Report> {
             if swarm.clients.len() == args.clients {
                 break;
             }
-            if swarm.connect(server.addr).is_err() {
+            let addr = server.addrs[swarm.clients.len() % server.addrs.len()];
+            if swarm.connect(addr).is_err() {
                 // Nothing to clean up: the client never existed. Counted
                 // below as one that never registered.
                 break;
@@ -1101,7 +1164,7 @@ fn run(args: &Args) -> io::Result<Report> {
         Duration::from_secs(120),
         |_| false,
     )?;
-    let idle = proc_sample(server.pid);
+    let idle = proc_sample(&server.pids);
 
     // Senders are the first clients, slow ones the next, the probe the last.
     let senders: Vec<usize> = (0..args.senders).collect();
@@ -1109,8 +1172,8 @@ fn run(args: &Args) -> io::Result<Report> {
         swarm.stop_reading(index)?;
     }
     swarm.tally.probe = args.clients - 1;
-    let before = proc_sample(server.pid);
-    let roles_before = role_sample(server.pid);
+    let before = proc_sample(&server.pids);
+    let roles_before = role_sample(&server.pids);
     let mut sent: u64 = 0;
     let mut seq = vec![0u64; args.senders];
     let measure_start = Instant::now();
@@ -1180,8 +1243,8 @@ fn run(args: &Args) -> io::Result<Report> {
         )?;
     }
     let measure_secs = measure_start.elapsed().as_secs_f64();
-    let after = proc_sample(server.pid);
-    let roles_after = role_sample(server.pid);
+    let after = proc_sample(&server.pids);
+    let roles_after = role_sample(&server.pids);
     let dropped_later = swarm.tally.dropped_later;
     let cpu_us_per_delivery = match (before, after) {
         (Some(before), Some(after)) if swarm.tally.received > 0 => {
@@ -1253,6 +1316,7 @@ fn run(args: &Args) -> io::Result<Report> {
         received: tally.received,
         measure_secs,
         latency_ms: percentiles_ms(&mut tally.latencies_us),
+        cross_ms: percentiles_ms(&mut tally.cross_latencies_us),
         first_ms: percentiles_ms(&mut first_us),
         spread_ms: percentiles_ms(&mut spread_us),
         users_ms: percentiles_ms(&mut tally.users_replies),

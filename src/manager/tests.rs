@@ -345,7 +345,7 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     // among ready arms, so it handles a few connections, then stops.
     let (trigger, signal) = shutdown::channel();
     trigger.fire();
-    let manager = thread::spawn(move || super::run(shared, events_rx, signal));
+    let manager = thread::spawn(move || super::run(shared, events_rx, None, signal));
 
     let deadline = Instant::now() + Duration::from_secs(15);
     for (n, queue) in queues.iter().enumerate() {

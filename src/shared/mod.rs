@@ -9,7 +9,10 @@
 //!   `parking_lot::RwLock` (many threads look names up, few claim them);
 //! - the [`Stats`]: the server's counters, behind a `parking_lot::Mutex`;
 //! - the [`Gauges`]: atomics for the live view (threads by role, the events
-//!   channel's depth), and a `stopping` flag; no lock.
+//!   channel's depth), and a `stopping` flag; no lock;
+//! - with `--redis`, the [`NamesElsewhere`] through which readers claim
+//!   names on every server (a pool of Redis connections whose small lock is
+//!   a leaf: held only to take a connection out or put one back).
 //!
 //! Three layers, as in tokio's mini-redis (`Db` → `Shared` → `State`):
 //! `Shared` holds the two types, each type holds its lock, and every method
@@ -39,6 +42,25 @@ use crate::event::ClientId;
 
 use crate::config::Config;
 
+/// Names on the other servers (`--redis`): a reader's claim must win there
+/// too. Implemented over Redis in `cluster::names`; a trait, so that the
+/// reader, which does not know Redis, can ask.
+pub(crate) trait NamesElsewhere: Send + Sync {
+    /// Claims `name` for this server, or says why not. Blocks the calling
+    /// reader thread for at most about a second.
+    fn claim(&self, name: &str) -> Result<(), ClaimRefused>;
+}
+
+/// Why [`NamesElsewhere::claim`] refused.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum ClaimRefused {
+    /// Another server holds the name.
+    Taken,
+    /// Redis could not be asked: no name can be known to be free.
+    Unreachable,
+}
+
 /// What every thread may read, behind one `Arc`.
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -48,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) gauges: Gauges,
     /// Set when shutdown begins: `/health` answers 503 from then on.
     pub(crate) stopping: AtomicBool,
+    /// With `--redis`: where names are claimed across servers.
+    pub(crate) names_elsewhere: Option<Box<dyn NamesElsewhere>>,
     /// The last `ClientId` given, by either acceptor.
     last_id: AtomicU64,
 }
@@ -60,6 +84,7 @@ impl Shared {
             stats: Stats::new(),
             gauges: Gauges::default(),
             stopping: AtomicBool::new(false),
+            names_elsewhere: None,
             last_id: AtomicU64::new(0),
         }
     }

@@ -24,6 +24,8 @@ struct Counters {
     lines_delivered: u64,
     lines_dropped: u64,
     lines_refused: u64,
+    cluster_received: u64,
+    cluster_unpublished: u64,
 }
 
 /// What the manager routed while handling one event: it counts locally and
@@ -39,6 +41,11 @@ pub(crate) struct Tally {
     /// Lines from clients refused with a `! ` line (too long, too fast, not
     /// UTF-8, a bad command...).
     pub refused: u64,
+    /// With `--redis`: messages from other servers handled.
+    pub cluster_received: u64,
+    /// With `--redis`: messages for the other servers that never reached
+    /// Redis (the queue to the `redis-publisher` was full, or Redis was down).
+    pub cluster_unpublished: u64,
 }
 
 impl Tally {
@@ -144,6 +151,8 @@ impl Stats {
         counters.lines_delivered += tally.delivered;
         counters.lines_dropped += tally.dropped;
         counters.lines_refused += tally.refused;
+        counters.cluster_received += tally.cluster_received;
+        counters.cluster_unpublished += tally.cluster_unpublished;
     }
 
     /// A copy of the counters. `online` (registered clients) is not counted
@@ -160,6 +169,8 @@ impl Stats {
             lines_delivered: counters.lines_delivered,
             lines_dropped: counters.lines_dropped,
             lines_refused: counters.lines_refused,
+            cluster_received: counters.cluster_received,
+            cluster_unpublished: counters.cluster_unpublished,
             uptime: self.started.elapsed(),
         }
     }
@@ -188,6 +199,10 @@ pub struct StatsSnapshot {
     /// Lines from clients refused with a `! ` line (not in `/stats`'s line,
     /// which keeps its documented form; in `/metrics` and `/stats.json`).
     pub lines_refused: u64,
+    /// With `--redis`: messages from other servers handled.
+    pub cluster_received: u64,
+    /// With `--redis`: messages for other servers that never reached Redis.
+    pub cluster_unpublished: u64,
     pub uptime: Duration,
 }
 
@@ -290,6 +305,8 @@ mod tests {
             delivered: 5,
             dropped: 2,
             refused: 3,
+            cluster_received: 4,
+            cluster_unpublished: 1,
         };
         stats.add(tally);
         stats.add(tally);
@@ -299,9 +316,11 @@ mod tests {
                 snapshot.online,
                 snapshot.messages_in,
                 snapshot.lines_delivered,
-                snapshot.lines_dropped
+                snapshot.lines_dropped,
+                snapshot.cluster_received,
+                snapshot.cluster_unpublished
             ),
-            (7, 2, 10, 4)
+            (7, 2, 10, 4, 8, 2)
         );
     }
 
