@@ -197,7 +197,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if parsed.spawn.is_some() == !parsed.addrs.is_empty() {
+    let has_addr = !parsed.addrs.is_empty();
+    if parsed.spawn.is_some() == has_addr {
         return Err("give exactly one of --spawn PATH and --addr HOST:PORT".into());
     }
     if parsed.protocol == Protocol::Redis

@@ -5,19 +5,19 @@
 //! `event.rs` is for one server. Each server has two more threads, and both
 //! talk to Redis, never to a client:
 //!
-//! - the **`redis-publisher`** ([`publisher`]) owns one Redis connection. The
+//! - the **`redis-publisher`** (`publisher.rs`) owns one Redis connection. The
 //!   manager hands it [`ToRedis`] work over a bounded channel with
 //!   `try_send`, so the manager never waits for Redis: when the queue is
 //!   full, or Redis is down, the line is counted as unpublished and the
 //!   manager goes on. It also says "alive" for this server every third of
 //!   `--redis-ttl`, and keeps this server's names claimed in Redis.
-//! - the **`redis-subscriber`** ([`subscriber`]) owns a second connection,
+//! - the **`redis-subscriber`** (`subscriber.rs`) owns a second connection,
 //!   subscribed to the one channel every server publishes on ([`BUS`]). It
 //!   turns each message from another server into an
 //!   `Event::Cluster`, sent to the manager like a reader's events.
 //!
 //! Reader threads claim names in Redis themselves, through a small pool of
-//! connections ([`names`]): a claim must be answered before the client is
+//! connections (`names.rs`): a claim must be answered before the client is
 //! welcomed, and a reader is the thread that waits for its own client.
 //!
 //! What goes over Redis ([`wire`]) and the manager's table of the other
