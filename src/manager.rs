@@ -225,7 +225,7 @@ impl Manager {
         log::info!("{name} joined ({id}, {})", member.peer);
         member.name = Some(name.clone());
         self.users_reply = None;
-        let online = self.shared.clients.len() + self.users_elsewhere().len();
+        let online = self.shared.clients.len() + self.user_count_elsewhere();
         self.enter_room(id, &name, LOBBY, |room, _| {
             format!("welcome {name}! you are in {room}; {online} online. /help lists the commands")
         });
@@ -251,7 +251,7 @@ impl Manager {
         // recipients (`send_to_room_except`) and the room still exists.
         self.announce_presence(id, &format!("{name} left"));
         log::debug!("{name} ({id}) goes to {room}");
-        let elsewhere = self.room_members_elsewhere(room).len();
+        let elsewhere = self.room_count_elsewhere(room);
         self.enter_room(id, &name, room, |room, members| {
             format!("you joined #{room}; {} here", members + elsewhere)
         });
@@ -305,8 +305,8 @@ impl Manager {
     /// minutes of the server's time (docs/BENCHMARKS.md).
     fn announce_presence(&mut self, id: ClientId, text: &str) {
         let elsewhere = match self.rooms.room_of(id) {
-            Some(room) if self.remote.is_some() => self.room_members_elsewhere(room).len(),
-            _ => 0,
+            Some(room) => self.room_count_elsewhere(room),
+            None => 0,
         };
         let others = self.rooms.size_of_room_of(id).saturating_sub(1) + elsewhere;
         if others > self.shared.config.announce_up_to {
@@ -410,10 +410,10 @@ impl Manager {
             .map(|(name, members)| (name.to_string(), members))
             .collect();
         for (name, members) in &mut rooms {
-            *members += self.room_members_elsewhere(name).len();
+            *members += self.room_count_elsewhere(name);
         }
         for name in self.rooms_only_elsewhere() {
-            let members = self.room_members_elsewhere(&name).len();
+            let members = self.room_count_elsewhere(&name);
             rooms.push((name, members));
         }
         rooms.retain(|(name, members)| *members > 0 || name == LOBBY);

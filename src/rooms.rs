@@ -167,6 +167,13 @@ impl Rooms {
             .flat_map(|room| room.members.iter().copied())
     }
 
+    /// How many are in the room called `name` here.
+    pub(crate) fn size_of(&self, name: &str) -> usize {
+        self.by_key
+            .get(&names::key(name))
+            .map_or(0, |room| room.members.len())
+    }
+
     /// The history of the room called `name`, the room created (empty of
     /// members) if it does not exist here: for lines said on other servers.
     pub(crate) fn history_of(&mut self, name: &str) -> &mut History {

@@ -31,6 +31,11 @@ struct Peer {
 #[derive(Debug, Default)]
 pub(crate) struct Roster {
     peers: HashMap<ServerId, Peer>,
+    /// How many of these users are in each room (by the room's lowercase
+    /// key): kept up to date on every change, because the manager asks for
+    /// it on every join and leave, and counting 5,000 remote users each
+    /// time made a join storm quadratic.
+    per_room: HashMap<String, usize>,
 }
 
 impl Roster {
@@ -61,13 +66,44 @@ impl Roster {
             name: name.to_string(),
             room: room.to_string(),
         };
-        peer.users
+        let before = peer
+            .users
             .insert(names::key(name), user)
-            .map(|before| before.room)
+            .map(|before| before.room);
+        if let Some(before) = &before {
+            self.count_out(before);
+        }
+        self.count_in(room);
+        before
     }
 
     pub(crate) fn remove(&mut self, server: ServerId, name: &str) -> Option<RemoteUser> {
-        self.peers.get_mut(&server)?.users.remove(&names::key(name))
+        let user = self
+            .peers
+            .get_mut(&server)?
+            .users
+            .remove(&names::key(name))?;
+        self.count_out(&user.room);
+        Some(user)
+    }
+
+    fn count_in(&mut self, room: &str) {
+        *self.per_room.entry(names::key(room)).or_default() += 1;
+    }
+
+    fn count_out(&mut self, room: &str) {
+        let key = names::key(room);
+        if let Some(count) = self.per_room.get_mut(&key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_room.remove(&key);
+            }
+        }
+    }
+
+    /// How many of these users are in `room` (ignoring case).
+    pub(crate) fn count_in_room(&self, room: &str) -> usize {
+        self.per_room.get(&names::key(room)).copied().unwrap_or(0)
     }
 
     /// Returns the room of the renamed user, if it was known.
@@ -82,6 +118,10 @@ impl Roster {
 
     /// Everything known of `server` is replaced by `users`.
     pub(crate) fn replace(&mut self, server: ServerId, users: Vec<(String, String)>, now: Instant) {
+        self.drop_server(server);
+        for (_, room) in &users {
+            self.count_in(room);
+        }
         let users = users
             .into_iter()
             .map(|(name, room)| (names::key(&name), RemoteUser { name, room }))
@@ -97,10 +137,15 @@ impl Roster {
 
     /// Forgets `server` (it said goodbye), returning its users.
     pub(crate) fn drop_server(&mut self, server: ServerId) -> Vec<RemoteUser> {
-        self.peers
+        let users: Vec<RemoteUser> = self
+            .peers
             .remove(&server)
             .map(|peer| peer.users.into_values().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for user in &users {
+            self.count_out(&user.room);
+        }
+        users
     }
 
     /// Forgets every server not heard from for `ttl`, returning their users.
@@ -182,6 +227,8 @@ mod tests {
         let mut in_rust: Vec<&str> = roster.in_room("RUST").map(|u| u.name.as_str()).collect();
         in_rust.sort();
         assert_eq!(in_rust, ["alice", "robert"]);
+        assert_eq!(roster.count_in_room("Rust"), 2);
+        assert_eq!(roster.count_in_room("lobby"), 0);
         let (server, user) = roster.lookup("ROBERT").expect("robert is known");
         assert_eq!((server, user.name.as_str()), (A, "robert"));
         assert_eq!(
@@ -189,6 +236,9 @@ mod tests {
             Some("rust".into())
         );
         assert!(roster.lookup("robert").is_none());
+        assert_eq!(roster.count_in_room("rust"), 1);
+        assert_eq!(roster.drop_server(A).len(), 1);
+        assert_eq!(roster.count_in_room("rust"), 0);
     }
 
     #[test]

@@ -377,14 +377,12 @@ impl Manager {
     /// `* TEXT` to our members of `room`, if the room (across servers) is
     /// small enough for that to be news (`--announce-up-to`).
     fn announce_in_room(&mut self, room: &str, text: &str) {
-        let members: Vec<ClientId> = self.rooms.members_of(room).collect();
-        let elsewhere = self
-            .remote
-            .as_ref()
-            .map_or(0, |r| r.roster.in_room(room).count());
-        if members.is_empty() || members.len() + elsewhere > self.shared.config.announce_up_to {
+        let here = self.rooms.size_of(room);
+        let everywhere = here + self.room_count_elsewhere(room);
+        if here == 0 || everywhere > self.shared.config.announce_up_to {
             return;
         }
+        let members: Vec<ClientId> = self.rooms.members_of(room).collect();
         let line = OutboundLine::new(&protocol::notice(text));
         for id in members {
             if let Some(member) = self.members.get_mut(&id) {
@@ -444,12 +442,23 @@ impl Manager {
         }
     }
 
-    /// Users on other servers: (count, names).
+    pub(super) fn user_count_elsewhere(&self) -> usize {
+        self.remote.as_ref().map_or(0, |r| r.roster.len())
+    }
+
+    /// The names of the users on other servers.
     pub(super) fn users_elsewhere(&self) -> Vec<String> {
         self.remote
             .as_ref()
             .map(|r| r.roster.users().map(|u| u.name.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// How many users on other servers are in `room`.
+    pub(super) fn room_count_elsewhere(&self, room: &str) -> usize {
+        self.remote
+            .as_ref()
+            .map_or(0, |r| r.roster.count_in_room(room))
     }
 
     /// Users on other servers in `room`.
