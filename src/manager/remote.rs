@@ -404,8 +404,10 @@ impl Manager {
             Side::Subscriber => remote.subscriber_up = Some(up),
         }
         let now = remote.reachable();
-        if side == Side::Subscriber && up {
-            // Messages may have been missed: everyone's roster, again.
+        if now == Some(true) && before != Some(true) {
+            // Both links are up (at start, or after an outage, when messages
+            // were missed both ways): everyone's roster, again. Not sooner:
+            // with the publisher still down, our hello would be lost.
             remote.roster.heard_from_all(Instant::now());
             self.greet_cluster();
         }
