@@ -106,6 +106,23 @@ fn config(redis: &Redis) -> Config {
     }
 }
 
+/// The whole response to `GET path` from the web door at `addr`.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the web door");
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("set_read_timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    response
+}
+
 /// `/users` as `client` sees it, asked until `condition` holds.
 fn users_until(client: &mut Client, what: &str, condition: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + DEADLINE;
@@ -143,7 +160,11 @@ fn wait_for_users(client: &mut Client, names: &[&str]) {
 /// Two servers on one Redis, with alice on the first and bob on the second,
 /// each already listed on the other.
 fn two_servers(redis: &Redis) -> (ServerHandle, ServerHandle, Client, Client) {
-    let a = start_server(config(redis));
+    // The first with its web door on, for /metrics.
+    let a = start_server(Config {
+        http: Some("127.0.0.1:0".into()),
+        ..config(redis)
+    });
     let b = start_server(config(redis));
     let mut alice = Client::register(a.local_addr(), "alice");
     let mut bob = Client::register(b.local_addr(), "bob");
@@ -303,6 +324,16 @@ fn redis_down_local_chat_goes_on_clients_are_told_and_it_comes_back() {
     andy.send("/stats");
     let stats = andy.expect_prefix("* stats:");
     assert!(stats.contains("other servers unreachable"), "{stats}");
+    let web = a.web_addr().expect("a has a web door");
+    let metrics = http_get(web, "/metrics");
+    let unpublished = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("threadchat_cluster_unpublished_total "))
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    assert!(
+        unpublished.is_some_and(|n| n >= 1),
+        "/metrics should count the unpublished line: {metrics}"
+    );
 
     let _redis = Redis::start_on(port);
     let back = "* other servers can be reached again";
