@@ -1,5 +1,7 @@
-//! The acceptor thread: owns the `TcpListener`, accepts connections, and
-//! starts each one's reader thread (which starts its writer).
+//! The acceptor thread: owns the chat `TcpListener`, accepts connections,
+//! and starts each one's reader thread (which starts its writer). The web
+//! door's acceptor (`web/`) accepts the same way, with [`accept_until_shutdown`],
+//! and keeps its connections in the same [`Connections`].
 //!
 //! It touches the stats lock (to count a connection in, or refuse it when
 //! `--max-clients` are open) and nothing else that is shared. It keeps, in a
@@ -17,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use crate::event::{ClientId, Event};
+use crate::doors::Door;
+use crate::event::Event;
+use crate::platform;
 use crate::reader::{self, ReaderStart};
-use crate::shared::Shared;
+use crate::shared::{ClientId, Shared};
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, ClientSocket, BUSY, FULL, TOO_MANY_FROM_ADDR};
 
@@ -29,40 +33,74 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 pub(crate) fn run(
     listener: TcpListener,
+    door: Door,
     shared: Arc<Shared>,
     events_tx: Sender<Event>,
     shutdown: ShutdownSignal,
 ) {
-    let mut acceptor = Acceptor {
+    let acceptor = Acceptor {
         shared,
         events_tx,
-        connections: Connections::new(),
-        failing: 0,
+        door,
     };
+    let mut connections = Connections::new();
+    accept_until_shutdown(
+        &listener,
+        &shutdown,
+        &mut connections,
+        |stream, peer, connections| acceptor.admit(stream, peer, connections),
+    );
+    drop(listener);
+    // The manager drains events until every sender is gone; ours must not
+    // be one of those it waits for while we wait for the readers.
+    let Acceptor {
+        shared, events_tx, ..
+    } = acceptor;
+    drop(events_tx);
+    connections.close_all(shared.config.shutdown_grace);
+}
+
+/// Accepts connections until shutdown, giving each to `admit`, and joins
+/// the threads of connections that have finished each time it wakes.
+pub(crate) fn accept_until_shutdown(
+    listener: &TcpListener,
+    shutdown: &ShutdownSignal,
+    connections: &mut Connections,
+    mut admit: impl FnMut(TcpStream, SocketAddr, &mut Connections),
+) {
+    // Failed accepts in a row. Running out of file descriptors fails every
+    // accept until a connection closes: one warning per episode, not ten a
+    // second.
+    let mut failing = 0u64;
     loop {
         let accepted = listener.accept();
         // `ServerHandle` wakes us with a connection of its own after it has
         // fired the signal, so the signal is checked before the result.
         if shutdown.has_fired() {
-            break;
+            return;
         }
-        acceptor.connections.join_finished();
+        connections.join_finished();
         match accepted {
-            Ok((stream, peer)) => acceptor.admit(stream, peer),
-            Err(error) => acceptor.accept_failed(error),
+            Ok((stream, peer)) => {
+                if failing > 0 {
+                    log::info!("accepting again after {failing} failed accepts");
+                    failing = 0;
+                }
+                admit(stream, peer, connections);
+            }
+            Err(error) => {
+                failing += 1;
+                if failing == 1 {
+                    log::warn!(
+                        "accept failed: {error}; retrying every {ACCEPT_BACKOFF:?} until it works"
+                    );
+                } else {
+                    log::debug!("accept failed again: {error}");
+                }
+                thread::sleep(ACCEPT_BACKOFF);
+            }
         }
     }
-    drop(listener);
-    let Acceptor {
-        shared,
-        events_tx,
-        mut connections,
-        ..
-    } = acceptor;
-    // The manager drains events until every sender is gone; ours must not
-    // be one of those it waits for while we wait for the readers.
-    drop(events_tx);
-    connections.close_all(shared.config.shutdown_grace);
 }
 
 /// What the acceptor thread keeps between connections.
@@ -70,25 +108,17 @@ struct Acceptor {
     shared: Arc<Shared>,
     /// Cloned into each reader.
     events_tx: Sender<Event>,
-    connections: Connections,
-    /// Failed accepts in a row. Running out of file descriptors fails every
-    /// accept until a connection closes: one warning per episode, not ten a
-    /// second.
-    failing: u64,
+    /// How this listener's clients speak.
+    door: Door,
 }
 
 impl Acceptor {
     /// A new connection: counted in and given its threads, or turned away
     /// with one line saying why.
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
-        if self.failing > 0 {
-            log::info!("accepting again after {} failed accepts", self.failing);
-            self.failing = 0;
-        }
+    fn admit(&self, stream: TcpStream, peer: SocketAddr, connections: &mut Connections) {
         let id = self.shared.new_client_id();
         let stats = &self.shared.stats;
-        if !self
-            .connections
+        if !connections
             .per_addr
             .admits(peer.ip(), self.shared.config.max_per_addr)
         {
@@ -102,8 +132,8 @@ impl Acceptor {
             return;
         }
         let socket = Arc::new(ClientSocket::new(stream));
-        match self.start_reader(id, peer, &socket) {
-            Ok(reader) => self.connections.insert(id, peer.ip(), reader, &socket),
+        match self.start_reader(id, peer, &socket, connections) {
+            Ok(reader) => connections.insert(id, peer.ip(), reader, &socket),
             Err(error) => {
                 // Out of threads or memory (`pid_max` is shared by the
                 // whole machine): this one connection is turned away, and
@@ -124,40 +154,35 @@ impl Acceptor {
         id: ClientId,
         peer: SocketAddr,
         socket: &Arc<ClientSocket>,
+        connections: &Connections,
     ) -> io::Result<JoinHandle<()>> {
-        let stream = socket.stream();
-        // The writer already gathers queued lines into one write; Nagle's
-        // algorithm would only add delay on top.
-        stream.set_nodelay(true)?;
-        // A client that stops reading fills its socket buffer; this bounds how
-        // long its writer can then be stuck in one write.
-        stream.set_write_timeout(Some(self.shared.config.write_timeout))?;
-        // A peer that vanished without closing is noticed within minutes.
-        socket::set_keepalive(stream)?;
+        prepare_client_socket(socket.stream(), &self.shared)?;
         let start = ReaderStart {
             id,
             peer,
             socket: socket.clone(),
+            door: self.door,
             events_tx: self.events_tx.clone(),
             shared: self.shared.clone(),
-            finished_tx: self.connections.finished_tx.clone(),
-            websocket: false,
+            finished_tx: connections.finished_tx.clone(),
         };
         thread::Builder::new()
             .name(format!("reader-{}", id.0))
             .stack_size(self.shared.config.client_stack_bytes)
             .spawn(move || reader::run(start))
     }
+}
 
-    fn accept_failed(&mut self, error: io::Error) {
-        self.failing += 1;
-        if self.failing == 1 {
-            log::warn!("accept failed: {error}; retrying every {ACCEPT_BACKOFF:?} until it works");
-        } else {
-            log::debug!("accept failed again: {error}");
-        }
-        thread::sleep(ACCEPT_BACKOFF);
-    }
+/// The socket options every client connection gets, whatever its door.
+pub(crate) fn prepare_client_socket(stream: &TcpStream, shared: &Shared) -> io::Result<()> {
+    // The writer already gathers queued lines into one write; Nagle's
+    // algorithm would only add delay on top.
+    stream.set_nodelay(true)?;
+    // A client that stops reading fills its socket buffer; this bounds how
+    // long its writer can then be stuck in one write.
+    stream.set_write_timeout(Some(shared.config.write_timeout))?;
+    // A peer that vanished without closing is noticed within minutes.
+    platform::set_keepalive(stream)
 }
 
 /// A connection as the acceptor sees it: the reader thread to join (the

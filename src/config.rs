@@ -3,11 +3,11 @@
 //! [`Config`] or one line saying what is wrong.
 //!
 //! Flags are parsed by hand, without a crate, to keep the dependency list to
-//! the five the design allows; it also shows there is no magic in it.
+//! what the design allows; it also shows there is no magic in it.
 
 use std::time::Duration;
 
-use crate::rate_limit::RateLimit;
+use crate::logic::rate_limit::RateLimit;
 
 /// Everything `Server::start` needs to know. Tests build one with
 /// `Config { addr: "127.0.0.1:0".into(), ..Config::default() }`.
@@ -58,6 +58,12 @@ pub struct Config {
     pub client_stack_bytes: usize,
     /// At shutdown, how long writers get to flush before sockets are closed.
     pub shutdown_grace: Duration,
+    /// A client of a door that answers pings (a browser's WebSocket) that
+    /// has sent nothing this long is pinged; one silent for twice this long
+    /// is disconnected (`--ping-after`).
+    pub ping_after: Duration,
+
+    // The optional parts: the web door and several servers through Redis.
     /// How long an HTTP client has to send its request line and headers
     /// (408 after it; a slowloris is cut off here). Not a flag.
     pub http_head_timeout: Duration,
@@ -72,6 +78,10 @@ pub struct Config {
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+/// How long a server's users stay listed elsewhere after its last "alive",
+/// by default (`--redis-ttl`). Also the time-to-live of its name claims.
+pub const DEFAULT_REDIS_TTL: Duration = Duration::from_secs(10);
 
 /// Where the web door listens by default.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7880";
@@ -111,9 +121,10 @@ impl Default for Config {
             queue_full_timeout: Duration::from_secs(10),
             client_stack_bytes: CLIENT_STACK_BYTES,
             shutdown_grace: Duration::from_secs(2),
+            ping_after: Duration::from_secs(30),
             http_head_timeout: Duration::from_secs(10),
             redis: None,
-            redis_ttl: crate::cluster::DEFAULT_REDIS_TTL,
+            redis_ttl: DEFAULT_REDIS_TTL,
         }
     }
 }
@@ -149,6 +160,8 @@ Options:
   --rate-limit N/SECS     lines a client may send per SECS seconds, or off [default: 20/10]
   --name-timeout SECS     disconnect a connection that has not chosen a name [default: 60]
   --idle-timeout SECS     disconnect a client silent this long, 0 for never [default: 0]
+  --ping-after SECS       ping a silent browser after this long, and disconnect it after
+                          twice as long without an answer [default: 30]
   --redis redis://HOST:PORT
                           be one chat with every threadchat server on this Redis
                           (needs a build with `--features redis`) [default: off]
@@ -218,6 +231,7 @@ where
                     secs => Some(Duration::from_secs(secs as u64)),
                 }
             }
+            "--ping-after" => config.ping_after = seconds(&flag, &value()?)?,
             "--redis" => config.redis = Some(redis_url(&value()?)?),
             "--redis-ttl" => {
                 config.redis_ttl = seconds(&flag, &value()?)?;
@@ -369,7 +383,10 @@ mod tests {
             "--name-timeout",
             "3",
             "--idle-timeout=600",
+            "--ping-after",
+            "7",
         ]);
+        assert_eq!(config.ping_after, Duration::from_secs(7));
         assert_eq!(config.history, 0);
         assert_eq!(config.max_line, 200);
         assert_eq!(config.announce_up_to, 0);

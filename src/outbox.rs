@@ -32,11 +32,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, unbounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{select, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use crate::event::{Hangup, OutboundLine};
-use crate::protocol;
-use crate::shared::Tally;
+use crate::line::OutboundLine;
+use crate::socket::Hangup;
 
 /// What a queued line costs its client's backlog beyond its text: the
 /// channel slot that holds it (a pointer, a length and the slot's state).
@@ -145,12 +144,12 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// Queues `line` for this client without ever waiting, and counts what
-    /// happened in `tally`.
-    pub(crate) fn deliver(&mut self, line: OutboundLine, tally: &mut Tally) -> Delivery {
+    /// Queues `line` for this client without ever waiting, and says what
+    /// happened to it; the caller counts it.
+    pub(crate) fn deliver(&mut self, line: OutboundLine) -> Delivery {
         let cost = cost(&line);
         if !self.has_room_for(cost) {
-            return self.drop_line(tally);
+            return self.drop_line();
         }
         self.backlog.fetch_add(cost, Ordering::AcqRel);
         // Counted before it can reach the writer, which counts it written.
@@ -161,10 +160,8 @@ impl Outbox {
             if let Item::Line(line) = unsent.into_inner() {
                 line.written();
             }
-            tally.dropped += 1;
             return Delivery::Dropped;
         }
-        tally.delivered += 1;
         self.open_gap = None;
         self.full_since = None;
         Delivery::Queued
@@ -183,8 +180,7 @@ impl Outbox {
         backlog == 0 || backlog + cost <= self.max_bytes
     }
 
-    fn drop_line(&mut self, tally: &mut Tally) -> Delivery {
-        tally.dropped += 1;
+    fn drop_line(&mut self) -> Delivery {
         self.mark_gap();
         let now = Instant::now();
         let full_since = *self.full_since.get_or_insert(now);
@@ -228,20 +224,18 @@ impl Outgoing {
         let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = self;
         line.as_bytes()
     }
-
-    /// A line whose fan-out is being timed: the writer tells it once written.
-    pub(crate) fn timed_line(&self) -> Option<&OutboundLine> {
-        match self {
-            Outgoing::Line(line) if line.is_timed() => Some(line),
-            _ => None,
-        }
-    }
 }
 
 /// What [`OutboxReader::recv_or`] found.
 pub(crate) enum Next<T> {
     Queued(Outgoing),
     Other(T),
+    /// `other` is closed: its sender (the door's reading half) is gone.
+    OtherClosed,
+    /// Nothing came within the timeout.
+    TimedOut,
+    /// The manager has let go of the queue, and everything in it was taken.
+    Closed,
 }
 
 /// The writer's end of one client's queue.
@@ -253,20 +247,46 @@ pub(crate) struct OutboxReader {
 impl OutboxReader {
     /// The next thing to write, waiting for it; `None` once the manager has
     /// let go of the queue and everything in it has been taken.
+    #[cfg(test)]
     pub(crate) fn recv(&self) -> Option<Outgoing> {
         self.queue_rx.recv().ok().map(|item| self.take(item))
     }
 
-    /// The next thing to write, or something from `other` (a WebSocket
-    /// writer's control channel), whichever comes first. `None` once the
-    /// queue is closed and empty. `select!` waits on both channels at once;
-    /// once `other` is closed (its reader has gone), only the queue counts.
-    pub(crate) fn recv_or<T>(&self, other: &Receiver<T>) -> Option<Next<T>> {
-        select! {
-            recv(self.queue_rx) -> item => item.ok().map(|item| Next::Queued(self.take(item))),
-            recv(other) -> message => match message {
-                Ok(message) => Some(Next::Other(message)),
-                Err(_) => self.recv().map(Next::Queued),
+    /// The next thing to write, or something from `other` (the door's
+    /// control channel), whichever comes first, waiting at most `timeout`
+    /// (`None`: for as long as it takes). `select!` waits on both channels
+    /// at once and takes whichever is ready first.
+    pub(crate) fn recv_or<T>(
+        &self,
+        other: Option<&Receiver<T>>,
+        timeout: Option<Duration>,
+    ) -> Next<T> {
+        let queued = |item: Result<Item, _>| match item {
+            Ok(item) => Next::Queued(self.take(item)),
+            Err(_) => Next::Closed,
+        };
+        let Some(other) = other else {
+            return match timeout {
+                None => queued(self.queue_rx.recv().map_err(|_| ())),
+                Some(timeout) => match self.queue_rx.recv_timeout(timeout) {
+                    Err(RecvTimeoutError::Timeout) => Next::TimedOut,
+                    item => queued(item.map_err(|_| ())),
+                },
+            };
+        };
+        let control = |message: Result<T, _>| match message {
+            Ok(message) => Next::Other(message),
+            Err(_) => Next::OtherClosed,
+        };
+        match timeout {
+            None => select! {
+                recv(self.queue_rx) -> item => queued(item.map_err(|_| ())),
+                recv(other) -> message => control(message),
+            },
+            Some(timeout) => select! {
+                recv(self.queue_rx) -> item => queued(item.map_err(|_| ())),
+                recv(other) -> message => control(message),
+                default(timeout) => Next::TimedOut,
             },
         }
     }
@@ -290,9 +310,9 @@ impl OutboxReader {
 }
 
 fn drop_notice(dropped: u64) -> OutboundLine {
-    OutboundLine::new(&protocol::error(&format!(
+    OutboundLine::error(&format!(
         "{dropped} lines were dropped because your connection is too slow"
-    )))
+    ))
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 //! From here each thread's code is one click away: the
 //! [`manager`], the [`acceptor`] (which
 //! starts each client's [`reader`](crate::reader), which starts its
-//! [`writer`](crate::writer)), and the [`monitor`].
-//! docs/ARCHITECTURE.md draws the same map.
+//! [`writer`](crate::writer)), and the [`monitor`]. The optional parts
+//! start here too, each in one place: the web door (`--http`) and the
+//! cluster (`--redis`). docs/ARCHITECTURE.md draws the same map.
 
 use std::fmt;
 use std::io;
@@ -21,13 +22,12 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::config::Config;
+use crate::doors::Door;
 use crate::event::Event;
+use crate::manager::Alone;
 use crate::shared::{Shared, StatsSnapshot};
 use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
-use crate::{acceptor, manager, monitor, os_limits, socket, web};
-
-mod cluster;
-use cluster::Cluster;
+use crate::{acceptor, cluster, manager, monitor, os_limits, platform, web};
 
 /// Capacity of the channel from all readers to the manager. When the manager
 /// falls behind, readers block on `send`, stop reading their sockets, and TCP
@@ -48,7 +48,7 @@ impl Server {
             source,
         };
         let listener = TcpListener::bind(&config.addr).map_err(bind_error)?;
-        if let Err(error) = socket::widen_listen_backlog(&listener) {
+        if let Err(error) = platform::widen_listen_backlog(&listener) {
             // Not fatal: the server works with std's 128, only storms suffer.
             log::warn!("cannot widen the listen backlog: {error}");
         }
@@ -70,9 +70,9 @@ impl Server {
             log::info!("web page at http://{web_addr}/");
         }
 
-        let cluster = Cluster::prepare(&config)?;
+        let cluster = cluster::start::prepare(&config).map_err(StartError::Redis)?;
         let mut shared = Shared::new(config);
-        shared.names_elsewhere = cluster.names_elsewhere();
+        shared.names_elsewhere = cluster.as_ref().map(|c| c.names(&shared.config));
         let shared = Arc::new(shared);
         let (shutdown_trigger, shutdown_signal) = shutdown::channel();
         let (events_tx, events_rx) = bounded(EVENT_QUEUE_CAPACITY);
@@ -109,7 +109,7 @@ struct Parts {
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
     shutdown_signal: ShutdownSignal,
-    cluster: Cluster,
+    cluster: Option<cluster::start::Prepared>,
 }
 
 /// Why [`Server::start`] failed.
@@ -228,15 +228,23 @@ impl ServerHandle {
             shutdown_signal,
             cluster,
         } = parts;
-        let (link, redis_threads) = cluster.split(&shared, &events_tx, &shutdown_signal);
-        self.spawn("manager", {
-            let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
-            move || manager::run(shared, events_rx, link, shutdown)
-        })?;
-        // After the manager, before the acceptors: the publisher finishes
-        // once the manager has let go of its queue (with a goodbye in it).
-        for (name, body) in redis_threads {
-            self.spawn(name, body)?;
+        let (for_manager, shutdown) = (shared.clone(), shutdown_signal.clone());
+        match cluster {
+            None => self.spawn("manager", move || {
+                manager::run(for_manager, events_rx, Alone, shutdown)
+            })?,
+            Some(cluster) => {
+                let (relay, redis_threads) = cluster.split(&shared, &shutdown_signal);
+                self.spawn("manager", move || {
+                    manager::run(for_manager, events_rx, relay, shutdown)
+                })?;
+                // After the manager, before the acceptors: the publisher
+                // finishes once the manager has let go of its queue (with a
+                // goodbye in it).
+                for (name, body) in redis_threads {
+                    self.spawn(name, body)?;
+                }
+            }
         }
         if let Some(web_listener) = web_listener {
             self.spawn("http-acceptor", {
@@ -247,7 +255,7 @@ impl ServerHandle {
         }
         self.spawn("acceptor", {
             let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
-            move || acceptor::run(listener, shared, events_tx, shutdown)
+            move || acceptor::run(listener, Door::Lines, shared, events_tx, shutdown)
         })?;
         self.spawn("monitor", move || monitor::run(shared, shutdown_signal))
     }

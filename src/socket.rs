@@ -1,14 +1,20 @@
-//! A client's socket as the server shares it, and turning a connection away
-//! with one line. No thread of its own: the acceptor, a client's reader and
-//! writer, and the manager's hang-up handle each hold a reference to the
-//! same [`ClientSocket`].
+//! A client's socket as the server shares it: the [`ClientSocket`], the
+//! manager's [`Hangup`] handle on it, the reader's deadline-bound view of it
+//! ([`TimedStream`]), and turning a connection away with one line.
+//!
+//! No thread of its own. The acceptor (or the web door), a client's reader
+//! and writer, and the manager's hang-up handle each hold a reference to
+//! the same `ClientSocket`; the socket options std lacks are set in
+//! `platform`.
 
-use std::io::{self, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
-use crate::protocol;
+use crate::logic::protocol;
 
 /// What a connection is told when its threads cannot be started.
 pub(crate) const BUSY: &str = "server busy, try again later";
@@ -31,99 +37,6 @@ pub(crate) fn turn_away(mut stream: &TcpStream, why: &str) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// TCP keepalive: after this long with nothing received, the kernel starts
-/// probing the peer.
-pub(crate) const KEEPALIVE_IDLE_SECS: u32 = 60;
-/// Between probes.
-pub(crate) const KEEPALIVE_INTERVAL_SECS: u32 = 10;
-/// Unanswered probes before the kernel declares the connection dead.
-pub(crate) const KEEPALIVE_PROBES: u32 = 6;
-
-/// Turns on TCP keepalive, so that a peer that vanished without closing
-/// (cable pulled, laptop lid shut, NAT entry expired) is noticed: after
-/// `KEEPALIVE_IDLE_SECS` of silence the kernel sends a probe every
-/// `KEEPALIVE_INTERVAL_SECS`, and after `KEEPALIVE_PROBES` unanswered ones
-/// the reader's `read` fails, and the client leaves the usual way. With
-/// these values, within two minutes. A peer that is merely quiet answers
-/// the probes at the TCP level and is never disturbed.
-///
-/// std has no call for this; `libc::setsockopt` does it.
-pub(crate) fn set_keepalive(stream: &TcpStream) -> io::Result<()> {
-    set_option(stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-    #[cfg(target_os = "linux")]
-    {
-        set_option(
-            stream,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPIDLE,
-            KEEPALIVE_IDLE_SECS,
-        )?;
-        set_option(
-            stream,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPINTVL,
-            KEEPALIVE_INTERVAL_SECS,
-        )?;
-        set_option(
-            stream,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPCNT,
-            KEEPALIVE_PROBES,
-        )?;
-    }
-    Ok(())
-}
-
-/// Lets the kernel queue up to `SOMAXCONN` (4096 on Linux since 5.4, and
-/// capped by `net.core.somaxconn`) connections that have arrived but not yet
-/// been accepted. std listens with a backlog of 128: in a storm of
-/// connections the acceptor competes for the CPU with the reader and writer
-/// threads it has just started, those 128 places fill, and the kernel drops
-/// further SYNs, so those clients wait out TCP's retransmission timer (1 s,
-/// then 3 s, ...). `nstat TcpExtListenOverflows` counts the drops.
-///
-/// std has no call for this; calling `listen` again on a listening socket
-/// only changes its backlog, as POSIX allows.
-pub(crate) fn widen_listen_backlog(listener: &TcpListener) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is open for as long as `listener` is borrowed,
-    // and `listen` takes no pointers.
-    let result = unsafe { libc::listen(listener.as_raw_fd(), libc::SOMAXCONN) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// `setsockopt` for one integer option.
-fn set_option(
-    stream: &TcpStream,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: u32,
-) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let value = libc::c_int::try_from(value).map_err(|_| io::ErrorKind::InvalidInput)?;
-    // SAFETY: the descriptor is open for as long as `stream` is borrowed;
-    // the pointer and length describe `value`, a live c_int on our stack,
-    // which the kernel only reads during the call.
-    let result = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// One client's connection, shared (in an `Arc`) by its reader and writer,
 /// and weakly by the manager's `Hangup` and the acceptor. Reader and writer
 /// use the same file descriptor: `&TcpStream` is both `Read` and `Write`.
@@ -132,6 +45,10 @@ pub(crate) struct ClientSocket {
     stream: TcpStream,
     /// Set before the server shuts the socket down itself.
     hung_up: AtomicBool,
+    /// When the client last sent anything, in milliseconds since `born`:
+    /// set by the reader, read by the writer to ping a quiet client.
+    heard_at_ms: AtomicU64,
+    born: Instant,
 }
 
 impl ClientSocket {
@@ -139,6 +56,8 @@ impl ClientSocket {
         ClientSocket {
             stream,
             hung_up: AtomicBool::new(false),
+            heard_at_ms: AtomicU64::new(0),
+            born: Instant::now(),
         }
     }
 
@@ -160,53 +79,128 @@ impl ClientSocket {
     pub(crate) fn hung_up_by_server(&self) -> bool {
         self.hung_up.load(Ordering::SeqCst)
     }
+
+    /// The client sent something just now. `Relaxed`: a timestamp read
+    /// only to decide whether to ping; nothing else is published by it.
+    fn heard(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the client has been silent.
+    pub(crate) fn quiet_for(&self) -> Duration {
+        let heard = Duration::from_millis(self.heard_at_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(heard)
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
-    use std::os::fd::AsRawFd;
+/// Lets the manager end a connection it has given up on (a client that
+/// stays far behind), without owning or otherwise touching the socket.
+/// Shutting the socket down wakes the client's reader and writer, which then
+/// end the connection the usual way. Weak, so it never keeps a socket open.
+#[derive(Clone, Debug)]
+pub(crate) struct Hangup(Weak<ClientSocket>);
 
-    fn get_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-        let mut value: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: the descriptor is open (borrowed from `stream`); the
-        // pointers are to live locals of the right size, written only
-        // during the call.
-        let result = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                level,
-                name,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(result, 0, "getsockopt: {}", io::Error::last_os_error());
-        value
+impl Hangup {
+    pub(crate) fn new(socket: &Arc<ClientSocket>) -> Self {
+        Hangup(Arc::downgrade(socket))
     }
 
-    #[test]
-    fn keepalive_is_on_with_our_timings() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let _client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (server_side, _) = listener.accept().expect("accept");
-        assert_eq!(
-            get_option(&server_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
-            0
-        );
-        set_keepalive(&server_side).expect("set_keepalive");
-        assert_eq!(
-            get_option(&server_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
-            1
-        );
-        #[cfg(target_os = "linux")]
-        {
-            let tcp = |name| get_option(&server_side, libc::IPPROTO_TCP, name);
-            assert_eq!(tcp(libc::TCP_KEEPIDLE), 60);
-            assert_eq!(tcp(libc::TCP_KEEPINTVL), 10);
-            assert_eq!(tcp(libc::TCP_KEEPCNT), 6);
+    /// A handle that hangs up on nothing: for tests of the manager, which
+    /// need no sockets.
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Hangup(Weak::new())
+    }
+
+    /// `shutdown(2)`: returns at once, never blocks.
+    pub(crate) fn hang_up(&self) {
+        if let Some(socket) = self.0.upgrade() {
+            socket.hang_up();
         }
     }
+}
+
+/// The socket as the reader reads it, with a deadline: no read waits past
+/// it, and once it has passed every read fails with `TimedOut`. Each read
+/// that brings bytes notes that the client was heard; with a `silence`
+/// limit, a client heard from longer ago than that times out too.
+///
+/// A plain read timeout would not do: it restarts with every `read` call,
+/// so a client sending one byte a minute would never time out. Here the
+/// deadline is fixed, and each read is given only the time left before it.
+pub(crate) struct TimedStream<'a> {
+    socket: &'a ClientSocket,
+    deadline: Cell<Option<Instant>>,
+    silence: Option<Duration>,
+    /// Whether the socket has a read timeout set, so that clearing it costs
+    /// a system call only when there is one to clear.
+    timeout_set: Cell<bool>,
+}
+
+impl<'a> TimedStream<'a> {
+    pub(crate) fn new(
+        socket: &'a ClientSocket,
+        deadline: Option<Instant>,
+        silence: Option<Duration>,
+    ) -> Self {
+        TimedStream {
+            socket,
+            deadline: Cell::new(deadline),
+            silence,
+            timeout_set: Cell::new(false),
+        }
+    }
+
+    /// How long the next read may wait: the nearer of the deadline and
+    /// the end of the allowed silence; `None` for as long as it takes.
+    fn time_left(&self) -> Option<Duration> {
+        let until_deadline =
+            (self.deadline.get()).map(|d| d.saturating_duration_since(Instant::now()));
+        let until_silent = (self.silence).map(|s| s.saturating_sub(self.socket.quiet_for()));
+        match (until_deadline, until_silent) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        self.deadline.set(deadline);
+    }
+}
+
+impl Read for &TimedStream<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let stream = self.socket.stream();
+        match self.time_left() {
+            Some(left) => {
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+                }
+                stream.set_read_timeout(Some(left))?;
+                self.timeout_set.set(true);
+            }
+            None if self.timeout_set.get() => {
+                stream.set_read_timeout(None)?;
+                self.timeout_set.set(false);
+            }
+            None => {}
+        }
+        let mut stream = stream;
+        let read = stream.read(buffer)?;
+        if read > 0 {
+            self.socket.heard();
+        }
+        Ok(read)
+    }
+}
+
+/// Whether a read failed because its deadline passed. A socket read
+/// timeout is EAGAIN (`WouldBlock`) on Unix, `TimedOut` elsewhere;
+/// `TimedStream` itself uses `TimedOut`.
+pub(crate) fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }

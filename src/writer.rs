@@ -1,28 +1,33 @@
 //! A client's writer thread: one per connection, started by its reader.
 //!
-//! It owns the writer's end of the client's queue (an `OutboxReader`) and
-//! the writing side of the socket, and touches nothing shared but the
-//! queue's own atomic byte count. It blocks on the queue, takes whatever else
-//! is already waiting, and writes it all with one call. A gap marker in the
-//! queue comes out as the `! N lines were dropped` notice, in its place.
-//! When the manager drops the queue's sending end (the client left, or the
-//! server is shutting down) it writes what is left, shuts the socket down,
-//! and exits.
+//! It owns the writer's end of the client's queue (an `OutboxReader`), the
+//! writing side of the socket, and its door's [`Encode`] half. It shares
+//! three things, none under a lock: the queue's atomic byte count (it takes
+//! away what the manager adds), a chat line's fan-out timer (it tells the
+//! shared histogram when the last copy is written), and the socket's "last
+//! heard" time (it reads it, to ping a quiet client). It blocks on the queue
+//! and the door's control channel at once, takes whatever else is already
+//! waiting, and writes it all with one call. A gap marker in the queue comes
+//! out as the `! N lines were dropped` notice, in its place. When the
+//! manager drops the queue's sending end (the client left, or the server is
+//! shutting down) it writes what is left and the door's goodbye, shuts the
+//! socket down, and exits.
 //!
 //! Shutting the socket down is also how a writer ends its reader: a reader
 //! blocked in `read` on the same socket returns at once.
 
 use std::io::{self, Write};
-use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::event::{ClientId, OutboundLine};
 use crossbeam_channel::Receiver;
 
+use crate::doors::{Control, Encode};
+use crate::line::OutboundLine;
 use crate::outbox::{Next, OutboxReader, Outgoing};
+use crate::shared::ClientId;
 use crate::socket::ClientSocket;
-use crate::websocket::{self, CloseCode, Control};
 
 /// Gather at most this many bytes into one write. Kept under the allocator's
 /// threshold for giving a buffer its own memory mapping (128 KiB), because
@@ -33,35 +38,31 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// client forever.
 const KEEP_BATCH_CAPACITY: usize = 8 * 1024;
 
-/// How lines go on the wire.
-pub(crate) enum Framing {
-    /// As they are, `\n` and all (nc, the terminal client).
-    Lines,
-    /// One WebSocket text frame per line, plus the control frames the
-    /// client's reader asks for.
-    WebSocket(Receiver<Control>),
-}
-
 pub(crate) fn run(
     id: ClientId,
     socket: Arc<ClientSocket>,
     outbox_reader: OutboxReader,
-    framing: Framing,
+    control_rx: Receiver<Control>,
+    encoder: Box<dyn Encode>,
+    ping_after: Option<Duration>,
 ) {
-    // A panic here ends this connection only (see `Manager::handle_guarded`
-    // for `catch_unwind`).
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| match &framing {
-        Framing::Lines => write_until_closed(socket.stream(), &outbox_reader),
-        Framing::WebSocket(control_rx) => write_frames(socket.stream(), &outbox_reader, control_rx),
-    }));
+    let mut writer = Writer {
+        socket: &socket,
+        outbox_reader,
+        control_rx: Some(control_rx),
+        encoder,
+        ping_after,
+        batch: Vec::new(),
+        timed: Vec::new(),
+        carried: None,
+        closed: false,
+    };
+    // A panic here ends this connection only (see `Manager::guarded` for
+    // `catch_unwind`).
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| writer.write_until_closed()));
     match outcome {
         Ok(Ok(())) => log::debug!("writer {id}: queue closed"),
-        Ok(Err(error))
-            if matches!(
-                error.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
+        Ok(Err(error)) if crate::socket::is_timeout(&error) => {
             log::warn!("writer {id}: client stopped reading (write timed out); disconnecting it")
         }
         Ok(Err(error)) => log::debug!("writer {id}: write failed: {error}"),
@@ -71,103 +72,102 @@ pub(crate) fn run(
     socket.hang_up();
 }
 
-fn write_until_closed(mut stream: &TcpStream, outbox_reader: &OutboxReader) -> io::Result<()> {
-    let mut batch = Vec::new();
-    // Lines in this batch whose fan-out is timed, to tell once written.
-    let mut timed = Vec::new();
-    // A line taken from the queue that did not fit in the last batch.
-    let mut carried: Option<Outgoing> = None;
-    // `recv` returns `None` only once the queue is closed *and* empty, so
-    // every line queued before the manager let go is still written.
-    while let Some(line) = carried.take().or_else(|| outbox_reader.recv()) {
-        batch.clear();
-        add_line(&mut batch, &mut timed, &line);
-        // Whatever else is already queued goes in the same write: under load
-        // this is what turns a thousand small writes into a few big ones.
-        while let Ok(line) = outbox_reader.try_recv() {
-            if batch.len() + line.as_bytes().len() > MAX_BATCH_BYTES {
-                carried = Some(line);
-                break;
+struct Writer<'a> {
+    socket: &'a ClientSocket,
+    outbox_reader: OutboxReader,
+    /// The door's control channel, until its reading half lets go of it.
+    control_rx: Option<Receiver<Control>>,
+    encoder: Box<dyn Encode>,
+    /// For a door whose clients answer pings: ping after this much silence.
+    ping_after: Option<Duration>,
+    batch: Vec<u8>,
+    /// Lines in this batch whose fan-out is timed, to tell once written.
+    timed: Vec<OutboundLine>,
+    /// A line taken from the queue that did not fit in the last batch.
+    carried: Option<Outgoing>,
+    /// The door has sent its last bytes (a WebSocket close).
+    closed: bool,
+}
+
+impl Writer<'_> {
+    fn write_until_closed(&mut self) -> io::Result<()> {
+        // `Next::Closed` comes only once the queue is closed *and* empty, so
+        // every line queued before the manager let go is still written.
+        while !self.closed {
+            let next = match self.carried.take() {
+                Some(line) => Next::Queued(line),
+                None => (self.outbox_reader).recv_or(self.control_rx.as_ref(), self.ping_after),
+            };
+            self.batch.clear();
+            match next {
+                Next::Queued(line) => self.add_line(line),
+                Next::Other(control) => self.add_control(control),
+                Next::OtherClosed => self.control_rx = None,
+                Next::TimedOut => self.ping_if_quiet(),
+                Next::Closed => {
+                    self.encoder.goodbye(&mut self.batch);
+                    self.closed = true;
+                }
             }
-            add_line(&mut batch, &mut timed, &line);
+            self.add_what_is_waiting();
+            self.write_batch()?;
         }
-        stream.write_all(&batch)?;
-        written(&mut timed);
-        if batch.capacity() > KEEP_BATCH_CAPACITY {
-            batch = Vec::new();
-        }
+        Ok(())
     }
-    Ok(())
-}
 
-fn add_line(batch: &mut Vec<u8>, timed: &mut Vec<OutboundLine>, line: &Outgoing) {
-    batch.extend_from_slice(line.as_bytes());
-    if let Some(line) = line.timed_line() {
-        timed.push(line.clone());
-    }
-}
-
-/// After a write: each timed line in it has reached one more recipient.
-fn written(timed: &mut Vec<OutboundLine>) {
-    for line in timed.drain(..) {
-        line.written();
-    }
-}
-
-/// The WebSocket writer: the same loop, with each line wrapped in a text
-/// frame, the reader's pongs and closes in between, and a close frame at
-/// the end. After a close frame nothing more may be sent (RFC 6455, 5.5.1).
-fn write_frames(
-    mut stream: &TcpStream,
-    outbox_reader: &OutboxReader,
-    control_rx: &Receiver<Control>,
-) -> io::Result<()> {
-    let mut batch = Vec::new();
-    let mut timed = Vec::new();
-    let mut closed = false;
-    while let Some(next) = outbox_reader.recv_or(control_rx) {
-        batch.clear();
-        add_frame(&mut batch, &mut timed, next, &mut closed);
-        while batch.len() < MAX_BATCH_BYTES && !closed {
-            if let Ok(control) = control_rx.try_recv() {
-                add_frame(&mut batch, &mut timed, Next::Other(control), &mut closed);
-            } else if let Ok(outgoing) = outbox_reader.try_recv() {
-                add_frame(&mut batch, &mut timed, Next::Queued(outgoing), &mut closed);
-            } else {
-                break;
+    /// Whatever else is already waiting goes in the same write: under load
+    /// this is what turns a thousand small writes into a few big ones.
+    fn add_what_is_waiting(&mut self) {
+        while !self.closed && self.batch.len() < MAX_BATCH_BYTES {
+            if let Some(Ok(control)) = self.control_rx.as_ref().map(Receiver::try_recv) {
+                self.add_control(control);
+                continue;
             }
-        }
-        stream.write_all(&batch)?;
-        written(&mut timed);
-        if batch.capacity() > KEEP_BATCH_CAPACITY {
-            batch = Vec::new();
-        }
-        if closed {
-            return Ok(());
+            let Ok(line) = self.outbox_reader.try_recv() else {
+                return;
+            };
+            if self.batch.len() + line.as_bytes().len() > MAX_BATCH_BYTES {
+                self.carried = Some(line);
+                return;
+            }
+            self.add_line(line);
         }
     }
-    // The queue is closed: the server ends the connection, and says so.
-    batch.clear();
-    websocket::close_frame(&mut batch, CloseCode::Normal, "");
-    stream.write_all(&batch)
-}
 
-fn add_frame(
-    batch: &mut Vec<u8>,
-    timed: &mut Vec<OutboundLine>,
-    next: Next<Control>,
-    closed: &mut bool,
-) {
-    match next {
-        Next::Queued(line) => {
-            websocket::text_frame(batch, line.as_bytes());
-            if let Some(line) = line.timed_line() {
-                timed.push(line.clone());
-            }
+    fn add_line(&mut self, line: Outgoing) {
+        let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = line;
+        self.encoder.line(&line, &mut self.batch);
+        if line.is_timed() {
+            self.timed.push(line);
         }
-        Next::Other(control) => {
-            *closed = matches!(control, Control::Close(..));
-            websocket::control_frame(batch, &control);
+    }
+
+    fn add_control(&mut self, control: Control) {
+        self.batch.extend_from_slice(&control.bytes);
+        self.closed |= control.closes;
+    }
+
+    /// Nothing to write for `--ping-after`: ask a client silent that long
+    /// whether it is still there. (Its reader disconnects it if it stays
+    /// silent.)
+    fn ping_if_quiet(&mut self) {
+        if (self.ping_after).is_some_and(|after| self.socket.quiet_for() >= after) {
+            self.encoder.ping(&mut self.batch);
         }
+    }
+
+    fn write_batch(&mut self) -> io::Result<()> {
+        if !self.batch.is_empty() {
+            let mut stream = self.socket.stream();
+            stream.write_all(&self.batch)?;
+        }
+        // Each timed line in the batch has reached one more recipient.
+        for line in self.timed.drain(..) {
+            line.written();
+        }
+        if self.batch.capacity() > KEEP_BATCH_CAPACITY {
+            self.batch = Vec::new();
+        }
+        Ok(())
     }
 }

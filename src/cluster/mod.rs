@@ -1,9 +1,12 @@
 //! Several threadchat servers as one chat, through Redis (`--redis URL`,
-//! built with `--features redis`).
+//! built with `--features redis`). An optional part: with one server none of
+//! it runs, and a student may skip it.
 //!
 //! No thread runs this file; it is the vocabulary of the cluster, like
-//! `event.rs` is for one server. Each server has two more threads, and both
-//! talk to Redis, never to a client:
+//! `event.rs` is for one server. The manager's side is the [`relay::Relay`],
+//! which the manager thread holds behind its `Elsewhere` seam and which owns
+//! what this server knows of the others (the [`roster`]). Each server has
+//! two more threads, and both talk to Redis, never to a client:
 //!
 //! - the **`redis-publisher`** (`publisher.rs`) owns one Redis connection. The
 //!   manager hands it [`ToRedis`] work over a bounded channel with
@@ -13,24 +16,27 @@
 //!   `--redis-ttl`, and keeps this server's names claimed in Redis.
 //! - the **`redis-subscriber`** (`subscriber.rs`) owns a second connection,
 //!   subscribed to the one channel every server publishes on ([`BUS`]). It
-//!   turns each message from another server into an
-//!   `Event::Cluster`, sent to the manager like a reader's events.
+//!   turns each message from another server into a [`ClusterEvent`], sent
+//!   to the manager on a channel of its own (`cluster_tx`).
 //!
 //! Reader threads claim names in Redis themselves, through a small pool of
 //! connections (`names.rs`): a claim must be answered before the client is
 //! welcomed, and a reader is the thread that waits for its own client.
 //!
-//! What goes over Redis ([`wire`]) and the manager's table of the other
-//! servers' users ([`roster`]) are plain logic, with no I/O, and compiled
-//! in every build; only the three files that talk to Redis need the `redis`
-//! crate. docs/ARCHITECTURE.md ("Several servers") draws the threads and
-//! says what is ordered and what happens when something fails.
+//! What goes over Redis ([`wire`]), the relay and the [`roster`] are plain
+//! logic, with no I/O, compiled in every build and unit-tested without
+//! Redis; only the three files that talk to Redis need the `redis` crate.
+//! `start` is how `Server::start` gets it all going. docs/ARCHITECTURE.md
+//! ("Several servers") draws the threads and says what is ordered and what
+//! happens when something fails.
 
 #[cfg(feature = "redis")]
 pub(crate) mod names;
 #[cfg(feature = "redis")]
 pub(crate) mod publisher;
+pub(crate) mod relay;
 pub(crate) mod roster;
+pub(crate) mod start;
 #[cfg(feature = "redis")]
 pub(crate) mod subscriber;
 pub(crate) mod wire;
@@ -55,7 +61,7 @@ pub(crate) fn history_key(room_key: &str) -> String {
 
 /// The Redis key that says which server holds a name (lowercase).
 pub(crate) fn name_key(name: &str) -> String {
-    format!("threadchat:name:{}", crate::names::key(name))
+    format!("threadchat:name:{}", crate::logic::names::key(name))
 }
 
 /// One server's identity on the bus: random, chosen at start, so that two
@@ -78,14 +84,7 @@ impl fmt::Display for ServerId {
     }
 }
 
-/// A chat line's identity across servers: who said it first, and its
-/// number there. History replays and live lines are matched by it, so that
-/// no line is shown twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct LineId {
-    pub(crate) server: ServerId,
-    pub(crate) seq: u64,
-}
+pub(crate) use crate::logic::history::LineId;
 
 /// What the manager asks of the `redis-publisher` thread, over the
 /// `to_redis` channel.
@@ -98,7 +97,7 @@ pub(crate) enum ToRedis {
     Release(Vec<String>),
 }
 
-/// What the Redis threads tell the manager (inside `Event::Cluster`).
+/// What the Redis threads tell the manager, over `cluster_tx`.
 #[derive(Debug)]
 pub(crate) enum ClusterEvent {
     /// A message another server published.
@@ -120,9 +119,10 @@ pub(crate) enum Side {
     Subscriber,
 }
 
-/// How long a server's users stay listed elsewhere after its last "alive",
-/// by default (`--redis-ttl`). Also the time-to-live of its name claims.
-pub const DEFAULT_REDIS_TTL: Duration = Duration::from_secs(10);
+/// How many messages from the Redis threads may wait for the manager. When
+/// it is full they wait, and Redis buffers for them: backpressure, as for
+/// a reader.
+pub(crate) const CLUSTER_QUEUE_CAPACITY: usize = 4096;
 
 /// How much work the manager may have waiting for the `redis-publisher`
 /// before it counts what does not fit as unpublished: a few seconds of a

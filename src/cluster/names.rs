@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use redis::{Client, Connection, RedisResult};
 
 use super::{name_key, ServerId};
-use crate::shared::{ClaimRefused, NamesElsewhere};
+use crate::shared::NamesElsewhere;
 
 /// Connections kept for the next claims; more are opened when needed, and
 /// closed when they would not fit back.
@@ -78,7 +78,7 @@ impl RedisNames {
 }
 
 impl NamesElsewhere for RedisNames {
-    fn claim(&self, name: &str) -> Result<(), ClaimRefused> {
+    fn claim(&self, name: &str) -> Result<(), String> {
         // An idle connection may have died with a Redis that has since
         // restarted; then the claim is tried once more on a new connection.
         // A connection that failed is dropped, never given back.
@@ -96,14 +96,16 @@ impl NamesElsewhere for RedisNames {
             Ok(answer) => answer,
             Err(error) => {
                 log::debug!("claiming {name:?} in Redis: {error}");
-                return Err(ClaimRefused::Unreachable);
+                return Err(format!(
+                    "cannot check \"{name}\" with the other servers (Redis is unreachable); try again soon"
+                ));
             }
         };
         self.give_back(connection);
         if ours {
             Ok(())
         } else {
-            Err(ClaimRefused::Taken)
+            Err(format!("name \"{name}\" is taken, choose another"))
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! It owns one Redis connection. It takes work from the manager over the
 //! bounded `to_redis` channel (`to_redis_rx`), and tells the manager when
-//! its link to Redis is lost or back, over the events channel (`events_tx`).
+//! its link to Redis is lost or back, over the cluster channel (`cluster_tx`).
 //! It reads the client directory (a read lock, no I/O under it) to know
 //! which names to keep claimed.
 //!
@@ -29,8 +29,7 @@ use super::{
     alive_every, history_key, name_key, Backoff, Body, ClusterEvent, Message, ServerId, Side,
     ToRedis, BUS, ROOMS_KEY,
 };
-use crate::event::Event;
-use crate::names;
+use crate::logic::names;
 use crate::shared::{Shared, Tally};
 
 /// What `Server::start` hands the thread.
@@ -38,7 +37,7 @@ pub(crate) struct PublisherStart {
     pub(crate) client: Client,
     pub(crate) server: ServerId,
     pub(crate) to_redis_rx: Receiver<ToRedis>,
-    pub(crate) events_tx: Sender<Event>,
+    pub(crate) cluster_tx: Sender<ClusterEvent>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -75,7 +74,7 @@ pub(crate) fn run(start: PublisherStart) {
     let publisher = Publisher {
         server: start.server,
         shared: start.shared,
-        events_tx: start.events_tx,
+        cluster_tx: start.cluster_tx,
     };
     let mut backoff = Backoff::new();
     // Whether this outage has been logged and reported: once per episode.
@@ -100,7 +99,7 @@ pub(crate) fn run(start: PublisherStart) {
 struct Publisher {
     server: ServerId,
     shared: Arc<Shared>,
-    events_tx: Sender<Event>,
+    cluster_tx: Sender<ClusterEvent>,
 }
 
 impl Publisher {
@@ -287,7 +286,7 @@ impl Publisher {
             up,
         };
         // Fails only when the manager is gone: nobody is left to tell.
-        let _ = self.events_tx.send(Event::Cluster(link));
+        let _ = self.cluster_tx.send(link);
     }
 }
 

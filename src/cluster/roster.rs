@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::ServerId;
-use crate::names;
+use crate::logic::names;
 
 /// A user on another server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,13 +188,6 @@ impl Roster {
         self.peers.values().map(|peer| peer.users.len()).sum()
     }
 
-    /// The users in `room` (ignoring case).
-    pub(crate) fn in_room<'a>(&'a self, room: &str) -> impl Iterator<Item = &'a RemoteUser> + 'a {
-        let key = names::key(room);
-        self.users()
-            .filter(move |user| names::key(&user.room) == key)
-    }
-
     pub(crate) fn servers(&self) -> usize {
         self.peers.len()
     }
@@ -224,7 +217,10 @@ mod tests {
         assert_eq!(roster.len(), 2, "old is gone: the roster replaced it");
         assert_eq!(roster.set_room(A, "alice", "rust"), Some("lobby".into()));
         assert_eq!(roster.rename(A, "BOB", "robert"), Some("rust".into()));
-        let mut in_rust: Vec<&str> = roster.in_room("RUST").map(|u| u.name.as_str()).collect();
+        let mut in_rust: Vec<&str> = (roster.users())
+            .filter(|u| u.room.eq_ignore_ascii_case("RUST"))
+            .map(|u| u.name.as_str())
+            .collect();
         in_rust.sort();
         assert_eq!(in_rust, ["alice", "robert"]);
         assert_eq!(roster.count_in_room("Rust"), 2);

@@ -3,9 +3,10 @@
 //!
 //! It owns one Redis connection, subscribed to the bus. It decodes each
 //! message, skips this server's own, and sends the rest to the manager as
-//! `Event::Cluster` over the events channel (`events_tx`), the same channel
-//! the readers use; a blocking `send`, so when the manager is busy, Redis
-//! keeps the messages in its buffer for this subscriber instead of us.
+//! [`ClusterEvent`]s over the cluster channel (`cluster_tx`), which the
+//! manager waits on beside its events; a blocking `send`, so when the
+//! manager is busy, Redis keeps the messages in its buffer for this
+//! subscriber instead of us.
 //!
 //! Each time it connects it first subscribes, then reads every room's
 //! history from Redis (on a second, short-lived connection) and hands it to
@@ -25,7 +26,6 @@ use super::names::open;
 use super::{
     history_key, Backoff, Body, ClusterEvent, LineId, Message, ServerId, Side, BUS, ROOMS_KEY,
 };
-use crate::event::Event;
 use crate::shutdown::ShutdownSignal;
 
 /// How often, at most, a quiet subscriber looks at the shutdown signal.
@@ -37,7 +37,7 @@ pub(crate) struct SubscriberStart {
     pub(crate) server: ServerId,
     /// `--history`: how many lines of each room to read from Redis.
     pub(crate) history: usize,
-    pub(crate) events_tx: Sender<Event>,
+    pub(crate) cluster_tx: Sender<ClusterEvent>,
     pub(crate) shutdown: ShutdownSignal,
 }
 
@@ -52,7 +52,7 @@ pub(crate) fn run(start: SubscriberStart) {
                 if down_since.is_none() {
                     log::warn!("redis-subscriber: lost Redis: {error}; reconnecting with backoff");
                     down_since = Some(Instant::now());
-                    if !report(&start.events_tx, false) {
+                    if !report(&start.cluster_tx, false) {
                         return;
                     }
                 }
@@ -87,11 +87,11 @@ fn listen(
     }
     backoff.reset();
     for (room, lines) in histories {
-        if !forward(&start.events_tx, ClusterEvent::History { room, lines }) {
+        if !forward(&start.cluster_tx, ClusterEvent::History { room, lines }) {
             return Ok(());
         }
     }
-    if !report(&start.events_tx, true) {
+    if !report(&start.cluster_tx, true) {
         return Ok(());
     }
     loop {
@@ -112,7 +112,7 @@ fn listen(
         match Message::decode(&payload) {
             Ok(message) if message.from == start.server => {}
             Ok(message) => {
-                if !forward(&start.events_tx, ClusterEvent::Message(message)) {
+                if !forward(&start.cluster_tx, ClusterEvent::Message(message)) {
                     return Ok(());
                 }
             }
@@ -160,13 +160,13 @@ fn read_histories(client: &Client, limit: usize) -> RedisResult<Vec<RoomHistory>
 }
 
 /// False if the manager is gone.
-fn forward(events_tx: &Sender<Event>, event: ClusterEvent) -> bool {
-    events_tx.send(Event::Cluster(event)).is_ok()
+fn forward(cluster_tx: &Sender<ClusterEvent>, event: ClusterEvent) -> bool {
+    cluster_tx.send(event).is_ok()
 }
 
-fn report(events_tx: &Sender<Event>, up: bool) -> bool {
+fn report(cluster_tx: &Sender<ClusterEvent>, up: bool) -> bool {
     forward(
-        events_tx,
+        cluster_tx,
         ClusterEvent::Link {
             side: Side::Subscriber,
             up,

@@ -82,7 +82,7 @@ impl Message {
     pub(crate) fn line_id(&self) -> Option<LineId> {
         match self.body {
             Body::Said { seq, .. } => Some(LineId {
-                server: self.from,
+                server: self.from.0,
                 seq,
             }),
             _ => None,

@@ -1,6 +1,8 @@
 //! The manager on its own: events in, client queues out, no sockets and no
 //! threads. Each test does what readers would do (claim names in the
-//! directory, send events) by hand, and reads what the manager queued.
+//! directory, send events) by hand, and reads what the manager queued. The
+//! [`Harness`] is also how `cluster::relay`'s tests drive a manager with a
+//! relay in it.
 
 use std::sync::Arc;
 
@@ -8,23 +10,24 @@ use std::time::Duration;
 
 use crossbeam_channel::TryRecvError;
 
-use super::Manager;
+use super::{Alone, Elsewhere, Manager};
 use crate::config::Config;
-use crate::event::{ClientId, Event, Hangup, LeaveReason};
+use crate::event::{Event, LeaveReason};
 use crate::outbox::{self, OutboxReader, Outgoing};
-use crate::shared::Shared;
+use crate::shared::{ClientId, Shared};
+use crate::socket::Hangup;
 
-struct Harness {
-    manager: Manager,
-    shared: Arc<Shared>,
+pub(crate) struct Harness<E: Elsewhere = Alone> {
+    manager: Manager<E>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// One client's queue, as its writer would see it.
-struct Queue(OutboxReader);
+pub(crate) struct Queue(OutboxReader);
 
 impl Queue {
     /// Everything queued so far, as the writer would write it.
-    fn take(&self) -> Vec<String> {
+    pub(crate) fn take(&self) -> Vec<String> {
         let mut taken = Vec::new();
         while let Ok(outgoing) = self.0.try_recv() {
             let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = outgoing;
@@ -40,23 +43,32 @@ impl Queue {
 }
 
 fn harness(config: Config) -> Harness {
+    harness_with(config, Alone)
+}
+
+/// A manager with `elsewhere` as its other servers.
+pub(crate) fn harness_with<E: Elsewhere>(config: Config, elsewhere: E) -> Harness<E> {
     let shared = Arc::new(Shared::new(config));
     Harness {
-        manager: Manager::new(shared.clone()),
+        manager: Manager::new(shared.clone(), elsewhere),
         shared,
     }
 }
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         history: 0,
         ..Config::default()
     }
 }
 
-impl Harness {
-    fn send(&mut self, event: Event) {
+impl<E: Elsewhere> Harness<E> {
+    pub(crate) fn send(&mut self, event: Event) {
         self.manager.handle_guarded(event);
+    }
+
+    pub(crate) fn hear_from_elsewhere(&mut self, event: E::Event) {
+        self.manager.handle_from_elsewhere(event);
     }
 
     /// A connection whose backlog holds `max_bytes`; the greeting and the
@@ -82,13 +94,13 @@ impl Harness {
 
     /// Connects and registers `name` as client `n`, as a reader would:
     /// claim first, then tell the manager. The welcome is read and checked.
-    fn register(&mut self, n: u64, name: &str) -> Queue {
+    pub(crate) fn register(&mut self, n: u64, name: &str) -> Queue {
         self.register_and_read(n, name).0
     }
 
     /// As `register`, also returning what came after the greeting: the
     /// welcome, then any replay of the lobby's history.
-    fn register_and_read(&mut self, n: u64, name: &str) -> (Queue, Vec<String>) {
+    pub(crate) fn register_and_read(&mut self, n: u64, name: &str) -> (Queue, Vec<String>) {
         let queue = self.connect_with_backlog(n, 64 * 1024);
         self.shared
             .clients
@@ -106,7 +118,7 @@ impl Harness {
         (queue, welcome)
     }
 
-    fn chat(&mut self, n: u64, text: &str) {
+    pub(crate) fn chat(&mut self, n: u64, text: &str) {
         self.send(Event::Chat {
             id: ClientId(n),
             text: text.to_string(),
@@ -345,7 +357,7 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     // among ready arms, so it handles a few connections, then stops.
     let (trigger, signal) = shutdown::channel();
     trigger.fire();
-    let manager = thread::spawn(move || super::run(shared, events_rx, None, signal));
+    let manager = thread::spawn(move || super::run(shared, events_rx, Alone, signal));
 
     let deadline = Instant::now() + Duration::from_secs(15);
     for (n, queue) in queues.iter().enumerate() {
@@ -375,165 +387,4 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     // The last reader is gone: the channel closes and the manager returns.
     drop(events_tx);
     manager.join().expect("the manager thread does not panic");
-}
-
-/// The manager's half of `--redis`, without Redis: what the Redis threads
-/// would send it goes in as events, and what it hands the publisher comes
-/// out of the `to_redis` channel.
-mod cluster {
-    use super::*;
-    use crate::cluster::{Body, ClusterEvent, LineId, Message, ServerId, Side, ToRedis};
-    use crate::manager::ClusterLink;
-    use crossbeam_channel::{bounded, Receiver};
-
-    const ELSEWHERE: ServerId = ServerId(0xe15e);
-
-    fn clustered(capacity: usize) -> (Harness, Receiver<ToRedis>) {
-        let mut h = harness(Config {
-            history: 10,
-            ..config()
-        });
-        let (to_redis_tx, to_redis_rx) = bounded(capacity);
-        h.manager.join_cluster(ClusterLink {
-            server: ServerId(1),
-            to_redis_tx,
-            ttl: Duration::from_secs(10),
-        });
-        (h, to_redis_rx)
-    }
-
-    fn from_elsewhere(h: &mut Harness, body: Body) {
-        h.send(Event::Cluster(ClusterEvent::Message(Message {
-            from: ELSEWHERE,
-            body,
-        })));
-    }
-
-    fn link(h: &mut Harness, side: Side, up: bool) {
-        h.send(Event::Cluster(ClusterEvent::Link { side, up }));
-    }
-
-    fn said(seq: u64, text: &str) -> Body {
-        Body::Said {
-            room: "lobby".into(),
-            seq,
-            line: format!("[lobby] carol: {text}"),
-        }
-    }
-
-    #[test]
-    fn a_line_from_another_server_reaches_the_room_once_even_when_history_had_it() {
-        let (mut h, _to_redis_rx) = clustered(64);
-        let line = |seq| LineId {
-            server: ELSEWHERE,
-            seq,
-        };
-        // Redis's copy of the history, read when the subscriber connected,
-        // already holds line 1; it then arrives live too.
-        h.send(Event::Cluster(ClusterEvent::History {
-            room: "lobby".into(),
-            lines: vec![(line(1), "[lobby] carol: one".into())],
-        }));
-        let (alice, welcome) = h.register_and_read(1, "alice");
-        assert_eq!(
-            welcome[1..],
-            ["* last 1 messages in #lobby", "[lobby] carol: one"]
-        );
-        from_elsewhere(&mut h, said(1, "one"));
-        from_elsewhere(&mut h, said(2, "two"));
-        assert_eq!(alice.take(), ["[lobby] carol: two"]);
-        let (_bob, welcome) = h.register_and_read(2, "bob");
-        assert_eq!(
-            welcome[1..],
-            [
-                "* last 2 messages in #lobby",
-                "[lobby] carol: one",
-                "[lobby] carol: two"
-            ]
-        );
-    }
-
-    #[test]
-    fn users_rooms_and_whispers_span_the_servers() {
-        let (mut h, to_redis_rx) = clustered(64);
-        let alice = h.register(1, "alice");
-        from_elsewhere(&mut h, Body::Roster(vec![("carol".into(), "lobby".into())]));
-        from_elsewhere(
-            &mut h,
-            Body::In {
-                name: "dave".into(),
-                room: "rust".into(),
-            },
-        );
-        h.send(Event::ListUsers { id: ClientId(1) });
-        h.send(Event::ListRooms { id: ClientId(1) });
-        h.send(Event::Whisper {
-            id: ClientId(1),
-            to: "CAROL".into(),
-            text: "psst".into(),
-        });
-        assert_eq!(
-            alice.take(),
-            [
-                "* online (3): alice, carol, dave",
-                "* rooms (2): lobby (2), rust (1)",
-                "[dm to carol] psst"
-            ]
-        );
-        let whisper = to_redis_rx
-            .try_iter()
-            .find_map(|work| match work {
-                ToRedis::Publish(body @ Body::Whisper { .. }) => Some(body),
-                _ => None,
-            })
-            .expect("the whisper was handed to the publisher");
-        assert_eq!(
-            whisper,
-            Body::Whisper {
-                to_server: ELSEWHERE,
-                from: "alice".into(),
-                to: "carol".into(),
-                text: "psst".into()
-            }
-        );
-        from_elsewhere(&mut h, Body::Goodbye);
-        assert_eq!(alice.take(), ["* carol left"]);
-    }
-
-    #[test]
-    fn clients_hear_once_when_redis_goes_and_once_when_it_is_back() {
-        let (mut h, _to_redis_rx) = clustered(64);
-        link(&mut h, Side::Publisher, true);
-        link(&mut h, Side::Subscriber, true);
-        let alice = h.register(1, "alice");
-        link(&mut h, Side::Subscriber, false);
-        link(&mut h, Side::Publisher, false);
-        let down = "* other servers cannot be reached (Redis is down); chat on this server goes on";
-        assert_eq!(alice.take(), [down]);
-        let (_bob, welcome) = h.register_and_read(2, "bob");
-        assert_eq!(
-            welcome.last().map(String::as_str),
-            Some(down),
-            "told on arrival"
-        );
-        assert_eq!(alice.take(), ["* bob joined"]);
-        link(&mut h, Side::Publisher, true);
-        assert!(alice.take().is_empty(), "one side is still down");
-        link(&mut h, Side::Subscriber, true);
-        assert_eq!(alice.take(), ["* other servers can be reached again"]);
-    }
-
-    #[test]
-    fn a_line_that_does_not_fit_the_queue_to_redis_is_counted_and_its_speaker_told() {
-        let (mut h, _to_redis_rx) = clustered(1);
-        let _alice = h.register(1, "alice"); // fills the queue: "alice is in"
-        let bob = h.register(2, "bob");
-        let unpublished = h.shared.snapshot().cluster_unpublished;
-        h.chat(2, "hello");
-        assert_eq!(
-            bob.take(),
-            ["! the other servers are behind: that line reached this server only"]
-        );
-        assert_eq!(h.shared.snapshot().cluster_unpublished, unpublished + 1);
-    }
 }

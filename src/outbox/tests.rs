@@ -13,7 +13,7 @@ const NEVER: Duration = Duration::from_secs(3600);
 
 /// A line whose cost is exactly `LINE_COST` bytes ("line NN" + newline + slot).
 fn line(n: u32) -> OutboundLine {
-    OutboundLine::new(&format!("line {n:02}"))
+    OutboundLine::verbatim(&format!("line {n:02}"))
 }
 const LINE_COST: usize = 8 + SLOT_BYTES;
 
@@ -32,6 +32,23 @@ fn drain(reader: &OutboxReader) -> Vec<String> {
     taken
 }
 
+/// What the manager counts of each delivery (`Tally` in `shared`).
+#[derive(Default)]
+struct Tally {
+    delivered: u64,
+    dropped: u64,
+}
+
+/// Delivers as the manager does, counting what happened.
+fn counted(outbox: &mut Outbox, line: OutboundLine, tally: &mut Tally) -> Delivery {
+    let delivery = outbox.deliver(line);
+    match delivery {
+        Delivery::Queued => tally.delivered += 1,
+        Delivery::Dropped | Delivery::HungUp => tally.dropped += 1,
+    }
+    delivery
+}
+
 fn notice(n: u64) -> String {
     format!("! {n} lines were dropped because your connection is too slow")
 }
@@ -40,10 +57,10 @@ fn notice(n: u64) -> String {
 fn a_line_that_would_pass_the_bound_is_dropped_and_counted() {
     let (mut outbox, reader) = outbox_for(2);
     let mut tally = Tally::default();
-    assert_eq!(outbox.deliver(line(1), &mut tally), Delivery::Queued);
-    assert_eq!(outbox.deliver(line(2), &mut tally), Delivery::Queued);
+    assert_eq!(counted(&mut outbox, line(1), &mut tally), Delivery::Queued);
+    assert_eq!(counted(&mut outbox, line(2), &mut tally), Delivery::Queued);
     assert_eq!(outbox.backlog_bytes(), 2 * LINE_COST);
-    assert_eq!(outbox.deliver(line(3), &mut tally), Delivery::Dropped);
+    assert_eq!(counted(&mut outbox, line(3), &mut tally), Delivery::Dropped);
     assert_eq!((tally.delivered, tally.dropped), (2, 1));
     assert_eq!(drain(&reader), ["line 01", "line 02", &notice(1)]);
     assert_eq!(outbox.backlog_bytes(), 0, "taking lines frees their bytes");
@@ -54,11 +71,11 @@ fn the_notice_stands_in_the_gap_just_before_the_next_line() {
     let (mut outbox, reader) = outbox_for(2);
     let mut tally = Tally::default();
     for n in 1..=5 {
-        outbox.deliver(line(n), &mut tally);
+        counted(&mut outbox, line(n), &mut tally);
     }
     // The writer catches up only now.
     assert_eq!(drain(&reader), ["line 01", "line 02", &notice(3)]);
-    outbox.deliver(line(6), &mut tally);
+    counted(&mut outbox, line(6), &mut tally);
     assert_eq!(drain(&reader), ["line 06"]);
 }
 
@@ -66,8 +83,8 @@ fn the_notice_stands_in_the_gap_just_before_the_next_line() {
 fn the_notice_does_not_wait_for_a_later_line() {
     let (mut outbox, reader) = outbox_for(1);
     let mut tally = Tally::default();
-    outbox.deliver(line(1), &mut tally);
-    outbox.deliver(line(2), &mut tally);
+    counted(&mut outbox, line(1), &mut tally);
+    counted(&mut outbox, line(2), &mut tally);
     // No more lines come for this client, ever: it is told all the same.
     assert_eq!(drain(&reader), ["line 01", &notice(1)]);
 }
@@ -76,13 +93,13 @@ fn the_notice_does_not_wait_for_a_later_line() {
 fn drops_after_the_writer_told_a_gap_open_a_new_one() {
     let (mut outbox, reader) = outbox_for(1);
     let mut tally = Tally::default();
-    outbox.deliver(line(1), &mut tally);
-    outbox.deliver(line(2), &mut tally);
+    counted(&mut outbox, line(1), &mut tally);
+    counted(&mut outbox, line(2), &mut tally);
     // The writer takes the line (freeing room) and the first marker.
     assert_eq!(drain(&reader), ["line 01", &notice(1)]);
-    outbox.deliver(line(3), &mut tally); // fits
-    outbox.deliver(line(4), &mut tally); // dropped: a new gap
-    outbox.deliver(line(5), &mut tally); // the same gap
+    counted(&mut outbox, line(3), &mut tally); // fits
+    counted(&mut outbox, line(4), &mut tally); // dropped: a new gap
+    counted(&mut outbox, line(5), &mut tally); // the same gap
     assert_eq!(drain(&reader), ["line 03", &notice(2)]);
     assert_eq!(tally.dropped, 3);
 }
@@ -91,9 +108,12 @@ fn drops_after_the_writer_told_a_gap_open_a_new_one() {
 fn a_line_bigger_than_the_bound_still_goes_to_an_empty_backlog() {
     let (mut outbox, reader) = outbox(10, Hangup::none(), NEVER);
     let mut tally = Tally::default();
-    let big = OutboundLine::new(&"u".repeat(100));
-    assert_eq!(outbox.deliver(big.clone(), &mut tally), Delivery::Queued);
-    assert_eq!(outbox.deliver(big, &mut tally), Delivery::Dropped);
+    let big = OutboundLine::verbatim(&"u".repeat(100));
+    assert_eq!(
+        counted(&mut outbox, big.clone(), &mut tally),
+        Delivery::Queued
+    );
+    assert_eq!(counted(&mut outbox, big, &mut tally), Delivery::Dropped);
     assert_eq!(drain(&reader).len(), 2, "the big line, then the notice");
 }
 
@@ -107,8 +127,8 @@ fn a_client_whose_backlog_stays_full_is_hung_up_on() {
 
     let (mut outbox, _reader) = outbox(LINE_COST, Hangup::new(&server_side), Duration::ZERO);
     let mut tally = Tally::default();
-    assert_eq!(outbox.deliver(line(1), &mut tally), Delivery::Queued);
-    assert_eq!(outbox.deliver(line(2), &mut tally), Delivery::HungUp);
+    assert_eq!(counted(&mut outbox, line(1), &mut tally), Delivery::Queued);
+    assert_eq!(counted(&mut outbox, line(2), &mut tally), Delivery::HungUp);
     client
         .set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
@@ -127,7 +147,7 @@ fn a_client_that_catches_up_is_not_hung_up_on() {
     for n in 0..50 {
         // Full, then drained: a line gets through every other time, which
         // restarts the clock.
-        let delivery = outbox.deliver(line(n), &mut tally);
+        let delivery = counted(&mut outbox, line(n), &mut tally);
         assert_ne!(delivery, Delivery::HungUp, "line {n}");
         drain(&reader);
     }
@@ -180,7 +200,11 @@ fn with_a_writer_racing_the_manager_every_drop_is_told_once_in_its_place() {
     });
     let mut tally = Tally::default();
     for n in 0..LINES {
-        outbox.deliver(OutboundLine::new(&format!("line {n}")), &mut tally);
+        counted(
+            &mut outbox,
+            OutboundLine::verbatim(&format!("line {n}")),
+            &mut tally,
+        );
     }
     drop(outbox); // the manager lets go; the writer drains and stops
     let received = writer.join().expect("writer thread");
@@ -201,8 +225,8 @@ fn delivering_to_a_full_backlog_never_waits() {
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
     thread::spawn(move || {
         let mut tally = Tally::default();
-        outbox.deliver(line(1), &mut tally);
-        let _ = done_tx.send(outbox.deliver(line(2), &mut tally));
+        counted(&mut outbox, line(1), &mut tally);
+        let _ = done_tx.send(counted(&mut outbox, line(2), &mut tally));
     });
     match done_rx.recv_timeout(Duration::from_secs(15)) {
         Ok(delivery) => assert_eq!(delivery, Delivery::Dropped),

@@ -11,6 +11,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// This module's path: every lock is taken through [`LockStats::acquire`],
+/// and the deadlock report looks past it (`deadlock.rs`).
+#[cfg(feature = "deadlock-detection")]
+pub(crate) const MODULE: &str = module_path!();
+
 /// The thread roles that come and go with connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {

@@ -2,31 +2,21 @@
 //!
 //! No thread runs this module. `Server::start` builds one [`Shared`] and
 //! gives each long-lived thread, and each client's reader, an `Arc` of it.
-//! Inside are three things:
+//! Inside:
 //!
 //! - the [`Config`], read-only after start, so it needs no lock;
 //! - the [`ClientDirectory`]: which names are taken, behind a
 //!   `parking_lot::RwLock` (many threads look names up, few claim them);
 //! - the [`Stats`]: the server's counters, behind a `parking_lot::Mutex`;
-//! - the [`Gauges`]: atomics for the live view (threads by role, the events
-//!   channel's depth), and a `stopping` flag; no lock;
+//! - the [`Gauges`]: atomics for the live view and `/metrics` (threads by
+//!   role, the events channel's depth, the fan-out histogram), and the
+//!   `stopping` flag; no lock;
+//! - the counter that numbers connections ([`ClientId`]);
 //! - with `--redis`, the [`NamesElsewhere`] through which readers claim
-//!   names on every server (a pool of Redis connections whose small lock is
-//!   a leaf: held only to take a connection out or put one back).
+//!   names on every server.
 //!
-//! Three layers, as in tokio's mini-redis (`Db` → `Shared` → `State`):
-//! `Shared` holds the two types, each type holds its lock, and every method
-//! takes the lock, does a few map or counter operations, and lets go before
-//! it returns. No guard ever leaves a method, so no caller can hold a lock
-//! across socket I/O or a channel send, or take one lock inside the other by
-//! accident.
-//!
-//! # Lock order
-//!
-//! No thread ever holds both locks. [`Shared::snapshot`] is the one place
-//! that needs both, and it reads the directory, lets go, then locks the
-//! stats. If a change ever needs both at once, take the **client directory
-//! first, then the stats**; docs/ARCHITECTURE.md keeps the same rule.
+//! How the locks are used (three layers, no guard leaves a method, the lock
+//! order) is docs/ARCHITECTURE.md's invariant 3.
 
 pub(crate) mod clients;
 pub(crate) mod gauges;
@@ -36,29 +26,30 @@ pub(crate) use clients::ClientDirectory;
 pub(crate) use gauges::Gauges;
 pub(crate) use stats::{ManagerView, Stats, StatsSnapshot, Tally};
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::event::ClientId;
-
 use crate::config::Config;
+
+/// A connection's number, given by an acceptor in order of arrival and
+/// never reused while the server runs. Names change (`/nick`); ids do not,
+/// so every table the manager keeps is indexed by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ClientId(pub(crate) u64);
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
 
 /// Names on the other servers (`--redis`): a reader's claim must win there
 /// too. Implemented over Redis in `cluster::names`; a trait, so that the
 /// reader, which does not know Redis, can ask.
 pub(crate) trait NamesElsewhere: Send + Sync {
-    /// Claims `name` for this server, or says why not. Blocks the calling
-    /// reader thread for at most about a second.
-    fn claim(&self, name: &str) -> Result<(), ClaimRefused>;
-}
-
-/// Why [`NamesElsewhere::claim`] refused.
-#[derive(Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) enum ClaimRefused {
-    /// Another server holds the name.
-    Taken,
-    /// Redis could not be asked: no name can be known to be free.
-    Unreachable,
+    /// Claims `name` for this server, or gives the `! ` line saying why
+    /// not. Blocks the calling reader for at most about a second.
+    fn claim(&self, name: &str) -> Result<(), String>;
 }
 
 /// What every thread may read, behind one `Arc`.
@@ -66,13 +57,12 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) clients: ClientDirectory,
     pub(crate) stats: Stats,
-    /// Lock-free tallies for the live view (threads by role, queue depth).
     pub(crate) gauges: Gauges,
     /// Set when shutdown begins: `/health` answers 503 from then on.
     pub(crate) stopping: AtomicBool,
     /// With `--redis`: where names are claimed across servers.
     pub(crate) names_elsewhere: Option<Box<dyn NamesElsewhere>>,
-    /// The last `ClientId` given, by either acceptor.
+    /// The last `ClientId` given, by any acceptor.
     last_id: AtomicU64,
 }
 

@@ -1,6 +1,6 @@
 //! A room's recent lines: a bounded ring buffer. Plain data, no I/O, no locks.
 //!
-//! Each room in [`rooms`](crate::rooms) has one, and the manager thread owns
+//! Each room in [`rooms`](super::rooms) has one, and the manager thread owns
 //! the rooms, so only the manager ever touches a history. It keeps the very
 //! same [`OutboundLine`]s that were fanned out (reference-counted), so
 //! recording a line costs one pointer copy, and replaying fifty lines to a
@@ -13,8 +13,17 @@
 use std::collections::{HashSet, VecDeque};
 use std::mem;
 
-use crate::cluster::LineId;
-use crate::event::OutboundLine;
+use crate::line::OutboundLine;
+
+/// A chat line's identity across servers (`--redis`): the server that said
+/// it first, and its number there. History replays and live lines are
+/// matched by it, so that no line is shown twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct LineId {
+    /// The id of the server it was said on.
+    pub(crate) server: u64,
+    pub(crate) seq: u64,
+}
 
 #[derive(Debug)]
 pub(crate) struct History {
@@ -93,7 +102,7 @@ mod tests {
     fn keeps_the_last_lines_oldest_first() {
         let mut history = History::new(3);
         for n in 1..=5 {
-            history.record(None, OutboundLine::new(&n.to_string()));
+            history.record(None, OutboundLine::verbatim(&n.to_string()));
         }
         assert_eq!(texts(&history), vec!["3", "4", "5"]);
         assert_eq!(history.len(), 3);
@@ -102,30 +111,26 @@ mod tests {
     #[test]
     fn fewer_lines_than_the_limit_are_all_kept() {
         let mut history = History::new(50);
-        history.record(None, OutboundLine::new("only"));
+        history.record(None, OutboundLine::verbatim("only"));
         assert_eq!(texts(&history), vec!["only"]);
     }
 
     #[test]
     fn a_limit_of_zero_keeps_nothing() {
         let mut history = History::new(0);
-        history.record(None, OutboundLine::new("gone"));
+        history.record(None, OutboundLine::verbatim("gone"));
         assert!(history.is_empty());
     }
 
     #[test]
     fn a_merge_puts_the_shared_copy_first_and_keeps_each_line_once() {
-        use crate::cluster::ServerId;
-        let id = |server, seq| LineId {
-            server: ServerId(server),
-            seq,
-        };
+        let id = |server, seq| LineId { server, seq };
         let mut history = History::new(4);
-        history.record(Some(id(1, 1)), OutboundLine::new("mine, published"));
-        history.record(None, OutboundLine::new("said while Redis was down"));
+        history.record(Some(id(1, 1)), OutboundLine::verbatim("mine, published"));
+        history.record(None, OutboundLine::verbatim("said while Redis was down"));
         history.merge(vec![
-            (id(2, 7), OutboundLine::new("theirs")),
-            (id(1, 1), OutboundLine::new("mine, published")),
+            (id(2, 7), OutboundLine::verbatim("theirs")),
+            (id(1, 1), OutboundLine::verbatim("mine, published")),
         ]);
         assert_eq!(
             texts(&history),

@@ -11,10 +11,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cluster::LineId;
-use crate::event::{ClientId, OutboundLine};
-use crate::history::History;
-use crate::names;
+use super::history::{History, LineId};
+use super::names;
+use crate::line::OutboundLine;
+use crate::shared::ClientId;
 
 /// The room everyone starts in. It always exists, even when empty.
 pub(crate) const LOBBY: &str = "lobby";
@@ -137,18 +137,6 @@ impl Rooms {
         self.by_key.get(self.room_of.get(&id)?)
     }
 
-    /// How many are in `id`'s room, `id` included; 0 if it is in none.
-    pub(crate) fn size_of_room_of(&self, id: ClientId) -> usize {
-        self.room(id).map_or(0, |room| room.members.len())
-    }
-
-    /// Everyone in `id`'s room, `id` included, in no particular order.
-    pub(crate) fn roommates(&self, id: ClientId) -> impl Iterator<Item = ClientId> + '_ {
-        self.room(id)
-            .into_iter()
-            .flat_map(|room| room.members.iter().copied())
-    }
-
     /// Keeps `line` in the history of `id`'s room.
     pub(crate) fn record(&mut self, id: ClientId, line_id: Option<LineId>, line: OutboundLine) {
         let Some(key) = self.room_of.get(&id) else {
@@ -232,12 +220,12 @@ mod tests {
         rooms.enter(ClientId(1), LOBBY);
         rooms.enter(ClientId(2), LOBBY);
         rooms.enter(ClientId(3), "Rust");
-        assert_eq!(sorted(rooms.roommates(ClientId(1))), vec![1, 2]);
-        assert_eq!(sorted(rooms.roommates(ClientId(3))), vec![3]);
+        assert_eq!(sorted(rooms.members_of("lobby")), vec![1, 2]);
+        assert_eq!(sorted(rooms.members_of("RUST")), vec![3]);
         assert_eq!(rooms.room_of(ClientId(3)), Some("Rust"));
-        assert_eq!(rooms.size_of_room_of(ClientId(1)), 2);
-        assert_eq!(rooms.size_of_room_of(ClientId(3)), 1);
-        assert_eq!(rooms.size_of_room_of(ClientId(4)), 0, "in no room");
+        assert_eq!(rooms.size_of(LOBBY), 2);
+        assert_eq!(rooms.size_of("rust"), 1);
+        assert_eq!(rooms.room_of(ClientId(4)), None, "in no room");
     }
 
     #[test]
@@ -247,7 +235,7 @@ mod tests {
         rooms.enter(ClientId(2), LOBBY);
         let entered = rooms.enter(ClientId(1), "rust");
         assert_eq!((entered.name, entered.members), ("rust", 1));
-        assert_eq!(sorted(rooms.roommates(ClientId(2))), vec![2]);
+        assert_eq!(sorted(rooms.members_of(LOBBY)), vec![2]);
         assert_eq!(rooms.enter(ClientId(2), "RUST").members, 2);
         assert!(rooms.is_in(ClientId(2), "Rust"));
         assert!(!rooms.is_in(ClientId(2), LOBBY));
@@ -264,7 +252,7 @@ mod tests {
         rooms.leave(ClientId(3));
         assert_eq!(rooms.list(), vec![(LOBBY, 0), ("RUST", 1)]);
         assert_eq!(rooms.leave(ClientId(3)), None);
-        assert_eq!(rooms.roommates(ClientId(3)).count(), 0);
+        assert_eq!(rooms.room_of(ClientId(3)), None);
     }
 
     #[test]
@@ -283,9 +271,13 @@ mod tests {
         rooms.enter(ClientId(1), "rust");
         rooms.enter(ClientId(2), LOBBY);
         for n in 1..=3 {
-            rooms.record(ClientId(1), None, OutboundLine::new(&format!("rust {n}")));
+            rooms.record(
+                ClientId(1),
+                None,
+                OutboundLine::verbatim(&format!("rust {n}")),
+            );
         }
-        rooms.record(ClientId(2), None, OutboundLine::new("lobby 1"));
+        rooms.record(ClientId(2), None, OutboundLine::verbatim("lobby 1"));
         assert_eq!(
             history_of(&mut rooms, ClientId(3), "rust"),
             vec!["rust 2", "rust 3"]

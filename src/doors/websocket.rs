@@ -1,20 +1,73 @@
-//! WebSocket (RFC 6455), written by hand on std: the handshake's key, and
-//! frames in and out. Plain logic: no threads, no locks; it reads from and
-//! writes to whatever it is given.
+//! The WebSocket door (RFC 6455), written by hand on std: the handshake's
+//! key, and frames in and out. No thread of its own: a browser's reader
+//! thread reads through [`WsDecoder`], its writer writes through
+//! [`WsEncoder`], and the web door (`web/`) does the HTTP handshake before.
 //!
 //! A browser client is a client like any other: the same reader and writer
-//! threads, names, rooms and limits. Only the framing differs, and it is all
-//! here. One text message is one line. The reader reads through a
-//! [`FrameReader`], which answers pings and closes itself (through the
-//! writer, which owns the socket's writing side, over a small control
-//! channel) and hands the reader nothing but lines; the writer wraps each
-//! line in a text frame with [`text_frame`].
+//! threads, names, rooms and limits, and the line protocol's commands, one
+//! per text message. Only the framing differs, and it is all here. The
+//! [`FrameReader`] answers pings and closes itself (through the writer,
+//! which owns the socket's writing side, over the control channel) and hands
+//! the reader nothing but lines; the writer wraps each line in a text frame.
+//! The writer also pings a quiet browser (`--ping-after`), and browsers
+//! answer pings by themselves.
 
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 
 use crossbeam_channel::Sender;
 
-use crate::line_reader::Incoming;
+use super::{Control, Decode, Encode, Parsed};
+use crate::line::OutboundLine;
+use crate::logic::line_reader::Incoming;
+use crate::socket::TimedStream;
+
+/// How many bytes the reader asks the socket for at a time.
+const READ_BUFFER_BYTES: usize = 2048;
+
+pub(crate) struct WsDecoder<'a> {
+    frames: FrameReader<BufReader<&'a TimedStream<'a>>>,
+}
+
+impl<'a> WsDecoder<'a> {
+    pub(crate) fn new(
+        input: &'a TimedStream<'a>,
+        max_line: usize,
+        control_tx: Sender<Control>,
+    ) -> Self {
+        let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, input);
+        WsDecoder {
+            frames: FrameReader::new(buffered, max_line, control_tx),
+        }
+    }
+}
+
+impl Decode for WsDecoder<'_> {
+    fn next_line(&mut self) -> io::Result<Incoming> {
+        self.frames.next_line()
+    }
+
+    fn parse(&mut self, line: &str, registered: bool) -> Parsed {
+        super::line::parse(line, registered)
+    }
+}
+
+pub(crate) struct WsEncoder;
+
+impl Encode for WsEncoder {
+    /// One text frame per line, without its newline.
+    fn line(&mut self, line: &OutboundLine, out: &mut Vec<u8>) {
+        frame(out, OP_TEXT, line.text().as_bytes());
+    }
+
+    fn ping(&mut self, out: &mut Vec<u8>) {
+        frame(out, OP_PING, b"threadchat");
+    }
+
+    /// The queue is closed: the server ends the connection, and says so.
+    fn goodbye(&mut self, out: &mut Vec<u8>) {
+        close_frame(out, CloseCode::Normal, "");
+    }
+}
 
 /// Why the server closes a WebSocket (RFC 6455, section 7.4.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,15 +95,6 @@ impl CloseCode {
             CloseCode::TooBig => 1009,
         }
     }
-}
-
-/// What the reader asks the writer to send on its behalf.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Control {
-    /// Answer to a ping, with its payload.
-    Pong(Vec<u8>),
-    /// Close the connection with this code and reason.
-    Close(CloseCode, &'static str),
 }
 
 const OP_CONTINUATION: u8 = 0x0;
@@ -115,7 +159,7 @@ impl<R: Read> FrameReader<R> {
     }
 
     fn refuse(&mut self, code: CloseCode, why: &'static str) -> io::Error {
-        let _ = self.control_tx.try_send(Control::Close(code, why));
+        let _ = self.control_tx.try_send(close_control(code, why));
         self.closed = true;
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -216,13 +260,19 @@ impl<R: Read> FrameReader<R> {
             // Only the latest ping needs an answer (RFC 6455, 5.5.3): if the
             // writer has a few waiting, this one may go unanswered.
             OP_PING => {
-                let _ = self.control_tx.try_send(Control::Pong(payload));
+                let mut pong = Vec::with_capacity(payload.len() + 2);
+                frame(&mut pong, OP_PONG, &payload);
+                let control = Control {
+                    bytes: pong,
+                    closes: false,
+                };
+                let _ = self.control_tx.try_send(control);
             }
             OP_CLOSE => {
                 // The client closes: answer with a close, and end.
                 let _ = self
                     .control_tx
-                    .try_send(Control::Close(CloseCode::Normal, ""));
+                    .try_send(close_control(CloseCode::Normal, ""));
                 self.closed = true;
                 return Ok(Some(Incoming::End));
             }
@@ -256,22 +306,18 @@ fn frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// One line as a text frame, without its newline.
-pub(crate) fn text_frame(out: &mut Vec<u8>, line: &[u8]) {
-    let text = line.strip_suffix(b"\n").unwrap_or(line);
-    frame(out, OP_TEXT, text);
-}
-
-/// A control frame the reader asked for.
-pub(crate) fn control_frame(out: &mut Vec<u8>, control: &Control) {
-    match control {
-        Control::Pong(payload) => frame(out, OP_PONG, payload),
-        Control::Close(code, reason) => close_frame(out, *code, reason),
+/// A close frame for the writer to send, its last.
+fn close_control(code: CloseCode, reason: &str) -> Control {
+    let mut bytes = Vec::with_capacity(4 + reason.len());
+    close_frame(&mut bytes, code, reason);
+    Control {
+        bytes,
+        closes: true,
     }
 }
 
 /// A close frame: the code, then a short reason in UTF-8.
-pub(crate) fn close_frame(out: &mut Vec<u8>, code: CloseCode, reason: &str) {
+fn close_frame(out: &mut Vec<u8>, code: CloseCode, reason: &str) {
     let mut payload = code.number().to_be_bytes().to_vec();
     // A control frame's payload is at most 125 bytes.
     payload.extend_from_slice(&reason.as_bytes()[..reason.len().min(123)]);

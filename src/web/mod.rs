@@ -1,43 +1,47 @@
-//! The web door: the `http-acceptor` thread, and one `http-N` thread per
-//! HTTP connection (thread-per-connection again, at most
-//! [`MAX_HTTP_CONNECTIONS`] at once).
+//! The web door (`--http`, on by default): the `http-acceptor` thread, and
+//! one `http-N` thread per HTTP connection (thread-per-connection again, at
+//! most [`MAX_HTTP_CONNECTIONS`] at once). An optional part: `--http off`
+//! and none of it runs; the chat server works without it.
 //!
-//! The acceptor owns the second `TcpListener` (`--http`) and a table of its
-//! connections' threads, to join them at shutdown, like the chat acceptor.
-//! Each `http-N` thread reads one request (with a deadline and a size
-//! bound), answers it and closes; except `GET /ws`, where, after the
-//! WebSocket handshake, the same thread becomes that client's reader: it
-//! starts a writer and runs `reader::run`, and from there a browser is a
-//! client like any other. These threads read the stats and the gauges for
-//! `/health`, `/metrics` and `/stats.json`, through `Shared`'s methods (each
-//! takes its lock and lets go), and never hold a lock while they write.
+//! The acceptor owns the second `TcpListener` and a table of its
+//! connections' threads, to join them at shutdown, like the chat acceptor
+//! (it uses the chat acceptor's loop and table). Each `http-N` thread reads
+//! one request (with a deadline and a size bound), answers it and closes;
+//! except `GET /ws`, where, after the WebSocket handshake, the same thread
+//! becomes that client's reader: it runs `reader::run` with the WebSocket
+//! door (`doors/websocket.rs`), and from there a browser is a client like
+//! any other. These threads read the stats and the gauges for `/health`,
+//! `/metrics` and `/stats.json`, through `Shared`'s methods (each takes its
+//! lock and lets go), and never hold a lock while they write.
+
+pub(crate) mod http;
+pub(crate) mod metrics;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::acceptor::Connections;
-use crate::event::{ClientId, Event};
-use crate::http::{self, HeadError, Request};
-use crate::metrics;
+use crate::acceptor::{self, Connections};
+use crate::doors::{websocket, Door};
+use crate::event::Event;
 use crate::reader::{self, ReaderStart};
 use crate::shared::gauges::Role;
-use crate::shared::Shared;
+use crate::shared::{ClientId, Shared};
 use crate::shutdown::ShutdownSignal;
 use crate::socket::ClientSocket;
-use crate::websocket;
+use http::{HeadError, Request};
 
 /// HTTP connections served at once (WebSocket clients count as clients,
 /// under `--max-clients`, instead). One more is answered 503 at once.
 pub(crate) const MAX_HTTP_CONNECTIONS: usize = 64;
 
 /// The chat page: one self-contained file, compiled into the binary.
-const PAGE: &str = include_str!("web/index.html");
+const PAGE: &str = include_str!("index.html");
 
 pub(crate) fn run(
     listener: TcpListener,
@@ -46,29 +50,51 @@ pub(crate) fn run(
     shutdown: ShutdownSignal,
 ) {
     let mut connections = Connections::new();
-    loop {
-        let accepted = listener.accept();
-        if shutdown.has_fired() {
-            break;
-        }
-        connections.join_finished();
-        match accepted {
-            Ok((stream, peer)) => {
-                let id = shared.new_client_id();
-                if let Err(error) = start(id, stream, peer, &shared, &events_tx, &mut connections) {
-                    log::warn!("web: cannot serve {peer}: {error}");
-                }
+    let slots = Arc::new(Slots::default());
+    acceptor::accept_until_shutdown(
+        &listener,
+        &shutdown,
+        &mut connections,
+        |stream, peer, connections| {
+            let id = shared.new_client_id();
+            if let Err(error) = start(id, stream, peer, &shared, &events_tx, &slots, connections) {
+                log::warn!("web: cannot serve {peer}: {error}");
             }
-            Err(error) => {
-                log::warn!("web: accept failed: {error}");
-                thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
+        },
+    );
     drop(listener);
     // As the chat acceptor: not one of the senders the manager waits for.
     drop(events_tx);
     connections.close_all(shared.config.shutdown_grace);
+}
+
+/// HTTP connections being answered. Taken by the acceptor before it starts
+/// a connection's thread, and given back by that thread (through a
+/// [`Slot`]) when it is done or has become a client's reader, so a burst of
+/// connections cannot get past the cap: the check and the count are one
+/// step (a compare-and-swap), as lab 01 teaches for names.
+#[derive(Default)]
+struct Slots(AtomicUsize);
+
+impl Slots {
+    /// One slot, or `None` when all [`MAX_HTTP_CONNECTIONS`] are taken.
+    fn take(self: &Arc<Self>) -> Option<Slot> {
+        let taken = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_HTTP_CONNECTIONS).then_some(n + 1)
+            });
+        taken.ok().map(|_| Slot(self.clone()))
+    }
+}
+
+/// A taken slot, given back when dropped.
+struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Starts a connection's thread, or answers 503 when there are too many.
@@ -78,13 +104,14 @@ fn start(
     peer: SocketAddr,
     shared: &Arc<Shared>,
     events_tx: &Sender<Event>,
+    slots: &Arc<Slots>,
     connections: &mut Connections,
 ) -> io::Result<()> {
-    if shared.gauges.threads(Role::Http) >= MAX_HTTP_CONNECTIONS
-        || !connections
-            .per_addr
-            .admits(peer.ip(), shared.config.max_per_addr)
-    {
+    let slot = slots.take();
+    let admitted = connections
+        .per_addr
+        .admits(peer.ip(), shared.config.max_per_addr);
+    let Some(slot) = slot.filter(|_| admitted) else {
         let mut stream = stream;
         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
         let _ = stream.write_all(&http::error_response(
@@ -92,9 +119,9 @@ fn start(
             "too many connections, try again",
         ));
         return Ok(());
-    }
-    stream.set_nodelay(true)?;
-    stream.set_write_timeout(Some(shared.config.write_timeout))?;
+    };
+    // A browser that vanishes is noticed like any client (TCP keepalive).
+    acceptor::prepare_client_socket(&stream, shared)?;
     let socket = Arc::new(ClientSocket::new(stream));
     let connection = Connection {
         id,
@@ -107,7 +134,7 @@ fn start(
     let handle = thread::Builder::new()
         .name(format!("http-{}", id.0))
         .stack_size(shared.config.client_stack_bytes)
-        .spawn(move || connection.serve())?;
+        .spawn(move || connection.serve(slot))?;
     connections.insert(id, peer.ip(), handle, &socket);
     Ok(())
 }
@@ -123,9 +150,10 @@ struct Connection {
 }
 
 impl Connection {
-    fn serve(self) {
+    fn serve(self, slot: Slot) {
         let upgraded = {
             let _role = self.shared.gauges.running(Role::Http);
+            let _slot = slot;
             self.answer()
         };
         if upgraded {
@@ -256,10 +284,10 @@ impl Connection {
             id: self.id,
             peer: self.peer,
             socket: self.socket,
+            door: Door::WebSocket,
             events_tx: self.events_tx,
             shared: self.shared,
             finished_tx: self.finished_tx,
-            websocket: true,
         });
     }
 

@@ -92,7 +92,11 @@ fn text_frames_are_lines_and_fragments_are_joined() {
     let (mut frames, control_rx) = reader(bytes, 100);
     assert_eq!(frames.next_line().unwrap(), line("hello"));
     assert_eq!(frames.next_line().unwrap(), line("fragmented"));
-    assert_eq!(control_rx.try_recv(), Ok(Control::Pong(b"p1".to_vec())));
+    let pong = Control {
+        bytes: vec![0x8a, 0x02, b'p', b'1'],
+        closes: false,
+    };
+    assert_eq!(control_rx.try_recv(), Ok(pong));
     assert_eq!(frames.next_line().unwrap(), Incoming::End);
 }
 
@@ -120,7 +124,7 @@ fn a_client_close_is_answered_and_ends_the_stream() {
     );
     assert_eq!(
         control_rx.try_recv(),
-        Ok(Control::Close(CloseCode::Normal, ""))
+        Ok(close_control(CloseCode::Normal, ""))
     );
 }
 
@@ -130,7 +134,13 @@ fn refused(bytes: Vec<u8>, max: usize, code: CloseCode) {
     let error = frames.next_line().expect_err("expected a refusal");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
     match control_rx.try_recv() {
-        Ok(Control::Close(sent, _)) => assert_eq!(sent, code, "{error}"),
+        Ok(Control {
+            bytes,
+            closes: true,
+        }) if bytes[0] == 0x88 => {
+            let sent = u16::from_be_bytes([bytes[2], bytes[3]]);
+            assert_eq!(sent, code.number(), "{error}");
+        }
         other => panic!("expected a close {code:?}, got {other:?} ({error})"),
     }
     assert_eq!(
@@ -190,15 +200,15 @@ fn every_forbidden_frame_is_refused_with_its_close_code() {
 #[test]
 fn server_frames_are_unmasked_with_the_shortest_length() {
     let mut out = Vec::new();
-    text_frame(&mut out, b"hi\n");
-    assert_eq!(out, [0x81, 0x02, b'h', b'i']);
+    WsEncoder.line(&crate::line::OutboundLine::notice("hi"), &mut out);
+    assert_eq!(out, [0x81, 0x04, b'*', b' ', b'h', b'i'], "no newline");
     out.clear();
-    text_frame(&mut out, &[b'a'; 200]);
+    frame(&mut out, OP_TEXT, &[b'a'; 200]);
     assert_eq!(&out[..4], &[0x81, 126, 0, 200]);
     out.clear();
     close_frame(&mut out, CloseCode::TooBig, "bye");
     assert_eq!(out, [0x88, 0x05, 0x03, 0xf1, b'b', b'y', b'e']);
     out.clear();
-    control_frame(&mut out, &Control::Pong(b"p".to_vec()));
-    assert_eq!(out, [0x8a, 0x01, b'p']);
+    WsEncoder.ping(&mut out);
+    assert_eq!(&out[..2], &[0x89, 10], "a ping with a 10-byte payload");
 }

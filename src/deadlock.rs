@@ -1,0 +1,156 @@
+//! The deadlock detector (`--features deadlock-detection`, off by default):
+//! for the labs, where a student makes a lock-order deadlock on purpose
+//! (docs/LABS.md). An optional part: without the feature this module is not
+//! built, and a student may skip it.
+//!
+//! No thread of its own: the monitor thread calls [`reports`] every
+//! `--stats-interval` and logs what it returns. parking_lot's detector
+//! knows every thread parked on one of its locks, and finds a cycle of
+//! threads each waiting for a lock another holds. A deadlocked thread stays
+//! blocked: the report is for a person to read.
+
+use std::thread::ThreadId;
+
+/// One report per deadlock found since the last call. For each thread in
+/// the cycle the report gives one line, from its backtrace: the thread's
+/// role (its outermost function of ours, such as `manager::run`) and where
+/// it waits (its innermost that is not a lock helper, such as
+/// `shared::stats::Stats::publish`, which names the lock, since each lock
+/// is taken only inside its own type's methods); then the whole backtrace.
+pub(crate) fn reports() -> Vec<String> {
+    let mut reports = Vec::new();
+    for (n, cycle) in parking_lot::deadlock::check_deadlock().iter().enumerate() {
+        let mut summaries = Vec::new();
+        let mut backtraces = Vec::new();
+        for thread in cycle {
+            let names = (thread.backtrace().frames().iter())
+                .flat_map(|frame| frame.symbols())
+                .filter_map(|symbol| symbol.name().map(|name| format!("{name:#}")));
+            summaries.push(summary(thread.thread_id(), &ours(names)));
+            backtraces.push(format!(
+                "{:?}:\n{:?}",
+                thread.thread_id(),
+                thread.backtrace()
+            ));
+        }
+        reports.push(format!(
+            "DEADLOCK {n}: {} threads each wait for a lock another holds\n{}\n{}",
+            cycle.len(),
+            summaries.join("\n"),
+            backtraces.join("\n")
+        ));
+    }
+    reports
+}
+
+/// Our own frames among a backtrace's symbol names (innermost first; `{:#}`
+/// leaves out the symbol's hash), without the crate's name or a closure's
+/// suffix.
+fn ours(names: impl Iterator<Item = String>) -> Vec<String> {
+    names.filter_map(|name| ours_only(&name)).collect()
+}
+
+fn ours_only(name: &str) -> Option<String> {
+    let name = name.strip_prefix(concat!(env!("CARGO_CRATE_NAME"), "::"))?;
+    // A generic function's name ends with its type arguments.
+    let name = name.split('<').next().unwrap_or(name);
+    Some(name.trim_end_matches("::{{closure}}").to_string())
+}
+
+/// The private helpers every lock is taken through: a frame in one of them
+/// says which lock is taken, but not who wants it. Named by the compiler
+/// (`type_name_of_val` of each function, and `module_path!` of the module
+/// that counts lock use), so a rename cannot leave a stale string here.
+fn lock_helpers() -> Vec<String> {
+    use crate::shared::{gauges, ClientDirectory, Stats};
+    (Stats::lock_helpers().into_iter())
+        .chain(ClientDirectory::lock_helpers())
+        .chain([gauges::MODULE])
+        .filter_map(ours_only)
+        .collect()
+}
+
+fn is_lock_helper(helpers: &[String], name: &str) -> bool {
+    let counting = &helpers[helpers.len() - 1];
+    helpers.iter().any(|helper| helper == name) || name.starts_with(&format!("{counting}::"))
+}
+
+/// One line for a deadlocked thread: its id, its role (the last of `ours`,
+/// our own frames innermost first) and where it waits.
+fn summary(id: ThreadId, ours: &[String]) -> String {
+    let helpers = lock_helpers();
+    let unknown = "?".to_string();
+    let role = ours.last().unwrap_or(&unknown);
+    let waits_in = (ours.iter())
+        .find(|name| !is_lock_helper(&helpers, name))
+        .unwrap_or(&unknown);
+    format!("  {id:?}, running {role}, waits in {waits_in}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+    use std::sync::{Arc, Barrier};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_deadlock_report_names_the_role_and_the_method_past_the_lock_helpers() {
+        let helpers = lock_helpers();
+        assert_eq!(helpers[0], "shared::stats::Stats::lock", "{helpers:?}");
+        assert_eq!(
+            helpers[1], "shared::clients::ClientDirectory::read",
+            "{helpers:?}"
+        );
+        assert_eq!(helpers[3], "shared::gauges", "{helpers:?}");
+        // Innermost first, as a backtrace lists them.
+        let ours = [
+            "shared::gauges::LockStats::acquire".to_string(),
+            helpers[0].clone(),
+            "shared::stats::Stats::publish".to_string(),
+            "manager::Manager::publish".to_string(),
+            "manager::run".to_string(),
+        ];
+        let line = summary(thread::current().id(), &ours);
+        assert!(
+            line.ends_with(", running manager::run, waits in shared::stats::Stats::publish"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_lock_order_deadlock_is_reported_with_both_threads() {
+        // Two threads take two locks in opposite orders, each after the
+        // other has its first: the classic lock-order deadlock. They stay
+        // blocked for the rest of this test process, by design.
+        let (a, b) = (Arc::new(Mutex::new(())), Arc::new(Mutex::new(())));
+        let both_hold_one = Arc::new(Barrier::new(2));
+        for (first, second) in [(a.clone(), b.clone()), (b, a)] {
+            let both_hold_one = both_hold_one.clone();
+            thread::spawn(move || {
+                let _first = first.lock();
+                both_hold_one.wait();
+                let _second = second.lock();
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let reports = loop {
+            let reports = reports();
+            if !reports.is_empty() || Instant::now() > deadline {
+                break reports;
+            }
+            thread::sleep(Duration::from_millis(20)); // polling, not synchronisation
+        };
+        assert_eq!(reports.len(), 1, "expected one deadlock, got {reports:#?}");
+        assert!(reports[0].contains("2 threads"), "{}", reports[0]);
+        // Both threads are named by where they run and where they wait.
+        let summaries = reports[0]
+            .lines()
+            .filter(|line| line.contains(", waits in "));
+        let named = summaries
+            .filter(|line| line.contains("deadlock::tests::"))
+            .count();
+        assert_eq!(named, 2, "expected both threads named: {}", reports[0]);
+    }
+}

@@ -1,0 +1,273 @@
+//! One line on its way to clients: what it says, and the bytes it is
+//! written as.
+//!
+//! No thread runs this module. The manager makes each [`OutboundLine`] once
+//! and queues the same one for every recipient (cloning is a reference-count
+//! increment); each recipient's writer thread writes it in its door's form
+//! (`doors/`). The fan-out timer inside a chat line is the one thing here
+//! that several threads change, and it is atomics only.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::logic::protocol;
+use crate::shared::gauges::Histogram;
+
+/// What a line says, with enough structure for any door to spell it its own
+/// way: an nc client sees `[rust] bob: hi`, and an IRC client would see a
+/// `PRIVMSG #rust` from bob. The line protocol's spelling (docs/PROTOCOL.md)
+/// is made once, when the line is made: it is what a line costs a backlog,
+/// what history keeps and what other servers are sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Says {
+    /// `[ROOM] FROM: TEXT`
+    Chat {
+        room: String,
+        from: String,
+        text: String,
+    },
+    /// `[ROOM] * FROM TEXT`
+    Action {
+        room: String,
+        from: String,
+        text: String,
+    },
+    /// `[dm from FROM] TEXT`, to the whisper's target.
+    WhisperFrom { from: String, text: String },
+    /// `[dm to TO] TEXT`, back to the whisper's sender.
+    WhisperTo { to: String, text: String },
+    /// `* NAME joined`, `* NAME left`, `* OLD is now known as NEW`.
+    Presence {
+        name: String,
+        room: String,
+        change: Change,
+    },
+    /// `* TEXT`: any other notice or reply.
+    Notice(String),
+    /// `! TEXT`: an error, to the one client it concerns.
+    Error(String),
+}
+
+/// How someone's presence in a room changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    Joined,
+    /// Went to another room.
+    Parted,
+    /// Left the server.
+    Quit,
+    Renamed {
+        new: String,
+    },
+}
+
+impl Says {
+    /// The line protocol's spelling, without the newline.
+    fn spelled(&self) -> String {
+        match self {
+            Says::Chat { room, from, text } => protocol::chat(room, from, text),
+            Says::Action { room, from, text } => protocol::action(room, from, text),
+            Says::WhisperFrom { from, text } => protocol::whisper_received(from, text),
+            Says::WhisperTo { to, text } => protocol::whisper_sent(to, text),
+            Says::Presence { name, change, .. } => protocol::notice(&match change {
+                Change::Joined => format!("{name} joined"),
+                Change::Parted | Change::Quit => format!("{name} left"),
+                Change::Renamed { new } => format!("{name} is now known as {new}"),
+            }),
+            Says::Notice(text) => protocol::notice(text),
+            Says::Error(text) => protocol::error(text),
+        }
+    }
+}
+
+/// One line on its way to clients. Cloning shares it: a chat line sent to a
+/// room of a thousand people is made once and queued a thousand times.
+#[derive(Clone, Debug)]
+pub(crate) struct OutboundLine(Arc<Line>);
+
+#[derive(Debug)]
+struct Line {
+    says: Says,
+    /// The line protocol's spelling, `\n` included.
+    text: Box<str>,
+    /// For a chat line being fanned out: how long until its last recipient
+    /// has it written (`/metrics`, `threadchat_fanout_seconds`).
+    fanout: Option<FanoutTimer>,
+}
+
+/// Times one line's fan-out: from the manager taking it to the last
+/// recipient's writer finishing the write. `pending` counts queued copies
+/// not yet written, plus one the manager holds while it is still queueing
+/// (so that a fast writer cannot bring it to zero early); whoever brings it
+/// to zero records the time.
+#[derive(Debug)]
+struct FanoutTimer {
+    started: Instant,
+    pending: AtomicUsize,
+    queued: AtomicUsize,
+    histogram: Arc<Histogram>,
+}
+
+impl OutboundLine {
+    pub(crate) fn new(says: Says) -> Self {
+        OutboundLine::with_timer(says, None)
+    }
+
+    /// `* TEXT`
+    pub(crate) fn notice(text: &str) -> Self {
+        OutboundLine::new(Says::Notice(text.to_string()))
+    }
+
+    /// `! TEXT`
+    pub(crate) fn error(text: &str) -> Self {
+        OutboundLine::new(Says::Error(text.to_string()))
+    }
+
+    /// A line whose fan-out is timed into `histogram`. The manager calls
+    /// [`fan_out_done`](Self::fan_out_done) once it has queued every copy.
+    pub(crate) fn timed(says: Says, histogram: &Arc<Histogram>) -> Self {
+        let timer = FanoutTimer {
+            started: Instant::now(),
+            pending: AtomicUsize::new(1),
+            queued: AtomicUsize::new(0),
+            histogram: histogram.clone(),
+        };
+        OutboundLine::with_timer(says, Some(timer))
+    }
+
+    fn with_timer(says: Says, fanout: Option<FanoutTimer>) -> Self {
+        let mut text = says.spelled();
+        text.push('\n');
+        OutboundLine(Arc::new(Line {
+            says,
+            text: text.into_boxed_str(),
+            fanout,
+        }))
+    }
+
+    /// A line of exactly `text`, for tests that count bytes.
+    #[cfg(test)]
+    pub(crate) fn verbatim(text: &str) -> Self {
+        OutboundLine(Arc::new(Line {
+            says: Says::Notice(text.to_string()),
+            text: format!("{text}\n").into_boxed_str(),
+            fanout: None,
+        }))
+    }
+
+    /// The line protocol's spelling, newline included.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.text.as_bytes()
+    }
+
+    /// The line protocol's spelling, without the newline.
+    pub(crate) fn text(&self) -> &str {
+        self.0.text.trim_end_matches('\n')
+    }
+
+    /// The same line without a timer: a history replay is not a fan-out.
+    pub(crate) fn untimed(&self) -> OutboundLine {
+        match &self.0.fanout {
+            None => self.clone(),
+            Some(_) => OutboundLine::new(self.0.says.clone()),
+        }
+    }
+
+    pub(crate) fn is_timed(&self) -> bool {
+        self.0.fanout.is_some()
+    }
+
+    /// One more copy is about to be queued for a writer.
+    pub(crate) fn queued(&self) {
+        if let Some(timer) = &self.0.fanout {
+            timer.pending.fetch_add(1, Ordering::AcqRel);
+            timer.queued.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A writer has written one copy, or a queued copy will never be.
+    pub(crate) fn written(&self) {
+        self.release();
+    }
+
+    /// The manager has queued every copy it will.
+    pub(crate) fn fan_out_done(&self) {
+        self.release();
+    }
+
+    fn release(&self) {
+        let Some(timer) = &self.0.fanout else {
+            return;
+        };
+        if timer.pending.fetch_sub(1, Ordering::AcqRel) == 1
+            && timer.queued.load(Ordering::Relaxed) > 0
+        {
+            timer.histogram.observe(timer.started.elapsed());
+        }
+    }
+}
+
+impl PartialEq for OutboundLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.text == other.0.text
+    }
+}
+
+impl Eq for OutboundLine {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(text: &str) -> Says {
+        Says::Chat {
+            room: "lobby".into(),
+            from: "alice".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_line_is_spelled_once_in_the_line_protocol() {
+        let line = OutboundLine::new(chat("hi"));
+        assert_eq!(line.as_bytes(), b"[lobby] alice: hi\n");
+        assert_eq!(line.text(), "[lobby] alice: hi");
+        let renamed = Says::Presence {
+            name: "al".into(),
+            room: "lobby".into(),
+            change: Change::Renamed { new: "bo".into() },
+        };
+        assert_eq!(OutboundLine::new(renamed).text(), "* al is now known as bo");
+        assert_eq!(OutboundLine::error("no").text(), "! no");
+    }
+
+    #[test]
+    fn a_fan_out_is_timed_once_when_its_last_copy_is_written() {
+        let histogram = Arc::new(Histogram::default());
+        let line = OutboundLine::timed(chat("hi"), &histogram);
+        line.queued();
+        line.queued();
+        // A fast writer: its copy is written before the manager is done.
+        line.written();
+        assert_eq!(histogram.snapshot().count, 0, "the manager still holds it");
+        line.fan_out_done();
+        assert_eq!(histogram.snapshot().count, 0, "one copy is still queued");
+        line.written();
+        assert_eq!(histogram.snapshot().count, 1);
+        // A replay of it later is not a fan-out.
+        let replayed = line.untimed();
+        replayed.queued();
+        replayed.written();
+        assert_eq!(histogram.snapshot().count, 1);
+        assert_eq!(replayed, line, "same text");
+    }
+
+    #[test]
+    fn a_line_nobody_received_is_not_timed() {
+        let histogram = Arc::new(Histogram::default());
+        let line = OutboundLine::timed(chat("to an empty room"), &histogram);
+        line.fan_out_done();
+        assert_eq!(histogram.snapshot().count, 0);
+    }
+}

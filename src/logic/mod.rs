@@ -1,0 +1,18 @@
+//! Plain logic: no I/O on sockets, no threads, no locks, no channels; each
+//! module unit-tested in place. The threads call into these modules; these
+//! modules never call out (`tests/shape.rs` holds them to it).
+//!
+//! - [`protocol`]: what a line from a client means, and how every line the
+//!   server sends is spelled;
+//! - `names`: the rules for people's names and room names;
+//! - `rooms`: who is in which room, owned by the manager;
+//! - `history`: a room's last lines, a ring buffer;
+//! - `rate_limit`: the flood guard, owned by each reader;
+//! - `line_reader`: bounded line splitting, owned by each reader.
+
+pub(crate) mod history;
+pub(crate) mod line_reader;
+pub(crate) mod names;
+pub mod protocol;
+pub(crate) mod rate_limit;
+pub(crate) mod rooms;

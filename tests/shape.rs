@@ -1,0 +1,177 @@
+//! The layout holds its shape (docs/ARCHITECTURE.md, invariants 6 and 7):
+//! the plain-logic modules use no threads, locks, channels or sockets, and
+//! the core names the optional parts (the web door, the cluster, the
+//! deadlock detector) only at the seams listed here. These tests read the
+//! source, with comments left out; they fail with the file, the line and
+//! what it names.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+
+/// Every `.rs` file under `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The file's lines with `//` comments (and doc comments) cut off, numbered
+/// from 1. Good enough for this source: no string here holds `//` before
+/// code that matters.
+fn code_lines(path: &Path) -> Vec<(usize, String)> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (text.lines().enumerate())
+        .map(|(n, line)| {
+            let code = match line.find("//") {
+                Some(at) if !line[..at].contains('"') => &line[..at],
+                _ => line,
+            };
+            (n + 1, code.to_string())
+        })
+        .filter(|(_, code)| !code.trim().is_empty() && !code.trim_start().starts_with("//"))
+        .collect()
+}
+
+/// `code` without its string literals, except inside `cfg(...)`, where the
+/// string is the feature's name.
+fn without_strings(code: &str) -> String {
+    if code.contains("cfg(") {
+        return code.to_string();
+    }
+    let mut out = String::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in code.chars() {
+        match (in_string, escaped, c) {
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => in_string = false,
+            (true, _, _) => escaped = false,
+            (false, _, '"') => {
+                in_string = true;
+                out.push_str("\"\"");
+            }
+            (false, _, c) => out.push(c),
+        }
+    }
+    out
+}
+
+fn relative(path: &Path) -> String {
+    let src = Path::new(SRC);
+    path.strip_prefix(src)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn plain_logic_uses_no_threads_locks_channels_or_sockets() {
+    let forbidden = ["std::net", "std::thread", "std::sync", "crossbeam", "parking_lot"];
+    let mut found = Vec::new();
+    let files = rust_files(&Path::new(SRC).join("logic"));
+    assert!(files.len() >= 6, "expected the logic modules, found {files:?}");
+    for file in files {
+        for (n, code) in code_lines(&file) {
+            for name in forbidden.iter().filter(|name| code.contains(*name)) {
+                found.push(format!("src/{}:{n} names {name}: {}", relative(&file), code.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "plain logic must not use these:\n{}", found.join("\n"));
+}
+
+/// The core: the thread roles, what they pass each other, what they share,
+/// and the plain logic. (`server.rs` starts the optional parts and is
+/// where most seams are.)
+const CORE: &[&str] = &[
+    "acceptor.rs",
+    "reader.rs",
+    "writer.rs",
+    "manager.rs",
+    "manager/",
+    "monitor.rs",
+    "server.rs",
+    "event.rs",
+    "line.rs",
+    "outbox.rs",
+    "outbox/",
+    "shared/",
+    "logic/",
+    "socket.rs",
+    "shutdown.rs",
+];
+
+/// What names an optional part, in code (string literals left out): its
+/// module, or the cargo feature that builds it.
+const OPTIONAL: &[&str] = &["web::", "cluster::", "deadlock::", "deadlock-detection", "feature = \"redis\""];
+
+/// The seams: each line of core code that may name an optional part, by
+/// file and the code it holds. Anything else that names one fails.
+const SEAMS: &[(&str, &str)] = &[
+    // server.rs starts the web door and the cluster, each in one place.
+    ("server.rs", "let cluster = cluster::start::prepare(&config).map_err(StartError::Redis)?;"),
+    ("server.rs", "cluster: Option<cluster::start::Prepared>,"),
+    ("server.rs", "move || web::run(web_listener, shared, events_tx, shutdown)"),
+    // The monitor logs what the detector finds.
+    ("monitor.rs", "#[cfg(feature = \"deadlock-detection\")]"),
+    ("monitor.rs", "crate::deadlock::reports().iter().for_each(|report| log::error!(\"{report}\"));"),
+    // The lock helpers the detector's report looks past.
+    ("shared/stats.rs", "#[cfg(feature = \"deadlock-detection\")]"),
+    ("shared/clients.rs", "#[cfg(feature = \"deadlock-detection\")]"),
+    ("shared/gauges.rs", "#[cfg(feature = \"deadlock-detection\")]"),
+    // A deadlock test that names the threads when the detector is built in.
+    ("shared/stats.rs", "#[cfg(not(feature = \"deadlock-detection\"))]"),
+    ("shared/stats.rs", "let found = crate::deadlock::reports().join(\"\\n\");"),
+];
+
+fn in_core(file: &str) -> bool {
+    CORE.iter()
+        .any(|core| file == *core || (core.ends_with('/') && file.starts_with(core)))
+}
+
+#[test]
+fn the_core_names_optional_parts_only_at_the_seams() {
+    let mut found = Vec::new();
+    let mut seams_used = vec![false; SEAMS.len()];
+    for file in rust_files(Path::new(SRC)) {
+        let name = relative(&file);
+        if !in_core(&name) {
+            continue;
+        }
+        for (n, code) in code_lines(&file) {
+            let code = code.trim();
+            let bare = without_strings(code);
+            if !OPTIONAL.iter().any(|optional| bare.contains(optional)) {
+                continue;
+            }
+            match SEAMS.iter().position(|(f, seam)| *f == name && code == *seam) {
+                Some(at) => seams_used[at] = true,
+                None => found.push(format!("src/{name}:{n}: {code}")),
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "core code names an optional part outside the seams (tests/shape.rs lists them):\n{}",
+        found.join("\n")
+    );
+    let stale: Vec<_> = (SEAMS.iter().zip(&seams_used))
+        .filter(|(_, used)| !**used)
+        .map(|((file, seam), _)| format!("src/{file}: {seam}"))
+        .collect();
+    assert!(stale.is_empty(), "seams listed that no longer exist:\n{}", stale.join("\n"));
+}
