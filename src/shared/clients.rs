@@ -204,10 +204,15 @@ mod tests {
         // blocks the second, and the three threads wait for each other.)
         let directory = Arc::new(ClientDirectory::default());
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        // All three start together and run side by side for a third of a
+        // second (or 2 million rounds), however fast the machine.
+        let start = Arc::new(Barrier::new(3));
         for role in 0..3u64 {
-            let (directory, done_tx) = (directory.clone(), done_tx.clone());
+            let (directory, done_tx, start) = (directory.clone(), done_tx.clone(), start.clone());
             thread::spawn(move || {
-                for n in 0..20_000u64 {
+                start.wait();
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+                for n in (0..2_000_000u64).take_while(|_| std::time::Instant::now() < until) {
                     if role == 0 {
                         directory.names();
                     } else {
@@ -223,7 +228,7 @@ mod tests {
             let finished = done_rx.recv_timeout(std::time::Duration::from_secs(15));
             assert!(
                 finished.is_ok(),
-                "a thread did not finish 20,000 rounds in 15 s: deadlocked on the directory's lock"
+                "a thread did not finish its rounds in 15 s: deadlocked on the directory's lock"
             );
         }
     }

@@ -257,14 +257,19 @@ mod tests {
         // snapshots. (Lab 09 splits the one lock in two and takes the two in
         // opposite orders in these two methods: each thread then holds the
         // lock the other one wants.)
-        use std::sync::Arc;
+        use std::sync::{Arc, Barrier};
         use std::thread;
         let stats = Arc::new(Stats::new());
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        // All four start together and run side by side for a third of a
+        // second (or 2 million rounds), however fast the machine.
+        let start = Arc::new(Barrier::new(4));
         for role in 0..4u64 {
-            let (stats, done_tx) = (stats.clone(), done_tx.clone());
+            let (stats, done_tx, start) = (stats.clone(), done_tx.clone(), start.clone());
             thread::spawn(move || {
-                for n in 0..20_000usize {
+                start.wait();
+                let until = Instant::now() + Duration::from_millis(300);
+                for n in (0..2_000_000usize).take_while(|_| Instant::now() < until) {
                     if role % 2 == 0 {
                         let rooms = n % 5;
                         stats.publish(ManagerView {
@@ -285,7 +290,7 @@ mod tests {
                 let found = crate::deadlock::reports().join("\n");
                 #[cfg(not(feature = "deadlock-detection"))]
                 let found = "(with --features deadlock-detection, the detector names them)";
-                panic!("a thread did not finish 20,000 rounds in 15 s: deadlocked on the stats' locks\n{found}");
+                panic!("a thread did not finish its rounds in 15 s: deadlocked on the stats' locks\n{found}");
             }
         }
     }
