@@ -29,7 +29,7 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// Without history, a client that registers sees its welcome followed by
 /// live lines only, whatever was said before it came; without the limit, a
 /// test can send a thousand lines at once. The tests of history
-/// (tests/rooms.rs) and of flood control (tests/hostile.rs)
+/// (tests/suite/rooms.rs) and of flood control (tests/suite/hostile.rs)
 /// turn them on.
 pub fn test_config() -> Config {
     Config {

@@ -6,12 +6,10 @@
 //! N-th call with EAGAIN, as the kernel does when a machine is out of
 //! threads. It is compiled here with the system's C compiler.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::process::{run, threadchat, tool_available};
+use crate::common::process::{run, threadchat, tool_available};
 
 const SHIM: &str = r#"
 #define _GNU_SOURCE

@@ -1,13 +1,11 @@
 //! Rooms and history over real sockets: /join, /leave, /rooms, /groups,
 //! /who, room isolation, and the replay of a room's last lines to newcomers.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use common::{register_all, start_server, test_config, Client};
+use crate::common::{register_all, start_server, test_config, Client};
 use threadchat::Config;
 
 fn with_history(lines: usize) -> Config {

@@ -2,14 +2,12 @@
 //! binary, its standard input and output piped (or, for colour, on a
 //! pseudo-terminal from `script`), against an in-process server.
 
-mod common;
-
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::process::{run, tool_available, Process};
-use common::{start_server, test_config, wait_until, Client, DEADLINE};
+use crate::common::process::{run, tool_available, Process};
+use crate::common::{start_server, test_config, wait_until, Client, DEADLINE};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_threadchat-client");
 

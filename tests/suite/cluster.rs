@@ -7,17 +7,15 @@
 
 #![cfg(feature = "redis")]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::http;
-use common::process::{start_binary, tool_available, Process};
-use common::{start_server, test_config, wait_until, Client, DEADLINE};
+use crate::common::http;
+use crate::common::process::{start_binary, tool_available, Process};
+use crate::common::{start_server, test_config, wait_until, Client, DEADLINE};
 use threadchat::{Config, ServerHandle};
 
 /// A `redis-server` of the test's own, killed when dropped.

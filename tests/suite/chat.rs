@@ -1,8 +1,6 @@
 //! The core protocol over real sockets: registration, chat, commands, leaving.
 
-mod common;
-
-use common::{register_all, start_server, test_config, wait_until, Client};
+use crate::common::{register_all, start_server, test_config, wait_until, Client};
 
 #[test]
 fn registration_greets_prompts_and_welcomes() {

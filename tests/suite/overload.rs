@@ -3,16 +3,14 @@
 //! bytes from several clients at once, a line of many megabytes, and running
 //! out of file descriptors.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
-use common::process::{start_binary, start_binary_with};
-use common::rng::Rng;
-use common::{register_all, wait_until, Client};
+use crate::common::process::{start_binary, start_binary_with};
+use crate::common::rng::Rng;
+use crate::common::{register_all, wait_until, Client};
 
 /// Hostile input: random bytes, with newlines, NULs, invalid UTF-8, escape
 /// sequences, telnet negotiation, valid commands, and now and then a line

@@ -1,13 +1,11 @@
 //! The `threadchat` binary as an operator and an nc user meet it: flags, exit
 //! statuses, signals, and a real `nc` client.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::Command;
 
-use common::process::{run, start_binary, threadchat, tool_available, Process};
-use common::Client;
+use crate::common::process::{run, start_binary, threadchat, tool_available, Process};
+use crate::common::Client;
 
 #[test]
 fn help_prints_usage_and_exits_0() {

@@ -1,17 +1,15 @@
 //! The web door over real sockets: every endpoint, the WebSocket handshake
 //! and framing, and every refusal with its status or close code.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::{self, body, get, status};
-use common::process::{python_module_available, system_python, Process};
-use common::ws::{WsClient, BINARY, CLOSE, PING, PONG, TEXT};
-use common::{register_all, start_server, test_config, wait_until, Client};
+use crate::common::http::{self, body, get, status};
+use crate::common::process::{python_module_available, system_python, Process};
+use crate::common::ws::{WsClient, BINARY, CLOSE, PING, PONG, TEXT};
+use crate::common::{register_all, start_server, test_config, wait_until, Client};
 use threadchat::{Config, ServerHandle};
 
 fn web_server(config: Config) -> (ServerHandle, SocketAddr) {

@@ -1,7 +1,5 @@
 //! Many clients at once, the client limit, and shutdown with clients connected.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
@@ -10,8 +8,10 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use common::process::{run, tool_available};
-use common::{register_all, start_server, test_config, wait_until, Client, NoLine, DEADLINE};
+use crate::common::process::{run, tool_available};
+use crate::common::{
+    register_all, start_server, test_config, wait_until, Client, NoLine, DEADLINE,
+};
 use threadchat::Config;
 
 #[test]

@@ -2,13 +2,11 @@
 //! checks the answer the bad client gets, and that two well-behaved clients
 //! in the same room go on chatting, in order, as if nothing happened.
 //! (Memory and thread bounds under abuse are measured on the real binary, in
-//! tests/overload.rs.)
-
-mod common;
+//! tests/suite/overload.rs.)
 
 use std::time::Duration;
 
-use common::{register_all, start_server, test_config, wait_until, Client, NoLine};
+use crate::common::{register_all, start_server, test_config, wait_until, Client, NoLine};
 use threadchat::Config;
 use threadchat::RateLimit;
 
