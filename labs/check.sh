@@ -13,7 +13,7 @@ labs=(
     "03-blocking-send|--lib delivering_to_a_full_backlog_never_waits"
     "04-lines-not-bytes|--test memory"
     "05-release-too-soon|--lib a_name_claimed_again_before_its_release_stays_held"
-    "06-half-line|--test hostile a_client_whose_queue_stays_full_is_disconnected_and_the_room_is_unaffected"
+    "06-half-line|--test suite hostile::a_client_whose_queue_stays_full_is_disconnected_and_the_room_is_unaffected"
     "07-recursive-read|--lib listing_names_while_others_claim_never_deadlocks"
     "08-no-drain|--lib connections_still_in_the_channel_at_shutdown_are_told_and_let_go"
     "09-split-lock|--lib publishing_while_others_take_snapshots_never_deadlocks"

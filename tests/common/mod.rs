@@ -9,7 +9,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod http;
 pub mod process;
+pub mod rng;
 pub mod ws;
 
 use std::io::{ErrorKind, Read, Write};
@@ -27,7 +29,8 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// Without history, a client that registers sees its welcome followed by
 /// live lines only, whatever was said before it came; without the limit, a
 /// test can send a thousand lines at once. The tests of history
-/// (tests/rooms.rs) and of flood control (tests/hostile.rs) turn them on.
+/// (tests/suite/rooms.rs) and of flood control (tests/suite/hostile.rs)
+/// turn them on.
 pub fn test_config() -> Config {
     Config {
         addr: "127.0.0.1:0".to_string(),
@@ -63,6 +66,29 @@ pub fn wait_until<T: std::fmt::Debug>(
             panic!("timed out after {DEADLINE:?} waiting for {what}; last seen: {seen:?}");
         }
         std::thread::sleep(Duration::from_millis(10)); // polling interval, not synchronisation
+    }
+}
+
+/// Registers `names` in order, each once the one before has been welcomed,
+/// and has every client read the arrival of each later one: each earlier
+/// client's next lines must be exactly `* NAME joined` for every later name,
+/// in order. (The manager handles one registration after the other, so that
+/// order is fixed.) Afterwards, every client's next line is whatever comes
+/// after all the arrivals. The room must announce them all, as it does up to
+/// `announce_up_to` others.
+pub fn register_all<const N: usize>(addr: SocketAddr, names: [&str; N]) -> [Client; N] {
+    let mut clients: Vec<Client> = Vec::with_capacity(N);
+    for name in names {
+        let newcomer = Client::register(addr, name);
+        let joined = format!("* {name} joined");
+        for earlier in &mut clients {
+            earlier.expect(&joined);
+        }
+        clients.push(newcomer);
+    }
+    match clients.try_into() {
+        Ok(clients) => clients,
+        Err(_) => unreachable!("one client per name"),
     }
 }
 

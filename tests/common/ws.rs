@@ -1,12 +1,13 @@
 //! A minimal WebSocket client for tests, written against RFC 6455 by hand
 //! (as the server is): it masks what it sends, as a browser must, and can
-//! also send what a browser never would.
+//! also send what a browser never would. The handshake is plain HTTP, sent
+//! and read with tests/common/http.rs.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::DEADLINE;
+use super::{http, DEADLINE};
 
 pub const TEXT: u8 = 0x1;
 pub const BINARY: u8 = 0x2;
@@ -33,41 +34,6 @@ impl Frame {
     }
 }
 
-/// Sends a raw HTTP request and returns the whole response (until the
-/// server closes, or the head of a 101).
-pub fn http(addr: SocketAddr, request: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to the web door");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    stream
-        .write_all(request.as_bytes())
-        .expect("send the request");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-/// `GET path` with the usual headers.
-pub fn get(addr: SocketAddr, path: &str) -> String {
-    http(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
-    )
-}
-
-/// The status code of a response.
-pub fn status(response: &str) -> u16 {
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"))
-}
-
-/// The body of a response.
-pub fn body(response: &str) -> &str {
-    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
-
 pub struct WsClient {
     pub label: String,
     stream: TcpStream,
@@ -88,7 +54,7 @@ impl WsClient {
         label: &str,
         origin: Option<&str>,
     ) -> Result<WsClient, String> {
-        let mut stream = TcpStream::connect(addr).expect("connect to the web door");
+        let mut stream = http::connect(addr);
         let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
         let request = format!(
             "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -104,11 +70,8 @@ impl WsClient {
         };
         let head = client.read_head();
         if !head.starts_with("HTTP/1.1 101 ") {
-            let mut rest = Vec::new();
-            let _ = client.stream.read_to_end(&mut rest);
-            return Err(head
-                + &String::from_utf8_lossy(&client.pending)
-                + &String::from_utf8_lossy(&rest));
+            let rest = http::read_until_closed(&mut client.stream);
+            return Err(head + &String::from_utf8_lossy(&client.pending) + &rest);
         }
         // RFC 6455's own example key, so the answer is known.
         assert!(

@@ -6,15 +6,10 @@
 //! N-th call with EAGAIN, as the kernel does when a machine is out of
 //! threads. It is compiled here with the system's C compiler.
 
-mod common;
-
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::process::{tool_available, BINARY};
-use common::DEADLINE;
+use crate::common::process::{run, threadchat, tool_available};
 
 const SHIM: &str = r#"
 #define _GNU_SOURCE
@@ -48,49 +43,23 @@ fn build_shim() -> Option<PathBuf> {
     let source = dir.join("fail_pthread_create.c");
     let library = dir.join("fail_pthread_create.so");
     std::fs::write(&source, SHIM).expect("write the shim");
-    let status = Command::new("cc")
+    let cc = run(Command::new("cc")
         .args(["-shared", "-fPIC", "-o"])
         .arg(&library)
         .arg(&source)
-        .arg("-ldl")
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "cc could not build the shim");
+        .arg("-ldl"));
+    assert!(cc.status.success(), "cc could not build the shim: {cc:?}");
     Some(library)
 }
 
 /// Runs the binary with the `fail`-th `pthread_create` failing; returns
-/// its exit code and standard error, failing the test if it does not exit
-/// within the deadline.
+/// its exit code and standard error. `run` fails the test if it does not
+/// exit within the deadline: a binary that hangs is the bug this catches.
 fn run_failing(shim: &PathBuf, fail: u32) -> (Option<i32>, String) {
-    let mut child = Command::new(BINARY)
-        .args(["--addr", "127.0.0.1:0", "--http", "off"])
-        .env_remove("THREADCHAT_ADDR")
+    let finished = run(threadchat(&["--addr", "127.0.0.1:0", "--http", "off"])
         .env("LD_PRELOAD", shim)
-        .env("FAIL_PTHREAD_CREATE", fail.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start threadchat");
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let output = child.wait_with_output().expect("output");
-            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-            return (status.code(), stderr);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("output");
-            panic!(
-                "with pthread_create call {fail} failing, threadchat did not exit within \
-                 {DEADLINE:?}; stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        thread::sleep(Duration::from_millis(20)); // polling interval, not synchronisation
-    }
+        .env("FAIL_PTHREAD_CREATE", fail.to_string()));
+    (finished.status.code(), finished.stderr)
 }
 
 #[test]

@@ -1,13 +1,11 @@
 //! Rooms and history over real sockets: /join, /leave, /rooms, /groups,
 //! /who, room isolation, and the replay of a room's last lines to newcomers.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use common::{start_server, test_config, Client};
+use crate::common::{register_all, start_server, test_config, Client};
 use threadchat::Config;
 
 fn with_history(lines: usize) -> Config {
@@ -34,16 +32,8 @@ fn expect_nothing_pending(client: &mut Client) {
 fn lines_stay_in_their_room() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
-    let mut carol = Client::register(addr, "carol");
-    alice.expect("* carol joined");
-    bob.expect("* carol joined");
-    let mut dave = Client::register(addr, "dave");
-    for client in [&mut alice, &mut bob, &mut carol] {
-        client.expect("* dave joined");
-    }
+    let [mut alice, mut bob, mut carol, mut dave] =
+        register_all(addr, ["alice", "bob", "carol", "dave"]);
 
     join(&mut carol, "rust", "rust", 1);
     alice.expect("* carol left");
@@ -76,11 +66,7 @@ fn lines_stay_in_their_room() {
 fn rooms_groups_and_who_list_what_is_there() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
-    let mut carol = Client::register(addr, "carol");
-    bob.expect("* carol joined");
+    let [mut alice, mut bob, mut carol] = register_all(addr, ["alice", "bob", "carol"]);
     join(&mut bob, "Rust", "Rust", 1);
     carol.expect("* bob left");
     join(&mut carol, "rust", "Rust", 2);
@@ -102,9 +88,7 @@ fn rooms_groups_and_who_list_what_is_there() {
 fn leave_goes_back_to_the_lobby_and_joining_where_you_are_says_so() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     alice.send("/leave");
     alice.expect("* you are already in #lobby");
@@ -168,9 +152,7 @@ fn a_room_goes_away_with_its_last_member_and_its_history_with_it() {
 fn a_newcomer_gets_exactly_the_last_50_lines_in_order_then_live_lines() {
     let server = start_server(with_history(50));
     let addr = server.local_addr();
-    let mut talker = Client::register(addr, "talker");
-    let mut listener = Client::register(addr, "listener");
-    talker.expect("* listener joined");
+    let [mut talker, mut listener] = register_all(addr, ["talker", "listener"]);
     for n in 1..=60 {
         talker.send(&format!("line {n}"));
     }
@@ -210,9 +192,7 @@ fn a_newcomer_gets_exactly_the_last_50_lines_in_order_then_live_lines() {
 fn history_zero_replays_nothing() {
     let server = start_server(with_history(0));
     let addr = server.local_addr();
-    let mut talker = Client::register(addr, "talker");
-    let mut listener = Client::register(addr, "listener");
-    talker.expect("* listener joined");
+    let [mut talker, mut listener] = register_all(addr, ["talker", "listener"]);
     talker.send("not kept");
     listener.expect("[lobby] talker: not kept");
     // `register` expects the welcome; the next line must be live, not a header.
@@ -309,12 +289,7 @@ fn big_rooms_are_quiet_about_joins_and_leaves() {
         ..test_config()
     });
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
-    let mut carol = Client::register(addr, "carol");
-    alice.expect("* carol joined");
-    bob.expect("* carol joined");
+    let [mut alice, mut bob, mut carol] = register_all(addr, ["alice", "bob", "carol"]);
 
     // Three others would be told: dave arrives unannounced. His first line
     // is the next thing the others see, and /users still counts him.

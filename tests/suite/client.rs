@@ -2,27 +2,18 @@
 //! binary, its standard input and output piped (or, for colour, on a
 //! pseudo-terminal from `script`), against an in-process server.
 
-mod common;
-
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::process::{lines_of, send_signal, tool_available, wait_for_exit};
-use common::{start_server, test_config, wait_until, Client, DEADLINE};
+use crate::common::process::{run, tool_available, Process};
+use crate::common::{start_server, test_config, wait_until, Client, DEADLINE};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_threadchat-client");
 
-/// A running client binary: its standard input, and every line it printed.
+/// A running client binary, typed into and read from as a person would.
 struct RunningClient {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    /// Every line read from standard output so far.
-    printed: Vec<String>,
+    process: Process,
 }
 
 fn client_command(args: &[&str]) -> Command {
@@ -35,76 +26,53 @@ fn client_command(args: &[&str]) -> Command {
 }
 
 impl RunningClient {
-    fn start(mut command: Command) -> RunningClient {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the client binary");
-        let stdout = lines_of(child.stdout.take().expect("piped stdout"));
-        let stderr = lines_of(child.stderr.take().expect("piped stderr"));
+    fn connect(addr: SocketAddr) -> RunningClient {
         RunningClient {
-            stdin: child.stdin.take(),
-            child,
-            stdout,
-            stderr,
-            printed: Vec::new(),
+            process: Process::spawn(&mut client_command(&[&addr.to_string()])),
         }
     }
 
-    fn connect(addr: SocketAddr) -> RunningClient {
-        RunningClient::start(client_command(&[&addr.to_string()]))
-    }
-
     fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("standard input still open");
-        writeln!(stdin, "{line}").expect("write to the client's standard input");
+        self.process.write(format!("{line}\n").as_bytes());
     }
 
     /// Ends the client's standard input, as Ctrl-D or the end of a pipe does.
     fn end_input(&mut self) {
-        self.stdin = None;
+        self.process.close_stdin();
     }
 
     /// Reads printed lines until one equals `expected`.
     fn expect_printed(&mut self, expected: &str) {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line == expected;
-                    self.printed.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!(
-                    "client: expected it to print {expected:?}; it printed {:#?}, and on stderr {:#?}",
-                    self.printed,
-                    self.stderr.try_iter().collect::<Vec<_>>()
+            match self.process.stdout.line_before(deadline) {
+                Some(line) if line == expected => return,
+                Some(_) => {}
+                None => panic!(
+                    "client: expected it to print {expected:?}; it printed {:?}, and on stderr {:?}",
+                    self.process.stdout.text(),
+                    self.process.stderr.text()
                 ),
             }
         }
     }
 
     fn expect_exit_code(&mut self, expected: i32) {
-        let status = wait_for_exit(&mut self.child);
+        let status = self.process.wait_for_exit();
         assert_eq!(
             status.code(),
             Some(expected),
-            "client: expected exit code {expected}, got {status}; it printed {:#?}",
-            self.printed
+            "client: expected exit code {expected}, got {status}; it printed {:?}",
+            self.process.stdout.text()
         );
     }
 
-    /// No line printed so far carries a colour code (or any escape).
-    fn expect_all_plain(&self, because: &str) {
+    /// Nothing printed so far carries a colour code (or any escape).
+    fn expect_all_plain(&mut self, because: &str) {
+        let printed = self.process.stdout.text();
         assert!(
-            self.printed.iter().all(|line| !line.contains('\x1b')),
-            "{because}: expected no colour codes, got {:#?}",
-            self.printed
+            !printed.contains('\x1b'),
+            "{because}: expected no colour codes, got {printed:?}"
         );
     }
 
@@ -116,29 +84,6 @@ impl RunningClient {
             "* welcome {name}! you are in lobby; 2 online. /help lists the commands"
         ));
     }
-}
-
-impl Drop for RunningClient {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Runs the client to completion on a command line that makes it exit at
-/// once; returns its exit code, standard output and standard error.
-fn run_to_exit(command: Command) -> (Option<i32>, String, String) {
-    let mut client = RunningClient::start(command);
-    client.end_input();
-    let status = wait_for_exit(&mut client.child);
-    let collect = |lines: &Receiver<String>| lines.iter().collect::<Vec<_>>().join("\n");
-    (
-        status.code(),
-        collect(&client.stdout),
-        collect(&client.stderr),
-    )
 }
 
 /// A port on which nothing listens: bound, then released.
@@ -181,7 +126,7 @@ fn ctrl_c_says_quit_and_exits_cleanly() {
     alice.register("alice");
     bob.expect("* alice joined");
 
-    send_signal(&alice.child, "-INT");
+    alice.process.signal("-INT");
     alice.expect_printed("* bye alice");
     alice.expect_printed("* disconnected");
     alice.expect_exit_code(0);
@@ -205,22 +150,20 @@ fn the_server_closing_ends_the_client_even_while_it_waits_for_the_keyboard() {
 #[test]
 fn a_refused_connection_is_one_line_and_exit_status_1() {
     let addr = closed_port();
-    let (code, stdout, stderr) = run_to_exit(client_command(&[&addr.to_string()]));
-    assert_eq!(code, Some(1), "stdout {stdout:?}, stderr {stderr:?}");
+    let refused = run(&mut client_command(&[&addr.to_string()]));
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
     assert_eq!(
-        stderr,
-        format!("error: cannot connect to {addr}: connection refused")
+        refused.stderr,
+        format!("error: cannot connect to {addr}: connection refused\n")
     );
-    assert_eq!(stdout, "");
+    assert_eq!(refused.stdout, "");
 
     // THREADCHAT_ADDR is where it goes when no address is given.
-    let mut command = client_command(&[]);
-    command.env("THREADCHAT_ADDR", addr.to_string());
-    let (code, _, stderr) = run_to_exit(command);
-    assert_eq!(code, Some(1));
+    let refused = run(client_command(&[]).env("THREADCHAT_ADDR", addr.to_string()));
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
     assert_eq!(
-        stderr,
-        format!("error: cannot connect to {addr}: connection refused")
+        refused.stderr,
+        format!("error: cannot connect to {addr}: connection refused\n")
     );
 }
 
@@ -240,37 +183,30 @@ fn bad_arguments_are_one_line_and_exit_status_2() {
             "error: bad address \"localhost\": expected HOST:PORT, e.g. 127.0.0.1:7878",
         ),
     ] {
-        let (code, stdout, stderr) = run_to_exit(client_command(args));
-        assert_eq!(
-            code,
-            Some(2),
-            "{args:?}: stdout {stdout:?}, stderr {stderr:?}"
-        );
-        assert_eq!(stderr, message, "{args:?}");
+        let refused = run(&mut client_command(args));
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {refused:?}");
+        assert_eq!(refused.stderr, format!("{message}\n"), "{args:?}");
     }
 
-    let (code, stdout, _) = run_to_exit(client_command(&["--help"]));
-    assert_eq!(code, Some(0));
+    let help = run(&mut client_command(&["--help"]));
+    assert_eq!(help.status.code(), Some(0), "{help:?}");
     assert!(
-        stdout.starts_with("Usage: threadchat-client [HOST:PORT]"),
-        "{stdout}"
+        help.stdout
+            .starts_with("Usage: threadchat-client [HOST:PORT]"),
+        "{help:?}"
     );
-    let (code, stdout, _) = run_to_exit(client_command(&["--version"]));
-    assert_eq!(code, Some(0));
+    let version = run(&mut client_command(&["--version"]));
+    assert_eq!(version.status.code(), Some(0), "{version:?}");
     assert_eq!(
-        stdout,
-        format!("threadchat-client {}", env!("CARGO_PKG_VERSION"))
+        version.stdout,
+        format!("threadchat-client {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
 
 /// The client on a pseudo-terminal, made by util-linux `script`: what it
 /// writes to the terminal, read as raw bytes (escape codes included).
 struct TerminalClient {
-    child: Child,
-    keyboard: ChildStdin,
-    chunks: Receiver<Vec<u8>>,
-    /// Everything written to the terminal so far.
-    screen: String,
+    process: Process,
 }
 
 impl TerminalClient {
@@ -289,70 +225,35 @@ impl TerminalClient {
         if let Some(value) = no_color {
             command.env("NO_COLOR", value);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start script");
-        let mut output = child.stdout.take().expect("piped stdout");
-        let (chunk_tx, chunks) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buffer = [0; 4096];
-            while let Ok(count @ 1..) = std::io::Read::read(&mut output, &mut buffer) {
-                if chunk_tx.send(buffer[..count].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
         Some(TerminalClient {
-            keyboard: child.stdin.take().expect("piped stdin"),
-            child,
-            chunks,
-            screen: String::new(),
+            process: Process::spawn(&mut command),
         })
     }
 
     /// Keys, as typed: nothing is added, not even Enter.
     fn press(&mut self, keys: &str) {
-        self.keyboard
-            .write_all(keys.as_bytes())
-            .expect("type into the terminal");
+        self.process.write(keys.as_bytes());
     }
 
     /// Waits until the terminal has been sent `expected` (escape codes and
     /// all).
     fn expect_drawn(&mut self, expected: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        while !self.screen.contains(expected) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.chunks.recv_timeout(left) {
-                Ok(chunk) => self.screen.push_str(&String::from_utf8_lossy(&chunk)),
-                Err(_) => panic!(
-                    "terminal: expected {expected:?} to be drawn; it got {:?}",
-                    self.screen
-                ),
-            }
-        }
+        self.process.stdout.wait_for_text(expected, "terminal");
+    }
+
+    /// Everything written to the terminal so far.
+    fn screen(&mut self) -> String {
+        self.process.stdout.text()
     }
 
     fn expect_exit_code(&mut self, expected: i32) {
-        let status = wait_for_exit(&mut self.child);
+        let status = self.process.wait_for_exit();
         assert_eq!(
             status.code(),
             Some(expected),
             "terminal client: expected exit {expected}, got {status}; screen {:?}",
-            self.screen
+            self.screen()
         );
-    }
-}
-
-impl Drop for TerminalClient {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -375,10 +276,10 @@ fn colour_on_a_terminal_unless_no_color_is_set() {
     plain.press("/quit\n");
     plain.expect_drawn("* bye");
     plain.expect_exit_code(0);
+    let screen = plain.screen();
     assert!(
-        !plain.screen.contains("\x1b[2m") && !plain.screen.contains("\x1b[0m"),
-        "NO_COLOR=1: expected no colour codes, got {:?}",
-        plain.screen
+        !screen.contains("\x1b[2m") && !screen.contains("\x1b[0m"),
+        "NO_COLOR=1: expected no colour codes, got {screen:?}"
     );
 }
 
@@ -442,8 +343,9 @@ fn against_a_server_that_never_closes_the_wait_after_quit_is_bounded() {
     // `accepted` stays open until the client has exited on its own.
     client.expect_exit_code(0);
     let complaint = client
+        .process
         .stderr
-        .recv_timeout(DEADLINE)
+        .line_before(Instant::now() + DEADLINE)
         .expect("a line on standard error");
     assert_eq!(
         complaint,
@@ -460,14 +362,15 @@ fn when_its_output_is_closed_the_client_leaves() {
     let mut child = client_command(&[&server.local_addr().to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the client binary");
     // Nobody will read: its first line (the server's greeting) fails to print.
     drop(child.stdout.take());
-    // Standard input stays open, so only the closed output can end it.
-    let _stdin = child.stdin.take();
-    let status = wait_for_exit(&mut child);
+    // Standard input stays open (the Process holds it), so only the closed
+    // output can end it.
+    let mut client = Process::adopt("threadchat-client".into(), child);
+    let status = client.wait_for_exit();
     assert_eq!(status.code(), Some(0), "expected exit 0, got {status}");
     wait_until(
         "the server to see the client go",

@@ -7,21 +7,20 @@
 
 #![cfg(feature = "redis")]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::process::{start_binary, tool_available};
-use common::{start_server, test_config, wait_until, Client, DEADLINE};
+use crate::common::http;
+use crate::common::process::{start_binary, tool_available, Process};
+use crate::common::{start_server, test_config, wait_until, Client, DEADLINE};
 use threadchat::{Config, ServerHandle};
 
 /// A `redis-server` of the test's own, killed when dropped.
 struct Redis {
-    child: Child,
+    process: Process,
     port: u16,
 }
 
@@ -35,14 +34,12 @@ impl Redis {
     }
 
     fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let redis = Redis { child, port };
+        let process = Process::spawn(
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"]),
+        );
+        let redis = Redis { process, port };
         wait_until(
             &format!("redis-server to answer PING on port {port}"),
             || redis.ping(),
@@ -77,14 +74,7 @@ impl Redis {
 
     /// Kills it (SIGKILL: no goodbye to anyone) and waits for it to go.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -104,23 +94,6 @@ fn config(redis: &Redis) -> Config {
         redis_ttl: Duration::from_secs(2),
         ..test_config()
     }
-}
-
-/// The whole response to `GET path` from the web door at `addr`.
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to the web door");
-    stream
-        .set_read_timeout(Some(DEADLINE))
-        .expect("set_read_timeout");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .expect("send the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    response
 }
 
 /// `/users` as `client` sees it, asked until `condition` holds.
@@ -325,7 +298,7 @@ fn redis_down_local_chat_goes_on_clients_are_told_and_it_comes_back() {
     let stats = andy.expect_prefix("* stats:");
     assert!(stats.contains("other servers unreachable"), "{stats}");
     let web = a.web_addr().expect("a has a web door");
-    let metrics = http_get(web, "/metrics");
+    let metrics = http::get(web, "/metrics");
     let unpublished = metrics
         .lines()
         .find_map(|line| line.strip_prefix("threadchat_cluster_unpublished_total "))
@@ -357,7 +330,7 @@ fn a_killed_servers_users_leave_the_others_within_the_ttl() {
     wait_for_users(&mut alice, &["alice", "bob"]);
     wait_for_users(&mut bob, &["alice", "bob"]);
 
-    a.child.kill().expect("SIGKILL the server alice is on");
+    a.process.kill();
     let killed = Instant::now();
     bob.skip_until("* alice left");
     let took = killed.elapsed();

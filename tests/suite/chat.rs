@@ -1,8 +1,6 @@
 //! The core protocol over real sockets: registration, chat, commands, leaving.
 
-mod common;
-
-use common::{start_server, test_config, wait_until, Client};
+use crate::common::{register_all, start_server, test_config, wait_until, Client};
 
 #[test]
 fn registration_greets_prompts_and_welcomes() {
@@ -68,12 +66,7 @@ fn names_are_unique_ignoring_case_and_the_loser_can_retry() {
 fn a_line_goes_to_everyone_else_and_is_not_echoed() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    let mut carol = Client::register(addr, "carol");
-    alice.expect("* bob joined");
-    alice.expect("* carol joined");
-    bob.expect("* carol joined");
+    let [mut alice, mut bob, mut carol] = register_all(addr, ["alice", "bob", "carol"]);
 
     alice.send("hello everyone");
     bob.expect("[lobby] alice: hello everyone");
@@ -92,13 +85,8 @@ fn one_senders_lines_arrive_complete_and_in_order() {
     // nothing to a burst.
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut receivers: Vec<Client> = (0..3)
-        .map(|n| Client::register(addr, &format!("r{n}")))
-        .collect();
-    let mut sender = Client::register(addr, "sender");
-    for receiver in &mut receivers {
-        receiver.skip_until("* sender joined");
-    }
+    let [r0, r1, r2, mut sender] = register_all(addr, ["r0", "r1", "r2", "sender"]);
+    let mut receivers = [r0, r1, r2];
     let batch: String = (0..LINES).map(|n| format!("line {n}\n")).collect();
     sender.send_raw(batch.as_bytes());
 
@@ -116,22 +104,16 @@ fn one_senders_lines_arrive_complete_and_in_order() {
 fn users_lists_everyone_sorted() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut zed = Client::register(addr, "Zed");
-    let _amy = Client::register(addr, "amy");
-    let _bo = Client::register(addr, "Bo");
+    let [mut zed, _amy, _bo] = register_all(addr, ["Zed", "amy", "Bo"]);
     zed.send("/users");
-    zed.skip_until("* online (3): amy, Bo, Zed");
+    zed.expect("* online (3): amy, Bo, Zed");
 }
 
 #[test]
 fn whispers_reach_one_person_and_confirm_to_the_sender() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    let mut carol = Client::register(addr, "carol");
-    alice.skip_until("* carol joined");
-    bob.expect("* carol joined");
+    let [mut alice, mut bob, mut carol] = register_all(addr, ["alice", "bob", "carol"]);
 
     alice.send("/w BOB meet at  noon");
     bob.expect("[dm from alice] meet at  noon");
@@ -148,9 +130,7 @@ fn whispers_reach_one_person_and_confirm_to_the_sender() {
 fn whisper_errors_are_told_to_the_sender_only() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     alice.send("/w nobody hello");
     alice.expect("! no user named \"nobody\" is online");
@@ -170,9 +150,7 @@ fn whisper_errors_are_told_to_the_sender_only() {
 fn nick_renames_announces_and_frees_the_old_name() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     alice.send("/nick alicia");
     alice.expect("* you are now alicia");
@@ -202,9 +180,7 @@ fn nick_renames_announces_and_frees_the_old_name() {
 fn nick_errors() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let _bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, _bob] = register_all(addr, ["alice", "bob"]);
 
     alice.send("/nick Bob");
     alice.expect("! name \"Bob\" is taken, choose another");
@@ -224,9 +200,7 @@ fn nick_errors() {
 fn me_sends_an_action_to_the_room() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
     alice.send("/me waves hello");
     bob.expect("[lobby] * alice waves hello");
     alice.send("/me");
@@ -237,9 +211,7 @@ fn me_sends_an_action_to_the_room() {
 fn stats_reply_is_one_line_with_the_counters() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
     alice.send("one");
     bob.expect("[lobby] alice: one");
     bob.send("/stats");
@@ -304,9 +276,7 @@ fn help_lists_the_commands_and_unknown_commands_are_named() {
 fn quit_says_goodbye_closes_and_is_announced() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     bob.send("/quit");
     bob.expect("* bye bob");
@@ -335,9 +305,7 @@ fn quit_works_before_choosing_a_name() {
 fn an_abrupt_disconnect_is_announced_and_frees_the_name() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, bob] = register_all(addr, ["alice", "bob"]);
 
     drop(bob);
     alice.expect("* bob left");

@@ -3,38 +3,21 @@
 //! bytes from several clients at once, a line of many megabytes, and running
 //! out of file descriptors.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
-use common::process::{send_signal, start_binary, start_binary_with, wait_for_exit, wait_for_line};
-use common::{wait_until, Client};
-
-/// A small seeded generator (xorshift64*), so that a failing run can be
-/// repeated byte for byte; the test needs no crate for it.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::common::process::{start_binary, start_binary_with};
+use crate::common::rng::Rng;
+use crate::common::{register_all, wait_until, Client};
 
 /// Hostile input: random bytes, with newlines, NULs, invalid UTF-8, escape
 /// sequences, telnet negotiation, valid commands, and now and then a line
-/// far over the limit.
+/// far over the limit. The same seed gives the same bytes, so that a
+/// failing run can be repeated byte for byte.
 fn junk(seed: u64, bytes: usize) -> Vec<u8> {
-    let mut random = Xorshift(seed);
+    let mut random = Rng::new(seed);
     let mut out = Vec::with_capacity(bytes + 8192);
     while out.len() < bytes {
         match random.below(12) {
@@ -50,7 +33,7 @@ fn junk(seed: u64, bytes: usize) -> Vec<u8> {
             }
             _ => {
                 let run = 1 + random.below(64) as usize;
-                out.extend((0..run).map(|_| random.next() as u8));
+                out.extend((0..run).map(|_| random.next_u64() as u8));
             }
         }
         if random.below(4) == 0 {
@@ -143,8 +126,8 @@ fn random_bytes_from_many_clients_harm_nobody() {
         after.rss_kib,
         FUZZERS as usize * BYTES_EACH / 1024
     );
-    send_signal(&server.child, "-TERM");
-    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+    server.process.signal("-TERM");
+    assert_eq!(server.process.wait_for_exit().code(), Some(0));
 }
 
 #[test]
@@ -167,8 +150,8 @@ fn a_line_of_many_megabytes_is_refused_without_being_buffered() {
         before.rss_kib,
         during.rss_kib
     );
-    send_signal(&server.child, "-TERM");
-    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+    server.process.signal("-TERM");
+    assert_eq!(server.process.wait_for_exit().code(), Some(0));
 }
 
 #[test]
@@ -177,17 +160,14 @@ fn running_out_of_file_descriptors_is_survived() {
     // pipe and a few more, and room for about 30 clients.
     let mut server = start_binary_with(&[], Some(40));
     let addr = server.addr;
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     // 60 more connections: the kernel completes them all (they wait in the
     // listen backlog), but the server can accept only some of them.
     let mut crowd: Vec<Client> = (0..60)
         .map(|n| Client::connect(addr, &format!("crowd {n}")))
         .collect();
-    wait_for_line(
-        &server.log,
+    server.log().wait_for_line(
         "accept failed",
         "the acceptor warning about the descriptor limit",
     );
@@ -201,7 +181,9 @@ fn running_out_of_file_descriptors_is_survived() {
         client.shutdown_write();
     }
     drop(crowd);
-    wait_for_line(&server.log, "accepting again", "the acceptor recovering");
+    server
+        .log()
+        .wait_for_line("accepting again", "the acceptor recovering");
 
     // A newcomer is served normally.
     let mut newcomer = None;
@@ -224,6 +206,6 @@ fn running_out_of_file_descriptors_is_survived() {
     alice.skip_until("[lobby] carol: hello after the storm");
     bob.skip_until("[lobby] carol: hello after the storm");
 
-    send_signal(&server.child, "-TERM");
-    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+    server.process.signal("-TERM");
+    assert_eq!(server.process.wait_for_exit().code(), Some(0));
 }

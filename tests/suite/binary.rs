@@ -1,22 +1,17 @@
 //! The `threadchat` binary as an operator and an nc user meet it: flags, exit
 //! statuses, signals, and a real `nc` client.
 
-mod common;
-
-use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::process::{
-    lines_of, send_signal, start_binary, threadchat, tool_available, wait_for_exit, wait_for_line,
-};
-use common::Client;
+use crate::common::process::{run, start_binary, threadchat, tool_available, Process};
+use crate::common::Client;
 
 #[test]
 fn help_prints_usage_and_exits_0() {
-    let output = threadchat(&["--help"]).output().expect("run --help");
+    let output = run(&mut threadchat(&["--help"]));
     assert_eq!(output.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = output.stdout;
     assert!(stdout.starts_with("Usage: threadchat"), "{stdout}");
     for flag in [
         "--addr",
@@ -30,10 +25,10 @@ fn help_prints_usage_and_exits_0() {
 
 #[test]
 fn version_exits_0() {
-    let output = threadchat(&["--version"]).output().expect("run --version");
+    let output = run(&mut threadchat(&["--version"]));
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
+        output.stdout.trim(),
         format!("threadchat {}", env!("CARGO_PKG_VERSION"))
     );
 }
@@ -56,9 +51,9 @@ fn a_bad_flag_or_value_exits_2_with_one_clear_line_and_the_usage() {
             "error: --addr: expected HOST:PORT, got \"nowhere\"",
         ),
     ] {
-        let output = threadchat(&args).output().expect("run threadchat");
+        let output = run(&mut threadchat(&args));
         assert_eq!(output.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = output.stderr;
         assert_eq!(stderr.lines().next(), Some(message), "{args:?}: {stderr}");
         assert!(stderr.contains("Usage: threadchat"), "{args:?}: {stderr}");
     }
@@ -69,11 +64,9 @@ fn a_bad_flag_or_value_exits_2_with_one_clear_line_and_the_usage() {
 #[cfg(not(feature = "redis"))]
 #[test]
 fn redis_asked_of_a_build_without_it_exits_2_saying_how_to_build_it() {
-    let output = threadchat(&["--redis", "redis://127.0.0.1:6379"])
-        .output()
-        .expect("run threadchat");
+    let output = run(&mut threadchat(&["--redis", "redis://127.0.0.1:6379"]));
     assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = output.stderr;
     assert_eq!(
         stderr.lines().next(),
         Some(
@@ -88,11 +81,9 @@ fn redis_asked_of_a_build_without_it_exits_2_saying_how_to_build_it() {
 #[cfg(feature = "redis")]
 #[test]
 fn a_redis_url_that_is_not_one_exits_2() {
-    let output = threadchat(&["--redis", "127.0.0.1:6379"])
-        .output()
-        .expect("run threadchat");
+    let output = run(&mut threadchat(&["--redis", "127.0.0.1:6379"]));
     assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = output.stderr;
     assert!(
         stderr.starts_with("error: --redis: expected redis://HOST:PORT"),
         "{stderr}"
@@ -103,11 +94,9 @@ fn a_redis_url_that_is_not_one_exits_2() {
 fn an_address_in_use_exits_1_with_one_clear_line() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let output = threadchat(&["--addr", &addr])
-        .output()
-        .expect("run threadchat");
+    let output = run(&mut threadchat(&["--addr", &addr]));
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = output.stderr;
     assert!(
         stderr.contains(&format!("error: cannot listen on {addr}: address in use")),
         "{stderr}"
@@ -118,25 +107,24 @@ fn an_address_in_use_exits_1_with_one_clear_line() {
 fn the_address_can_come_from_the_environment() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let output = threadchat(&[])
-        .env("THREADCHAT_ADDR", &addr)
-        .output()
-        .expect("run threadchat");
+    let output = run(threadchat(&[]).env("THREADCHAT_ADDR", &addr));
     // The port is taken, which proves the server tried to use it.
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(&addr));
+    assert!(output.stderr.contains(&addr), "{output:?}");
 }
 
 #[test]
 fn sigterm_tells_clients_shuts_down_and_exits_0() {
     let mut server = start_binary(&[]);
     let mut alice = Client::register(server.addr, "alice");
-    send_signal(&server.child, "-TERM");
+    server.process.signal("-TERM");
     alice.expect("* server shutting down");
     alice.expect_closed();
-    let status = wait_for_exit(&mut server.child);
+    let status = server.process.wait_for_exit();
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-    let last = wait_for_line(&server.log, "final stats:", "final stats line");
+    let last = server
+        .log()
+        .wait_for_line("final stats:", "final stats line");
     // Nobody is online once the server has stopped.
     assert!(
         last.contains("final stats: 0 online, 0 connections"),
@@ -147,21 +135,19 @@ fn sigterm_tells_clients_shuts_down_and_exits_0() {
 #[test]
 fn sigint_exits_0_too() {
     let mut server = start_binary(&[]);
-    send_signal(&server.child, "-INT");
-    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+    server.process.signal("-INT");
+    assert_eq!(server.process.wait_for_exit().code(), Some(0));
 }
 
 #[test]
 fn the_monitor_logs_a_stats_line_every_interval() {
     let mut server = start_binary(&["--stats-interval", "1"]);
     let _alice = Client::register(server.addr, "alice");
-    wait_for_line(
-        &server.log,
-        "stats: 1 online, 1 connections",
-        "monitor line",
-    );
-    send_signal(&server.child, "-TERM");
-    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+    server
+        .log()
+        .wait_for_line("stats: 1 online, 1 connections", "monitor line");
+    server.process.signal("-TERM");
+    assert_eq!(server.process.wait_for_exit().code(), Some(0));
 }
 
 #[test]
@@ -172,31 +158,27 @@ fn a_real_nc_client_registers_and_chats() {
     let mut server = start_binary(&[]);
     let mut bob = Client::register(server.addr, "bob");
 
-    let mut nc = Command::new("nc")
-        .args([server.addr.ip().to_string(), server.addr.port().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nc");
-    let nc_out = lines_of(nc.stdout.take().expect("nc stdout"));
-    let mut nc_in = nc.stdin.take().expect("nc stdin");
+    let mut nc = Process::spawn(
+        Command::new("nc").args([server.addr.ip().to_string(), server.addr.port().to_string()]),
+    );
 
-    nc_in.write_all(b"alice\n").expect("write to nc");
-    wait_for_line(&nc_out, "* welcome alice!", "nc registration");
+    nc.write(b"alice\n");
+    nc.stdout
+        .wait_for_line("* welcome alice!", "nc registration");
     bob.expect("* alice joined");
-    nc_in.write_all(b"hi bob, from nc\n").expect("write to nc");
+    nc.write(b"hi bob, from nc\n");
     bob.expect("[lobby] alice: hi bob, from nc");
     bob.send("hi alice");
-    wait_for_line(&nc_out, "[lobby] bob: hi alice", "nc receives");
-    nc_in.write_all(b"/quit\n").expect("write to nc");
-    wait_for_line(&nc_out, "* bye alice", "nc goodbye");
+    nc.stdout
+        .wait_for_line("[lobby] bob: hi alice", "nc receives");
+    nc.write(b"/quit\n");
+    nc.stdout.wait_for_line("* bye alice", "nc goodbye");
     bob.expect("* alice left");
     // netcat-openbsd keeps running while its input is open, even after the
     // server has closed; closing its input, as a terminal's Ctrl-D would, ends it.
-    drop(nc_in);
-    wait_for_exit(&mut nc);
+    nc.close_stdin();
+    nc.wait_for_exit();
 
-    send_signal(&server.child, "-TERM");
-    assert_eq!(wait_for_exit(&mut server.child).code(), Some(0));
+    server.process.signal("-TERM");
+    assert_eq!(server.process.wait_for_exit().code(), Some(0));
 }

@@ -1,15 +1,15 @@
 //! The web door over real sockets: every endpoint, the WebSocket handshake
 //! and framing, and every refusal with its status or close code.
 
-mod common;
-
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::Duration;
 
-use common::ws::{body, get, http, status, WsClient, BINARY, CLOSE, PING, PONG, TEXT};
-use common::{start_server, test_config, wait_until, Client};
+use crate::common::http::{self, body, get, status};
+use crate::common::process::{python_module_available, system_python, Process};
+use crate::common::ws::{WsClient, BINARY, CLOSE, PING, PONG, TEXT};
+use crate::common::{register_all, start_server, test_config, wait_until, Client};
 use threadchat::{Config, ServerHandle};
 
 fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
@@ -38,15 +38,15 @@ fn the_page_is_served_whole_and_unknown_paths_and_methods_are_refused() {
         "server text must go in as text"
     );
     assert_eq!(status(&get(web, "/nowhere")), 404);
-    let post = http(
+    let post = http::request(
         web,
         &format!("POST / HTTP/1.1\r\nHost: {web}\r\nContent-Length: 0\r\n\r\n"),
     );
     assert_eq!(status(&post), 405);
     assert!(post.contains("Allow: GET\r\n"));
-    assert_eq!(status(&http(web, "hello there\r\n\r\n")), 400);
+    assert_eq!(status(&http::request(web, "hello there\r\n\r\n")), 400);
     let huge = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
-    assert_eq!(status(&http(web, &huge)), 431);
+    assert_eq!(status(&http::request(web, &huge)), 431);
 }
 
 #[test]
@@ -55,21 +55,16 @@ fn a_request_head_that_dribbles_in_is_cut_off() {
         http_head_timeout: Duration::from_millis(300),
         ..test_config()
     });
-    let mut slow = TcpStream::connect(web).expect("connect");
+    let mut slow = http::connect(web);
     slow.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").expect("send");
-    slow.set_read_timeout(Some(common::DEADLINE))
-        .expect("timeout");
-    let mut response = String::new();
-    let _ = slow.read_to_string(&mut response);
+    let response = http::read_until_closed(&mut slow);
     assert_eq!(status(&response), 408, "{response}");
 }
 
 #[test]
 fn health_metrics_and_stats_json() {
     let (server, web) = web_server(test_config());
-    let mut alice = Client::register(server.local_addr(), "alice");
-    let mut bob = Client::register(server.local_addr(), "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(server.local_addr(), ["alice", "bob"]);
     bob.send("a line to time");
     alice.expect("[lobby] bob: a line to time");
     drop(bob);
@@ -120,33 +115,10 @@ fn health_metrics_and_stats_json() {
     check_with_prometheus_parser(text);
 }
 
-/// Debian's Python, where `apt-get install python3-...` puts its modules
-/// (a `python3` earlier on PATH, from pyenv say, would not see them).
-fn system_python() -> &'static str {
-    if std::path::Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 /// Parses the exposition with the Prometheus project's own Python parser
 /// (Debian's python3-prometheus-client), which rejects malformed text.
 fn check_with_prometheus_parser(text: &str) {
-    let probe = "import prometheus_client";
-    let has_parser = Command::new(system_python())
-        .args(["-c", probe])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_parser {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3-prometheus-client is missing on CI: .ci/run should have installed it"
-        );
-        eprintln!(
-            "SKIPPED: no prometheus_client for python3 (apt-get install python3-prometheus-client)"
-        );
+    if !python_module_available("prometheus_client", "python3-prometheus-client") {
         return;
     }
     let script =
@@ -155,24 +127,14 @@ fn check_with_prometheus_parser(text: &str) {
                   names = {f.name for f in families}\n\
                   assert 'threadchat_online' in names, names\n\
                   print(len(families))\n";
-    let mut child = Command::new(system_python())
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write the metrics");
-    let output = child.wait_with_output().expect("python3 output");
+    let mut parser = Process::spawn(Command::new(system_python()).args(["-c", script]));
+    parser.write(text.as_bytes());
+    parser.close_stdin();
+    let status = parser.wait_for_exit();
     assert!(
-        output.status.success(),
+        status.success(),
         "the Prometheus parser refused /metrics: {}\n{text}",
-        String::from_utf8_lossy(&output.stderr)
+        parser.stderr.read_to_end()
     );
 }
 
@@ -181,7 +143,7 @@ fn health_says_503_once_shutdown_has_begun() {
     let (server, web) = web_server(test_config());
     let mut watcher = Client::register(server.local_addr(), "watcher");
     // Opened before shutdown, its request sent after it began.
-    let mut early = TcpStream::connect(web).expect("connect");
+    let mut early = http::connect(web);
     wait_until(
         "the early connection's thread running",
         || body(&get(web, "/stats.json")).to_string(),
@@ -192,11 +154,7 @@ fn health_says_503_once_shutdown_has_begun() {
     early
         .write_all(format!("GET /health HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes())
         .expect("send");
-    early
-        .set_read_timeout(Some(common::DEADLINE))
-        .expect("timeout");
-    let mut response = String::new();
-    let _ = early.read_to_string(&mut response);
+    let response = http::read_until_closed(&mut early);
     assert_eq!(status(&response), 503, "{response}");
     assert!(
         body(&response).starts_with("{\"status\":\"stopping\""),
@@ -306,9 +264,7 @@ fn a_page_from_another_site_cannot_open_a_websocket() {
 fn the_live_view_shows_threads_by_role_and_the_deepest_backlog() {
     let (server, web) = web_server(test_config());
     let addr = server.local_addr();
-    let mut talker = Client::register(addr, "talker");
-    let stuck = Client::register(addr, "stuck");
-    talker.expect("* stuck joined");
+    let [mut talker, stuck] = register_all(addr, ["talker", "stuck"]);
     // stuck reads nothing; once the kernel's buffers are full its backlog
     // grows, and the manager reports it within a second.
     let padding = "p".repeat(900);

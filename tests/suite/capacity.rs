@@ -1,15 +1,17 @@
 //! Many clients at once, the client limit, and shutdown with clients connected.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use common::{start_server, test_config, wait_until, Client, NoLine};
+use crate::common::process::{run, tool_available};
+use crate::common::{
+    register_all, start_server, test_config, wait_until, Client, NoLine, DEADLINE,
+};
 use threadchat::Config;
 
 #[test]
@@ -51,9 +53,7 @@ fn a_full_server_refuses_newcomers_and_keeps_serving_the_others() {
         ..test_config()
     });
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     let mut third = Client::connect(addr, "third");
     third.expect("! server full, try again later");
@@ -104,11 +104,9 @@ fn a_burst_of_connections_never_passes_the_limit() {
 fn shutdown_tells_every_client_and_closes_them() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let mut alice = Client::register(addr, "alice");
-    let mut bob = Client::register(addr, "bob");
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
     let mut unnamed = Client::connect(addr, "unnamed");
     unnamed.expect_greeting();
-    alice.expect("* bob joined");
 
     server.shutdown();
     for client in [&mut alice, &mut bob, &mut unnamed] {
@@ -129,9 +127,7 @@ fn shutdown_does_not_wait_forever_for_a_client_that_never_reads() {
         ..test_config()
     });
     let addr = server.local_addr();
-    let mut sender = Client::register(addr, "sender");
-    let mut stuck = Client::register(addr, "stuck");
-    sender.expect("* stuck joined");
+    let [mut sender, mut stuck] = register_all(addr, ["sender", "stuck"]);
     // Fill stuck's socket buffers and queue: it never reads.
     let line = format!("{}\n", "x".repeat(900));
     for _ in 0..4000 {
@@ -145,7 +141,7 @@ fn shutdown_does_not_wait_forever_for_a_client_that_never_reads() {
     server.shutdown();
     let mut closed = false;
     for _ in 0..10_000 {
-        match stuck.try_line(common::DEADLINE) {
+        match stuck.try_line(DEADLINE) {
             Ok(_) => continue,
             Err(NoLine::Closed) | Err(NoLine::Failed(_)) => {
                 closed = true;
@@ -169,11 +165,7 @@ fn a_client_that_stops_reading_loses_lines_alone_and_is_told_how_many() {
         ..test_config()
     });
     let addr = server.local_addr();
-    let mut reader = Client::register(addr, "reader");
-    let mut stuck = Client::register(addr, "stuck");
-    let mut sender = Client::register(addr, "sender");
-    reader.skip_until("* sender joined");
-    stuck.expect("* sender joined");
+    let [mut reader, mut stuck, mut sender] = register_all(addr, ["reader", "stuck", "sender"]);
 
     // Flood in batches of 50 that `reader` reads in full before the next
     // batch, so its queue never holds more than 50 lines, until `stuck`
@@ -276,13 +268,13 @@ fn shutdown_finishes_while_connections_keep_arriving() {
         server.shutdown();
         let _ = done.send(());
     });
-    let outcome = finished.recv_timeout(common::DEADLINE);
+    let outcome = finished.recv_timeout(DEADLINE);
     stop.store(true, Ordering::SeqCst);
     let connected = arrivals.join().expect("the connecting thread");
     assert!(
         outcome.is_ok(),
         "shutdown did not return within {:?} while clients kept connecting ({connected} connected)",
-        common::DEADLINE
+        DEADLINE
     );
 }
 
@@ -292,16 +284,14 @@ fn shutdown_finishes_while_connections_keep_arriving() {
 /// retransmissions. `ss` reports a listening socket's backlog as Send-Q.
 #[test]
 fn the_chat_port_queues_a_storm_of_connections() {
-    if !common::process::tool_available("ss", "-V", "iproute2") {
+    if !tool_available("ss", "-V", "iproute2") {
         return;
     }
     let server = start_server(test_config());
     let port = server.local_addr().port();
-    let output = std::process::Command::new("ss")
-        .args(["-ltnH", &format!("sport = :{port}")])
-        .output()
-        .expect("run ss");
-    let listing = String::from_utf8_lossy(&output.stdout).to_string();
+    let ss = run(Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]));
+    assert!(ss.status.success(), "ss failed: {ss:?}");
+    let listing = ss.stdout;
     // State, Recv-Q, Send-Q (the backlog), local address, peer address.
     let backlog: Option<u32> = listing
         .split_whitespace()

@@ -2,24 +2,13 @@
 //! checks the answer the bad client gets, and that two well-behaved clients
 //! in the same room go on chatting, in order, as if nothing happened.
 //! (Memory and thread bounds under abuse are measured on the real binary, in
-//! tests/overload.rs.)
+//! tests/suite/overload.rs.)
 
-mod common;
-
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{start_server, test_config, wait_until, Client, NoLine};
+use crate::common::{register_all, start_server, test_config, wait_until, Client, NoLine};
 use threadchat::Config;
 use threadchat::RateLimit;
-
-/// alice and bob, registered, in the lobby, each having seen the other.
-fn two_friends(addr: SocketAddr) -> (Client, Client) {
-    let mut alice = Client::register(addr, "alice");
-    let bob = Client::register(addr, "bob");
-    alice.expect("* bob joined");
-    (alice, bob)
-}
 
 /// alice and bob still talk both ways, and nothing else is waiting for
 /// either of them: the line sent is the very next line received.
@@ -41,10 +30,8 @@ fn a_too_long_line_is_refused_and_the_connection_stays_usable() {
         max_line: 100,
         ..test_config()
     });
-    let (mut alice, mut bob) = two_friends(server.local_addr());
-    let mut mallory = Client::register(server.local_addr(), "mallory");
-    alice.expect("* mallory joined");
-    bob.expect("* mallory joined");
+    let [mut alice, mut bob, mut mallory] =
+        register_all(server.local_addr(), ["alice", "bob", "mallory"]);
 
     mallory.send(&"x".repeat(101));
     expect_error(&mut mallory, "line too long (max 100 bytes)");
@@ -70,7 +57,7 @@ fn a_too_long_line_is_refused_and_the_connection_stays_usable() {
 #[test]
 fn invalid_utf8_and_telnet_negotiation_are_refused() {
     let server = start_server(test_config());
-    let (mut alice, mut bob) = two_friends(server.local_addr());
+    let [mut alice, mut bob] = register_all(server.local_addr(), ["alice", "bob"]);
     // IAC WILL ECHO, as telnet sends on connecting, then text.
     alice.send_raw(b"\xff\xfb\x01hello\n");
     expect_error(&mut alice, "line is not valid UTF-8");
@@ -87,7 +74,7 @@ fn invalid_utf8_and_telnet_negotiation_are_refused() {
 #[test]
 fn control_characters_never_reach_anyone() {
     let server = start_server(test_config());
-    let (mut alice, mut bob) = two_friends(server.local_addr());
+    let [mut alice, mut bob] = register_all(server.local_addr(), ["alice", "bob"]);
     let refused = |code: &str| format!("line not sent: it contains the control character {code}");
 
     for (line, code) in [
@@ -122,7 +109,7 @@ fn a_connection_that_never_chooses_a_name_is_told_and_closed() {
     });
     let mut shy = Client::connect(server.local_addr(), "shy");
     shy.expect_greeting();
-    let (mut alice, mut bob) = two_friends(server.local_addr());
+    let [mut alice, mut bob] = register_all(server.local_addr(), ["alice", "bob"]);
     // Dribbling a name one byte at a time does not push the deadline back.
     let outcome = loop {
         shy.send_raw(b"a");
@@ -146,10 +133,8 @@ fn a_silent_client_is_disconnected_after_the_idle_timeout() {
         idle_timeout: Some(Duration::from_secs(1)),
         ..test_config()
     });
-    let (mut alice, mut bob) = two_friends(server.local_addr());
-    let mut sleepy = Client::register(server.local_addr(), "sleepy");
-    alice.expect("* sleepy joined");
-    bob.expect("* sleepy joined");
+    let [mut alice, mut bob, mut sleepy] =
+        register_all(server.local_addr(), ["alice", "bob", "sleepy"]);
     // In a room of its own, so that the only line it can get is the answer.
     sleepy.send("/join dreams");
     sleepy.expect("* you joined #dreams; 1 here");
@@ -190,10 +175,7 @@ fn a_flood_is_slowed_down_then_disconnected() {
         ..test_config()
     });
     let addr = server.local_addr();
-    let (mut alice, mut bob) = two_friends(addr);
-    let mut mallory = Client::register(addr, "mallory");
-    alice.expect("* mallory joined");
-    bob.expect("* mallory joined");
+    let [mut alice, mut bob, mut mallory] = register_all(addr, ["alice", "bob", "mallory"]);
 
     // Its name was line 1; four more get through.
     for n in 1..=4 {
@@ -244,10 +226,7 @@ fn reads_nothing(queue_full_timeout: Duration, write_timeout: Duration) {
         ..test_config()
     });
     let addr = server.local_addr();
-    let (mut alice, mut bob) = two_friends(addr);
-    let mut stuck = Client::register(addr, "stuck");
-    alice.expect("* stuck joined");
-    bob.expect("* stuck joined");
+    let [mut alice, mut bob, mut stuck] = register_all(addr, ["alice", "bob", "stuck"]);
     // Half a line, never finished: when the server hangs up, it must be
     // discarded, not posted (bob would see it among alice's lines below).
     stuck.send_raw(b"half a line");
@@ -301,7 +280,7 @@ fn reads_nothing(queue_full_timeout: Duration, write_timeout: Duration) {
 fn clients_vanishing_mid_line_or_mid_registration_leave_no_trace() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let (mut alice, mut bob) = two_friends(addr);
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     // Gone during registration: each sends half a name and closes without
     // reading the greeting. Unread data makes the close a reset; depending on
@@ -371,7 +350,7 @@ fn when_threads_cannot_be_started_the_newcomer_is_told_and_the_server_goes_on() 
 fn a_browser_or_tls_client_on_the_chat_port_gets_one_line_and_is_closed() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let (mut alice, mut bob) = two_friends(addr);
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
 
     let mut browser = Client::connect(addr, "browser");
     browser.send_raw(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:7878\r\nUser-Agent: test\r\n\r\n");
@@ -413,7 +392,7 @@ fn one_address_cannot_take_more_than_max_per_addr_connections() {
         ..test_config()
     });
     let addr = server.local_addr();
-    let (mut alice, mut bob) = two_friends(addr);
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
     let mut third = Client::connect(addr, "third");
     third.expect_greeting();
     let mut fourth = Client::connect(addr, "fourth");
@@ -495,7 +474,7 @@ fn connections_are_watched_by_tcp_keepalive() {
 fn limits_are_in_bytes_and_echoes_are_cut_on_character_boundaries() {
     let server = start_server(test_config());
     let addr = server.local_addr();
-    let (mut alice, mut bob) = two_friends(addr);
+    let [mut alice, mut bob] = register_all(addr, ["alice", "bob"]);
     // 1,000 four-byte characters: 4,000 bytes, over the 1,024-byte limit.
     alice.send(&"😀".repeat(1000));
     alice.expect("! line too long (max 1024 bytes)");
