@@ -72,6 +72,7 @@ pub(crate) fn accept_until_shutdown(
     // accept until a connection closes: one warning per episode, not ten a
     // second.
     let mut failing = 0u64;
+    let who = thread::current().name().unwrap_or("acceptor").to_string();
     loop {
         let accepted = listener.accept();
         // `ServerHandle` wakes us with a connection of its own after it has
@@ -83,7 +84,7 @@ pub(crate) fn accept_until_shutdown(
         match accepted {
             Ok((stream, peer)) => {
                 if failing > 0 {
-                    log::info!("accepting again after {failing} failed accepts");
+                    log::info!("{who}: accepting again after {failing} failed accepts");
                     failing = 0;
                 }
                 admit(stream, peer, connections);
@@ -92,10 +93,10 @@ pub(crate) fn accept_until_shutdown(
                 failing += 1;
                 if failing == 1 {
                     log::warn!(
-                        "accept failed: {error}; retrying every {ACCEPT_BACKOFF:?} until it works"
+                        "{who}: accept failed: {error}; retrying every {ACCEPT_BACKOFF:?} until it works"
                     );
                 } else {
-                    log::debug!("accept failed again: {error}");
+                    log::debug!("{who}: accept failed again: {error}");
                 }
                 thread::sleep(ACCEPT_BACKOFF);
             }

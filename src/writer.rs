@@ -19,7 +19,7 @@
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
@@ -56,6 +56,7 @@ pub(crate) fn run(
         timed: Vec::new(),
         carried: None,
         closed: false,
+        pinged_at: None,
     };
     // A panic here ends this connection only (see `Manager::guarded` for
     // `catch_unwind`).
@@ -87,6 +88,8 @@ struct Writer<'a> {
     carried: Option<Outgoing>,
     /// The door has sent its last bytes (a WebSocket close).
     closed: bool,
+    /// When this writer last pinged.
+    pinged_at: Option<Instant>,
 }
 
 impl Writer<'_> {
@@ -96,7 +99,10 @@ impl Writer<'_> {
         while !self.closed {
             let next = match self.carried.take() {
                 Some(line) => Next::Queued(line),
-                None => (self.outbox_reader).recv_or(self.control_rx.as_ref(), self.ping_after),
+                None => {
+                    let timeout = self.until_next_ping();
+                    (self.outbox_reader).recv_or(self.control_rx.as_ref(), timeout)
+                }
             };
             self.batch.clear();
             match next {
@@ -147,12 +153,22 @@ impl Writer<'_> {
         self.closed |= control.closes;
     }
 
-    /// Nothing to write for `--ping-after`: ask a client silent that long
-    /// whether it is still there. (Its reader disconnects it if it stays
-    /// silent.)
+    /// How long until a ping is due: `--ping-after` since the client was
+    /// last heard and since the last ping, whichever was later. `None` for
+    /// a door that does not ping.
+    fn until_next_ping(&self) -> Option<Duration> {
+        let after = self.ping_after?;
+        let since_ping = self.pinged_at.map_or(Duration::MAX, |at| at.elapsed());
+        let waited = self.socket.quiet_for().min(since_ping);
+        Some(after.saturating_sub(waited))
+    }
+
+    /// Ask a client that has been silent for `--ping-after` whether it is
+    /// still there. (Its reader lets it go if it stays silent as long again.)
     fn ping_if_quiet(&mut self) {
-        if (self.ping_after).is_some_and(|after| self.socket.quiet_for() >= after) {
+        if self.until_next_ping() == Some(Duration::ZERO) {
             self.encoder.ping(&mut self.batch);
+            self.pinged_at = Some(Instant::now());
         }
     }
 

@@ -340,3 +340,23 @@ fn read_head(mut stream: &TcpStream, timeout: Duration) -> Result<Request, u16> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_stop_at_the_cap_and_come_back_when_dropped() {
+        let slots = Arc::new(Slots::default());
+        let taken: Vec<Slot> = (0..MAX_HTTP_CONNECTIONS)
+            .map(|n| {
+                slots
+                    .take()
+                    .unwrap_or_else(|| panic!("slot {n} of {MAX_HTTP_CONNECTIONS}"))
+            })
+            .collect();
+        assert!(slots.take().is_none(), "one past the cap");
+        drop(taken);
+        assert!(slots.take().is_some(), "given back when dropped");
+    }
+}

@@ -142,6 +142,11 @@ impl WsClient {
         let _ = self.stream.write_all(&out);
     }
 
+    /// Our end's address (the server sees it as the peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local_addr")
+    }
+
     pub fn send(&mut self, text: &str) {
         self.send_frame(true, TEXT, text.as_bytes(), true);
     }

@@ -471,6 +471,28 @@ fn connections_are_watched_by_tcp_keepalive() {
 }
 
 #[test]
+fn browsers_are_watched_by_tcp_keepalive_too() {
+    // The same check for a WebSocket client, whose socket the web door
+    // accepted: a vanished browser must not keep its threads and its name.
+    let server = start_server(Config {
+        http: Some("127.0.0.1:0".to_string()),
+        ..test_config()
+    });
+    let web = server.web_addr().expect("the web door is on");
+    let alice = crate::common::ws::WsClient::register(web, "alice");
+    let (_, ticks_left) = wait_until(
+        "the keepalive timer (kind 2) on the server's end of the browser's connection",
+        || server_side_timer(web.port(), alice.local_addr().port()),
+        |timer| matches!(timer, Some((2, _))),
+    )
+    .expect("found");
+    assert!(
+        ticks_left <= 60 * 100,
+        "keepalive due in {ticks_left} ticks, over 60 s"
+    );
+}
+
+#[test]
 fn limits_are_in_bytes_and_echoes_are_cut_on_character_boundaries() {
     let server = start_server(test_config());
     let addr = server.local_addr();

@@ -24,5 +24,6 @@ mod cluster;
 mod hostile;
 mod overload;
 mod rooms;
+mod shape;
 mod startup;
 mod web;

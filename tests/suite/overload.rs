@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::process::{start_binary, start_binary_with};
 use crate::common::rng::Rng;
@@ -206,6 +206,51 @@ fn running_out_of_file_descriptors_is_survived() {
     alice.skip_until("[lobby] carol: hello after the storm");
     bob.skip_until("[lobby] carol: hello after the storm");
 
+    server.process.signal("-TERM");
+    assert_eq!(server.process.wait_for_exit().code(), Some(0));
+}
+
+#[test]
+fn the_web_door_out_of_descriptors_warns_once_per_episode() {
+    // As the chat acceptor does: one warning when accepting starts to fail,
+    // one line when it works again, and nothing in between, however long
+    // the shortage lasts (the web door used to warn ten times a second).
+    let mut server = start_binary_with(&["--http", "127.0.0.1:0"], Some(40));
+    let line = (server.log()).wait_for_line("web page at http://", "the web door's address");
+    let web: std::net::SocketAddr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    // Each connection holds a descriptor and a thread waiting for its
+    // request, until the descriptors run out.
+    let crowd: Vec<_> = (0..60).map(|_| crate::common::http::connect(web)).collect();
+    let first = server.log().wait_for_line(
+        "http-acceptor: accept failed",
+        "the web door's warning about the descriptor limit",
+    );
+    // A second and a half of the shortage: fifteen failed accepts, and no
+    // second warning from the web door. (A window to watch, not a wait for
+    // something.) The chat acceptor shares the descriptor table, and may
+    // warn once of its own.
+    let until = Instant::now() + Duration::from_millis(1500);
+    let mut warnings = vec![first];
+    while let Some(line) = server.log().line_before(until) {
+        if line.contains("WARN") && line.contains("accept failed") {
+            warnings.push(line);
+        }
+    }
+    for who in ["] http-acceptor:", "] acceptor:"] {
+        let from_it = warnings.iter().filter(|line| line.contains(who)).count();
+        assert!(
+            from_it <= 1,
+            "{who} warned {from_it} times in one shortage: {warnings:#?}"
+        );
+    }
+    drop(crowd);
+    server
+        .log()
+        .wait_for_line("http-acceptor: accepting again", "the web door recovering");
     server.process.signal("-TERM");
     assert_eq!(server.process.wait_for_exit().code(), Some(0));
 }

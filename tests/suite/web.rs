@@ -306,3 +306,84 @@ fn refused_lines_are_counted_for_the_live_view() {
         "{stats}"
     );
 }
+
+#[test]
+fn a_quiet_browser_is_pinged_and_one_that_never_answers_is_let_go() {
+    let (server, web) = web_server(Config {
+        ping_after: Duration::from_secs(1),
+        ..test_config()
+    });
+    let mut alice = WsClient::register(web, "alice");
+    let mut bob = Client::register(server.local_addr(), "bob");
+    alice.expect("* bob joined");
+    // Silent, alice is pinged after a second; each answer keeps her in,
+    // well past the two seconds a silent client is given.
+    for round in 0..3 {
+        let ping = alice.frame();
+        assert_eq!(
+            ping.opcode, PING,
+            "round {round}: expected a ping, got {ping:?}"
+        );
+        alice.send_frame(true, PONG, &ping.payload, true);
+    }
+    bob.send("still there?");
+    alice.expect("[lobby] bob: still there?");
+    // Now she stops answering: after the next ping and as long again, she
+    // is let go, and the room is told as for anyone who leaves.
+    let ping = alice.frame();
+    assert_eq!(ping.opcode, PING, "expected a ping, got {ping:?}");
+    bob.expect("* alice left");
+    alice.expect_close(1000);
+}
+
+#[test]
+fn a_burst_of_connections_cannot_pass_the_http_cap() {
+    // 150 connections at once, none sending its request yet: the first 64
+    // get a thread each, which waits for its request; the other 86 must be
+    // answered 503 at once. (The cap was read from a count that each new
+    // thread raised only once it ran, so a burst got past it.)
+    let (_server, web) = web_server(Config {
+        http_head_timeout: Duration::from_secs(15),
+        ..test_config()
+    });
+    const BURST: usize = 150;
+    const CAP: usize = 64;
+    let mut connections: Vec<_> = (0..BURST).map(|_| http::connect(web)).collect();
+    for connection in &connections {
+        connection
+            .set_nonblocking(true)
+            .expect("non-blocking, to see who was answered");
+    }
+    let mut answered = vec![false; BURST];
+    wait_until(
+        &format!(
+            "{} connections past the cap to be answered 503",
+            BURST - CAP
+        ),
+        || {
+            for (n, connection) in connections.iter_mut().enumerate() {
+                let mut byte = [0u8; 1];
+                if let Ok(1) = std::io::Read::read(connection, &mut byte) {
+                    answered[n] = true;
+                }
+            }
+            answered.iter().filter(|a| **a).count()
+        },
+        |refused| *refused >= BURST - CAP,
+    );
+    // Each of the rest was given a thread: its request is answered.
+    let mut served = 0;
+    for (connection, _) in connections.iter_mut().zip(&answered).filter(|(_, a)| !**a) {
+        connection.set_nonblocking(false).expect("blocking again");
+        connection
+            .write_all(format!("GET /health HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes())
+            .expect("send the request");
+        let response = http::read_until_closed(connection);
+        assert_eq!(status(&response), 200, "{response}");
+        served += 1;
+    }
+    assert_eq!(
+        served, CAP,
+        "exactly the cap's worth of connections was served"
+    );
+}

@@ -72,26 +72,40 @@ fn without_strings(code: &str) -> String {
 
 fn relative(path: &Path) -> String {
     let src = Path::new(SRC);
-    path.strip_prefix(src)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(src).unwrap_or(path).display().to_string()
 }
 
 #[test]
 fn plain_logic_uses_no_threads_locks_channels_or_sockets() {
-    let forbidden = ["std::net", "std::thread", "std::sync", "crossbeam", "parking_lot"];
+    let forbidden = [
+        "std::net",
+        "std::thread",
+        "std::sync",
+        "crossbeam",
+        "parking_lot",
+    ];
     let mut found = Vec::new();
     let files = rust_files(&Path::new(SRC).join("logic"));
-    assert!(files.len() >= 6, "expected the logic modules, found {files:?}");
+    assert!(
+        files.len() >= 6,
+        "expected the logic modules, found {files:?}"
+    );
     for file in files {
         for (n, code) in code_lines(&file) {
             for name in forbidden.iter().filter(|name| code.contains(*name)) {
-                found.push(format!("src/{}:{n} names {name}: {}", relative(&file), code.trim()));
+                found.push(format!(
+                    "src/{}:{n} names {name}: {}",
+                    relative(&file),
+                    code.trim()
+                ));
             }
         }
     }
-    assert!(found.is_empty(), "plain logic must not use these:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "plain logic must not use these:\n{}",
+        found.join("\n")
+    );
 }
 
 /// The core: the thread roles, what they pass each other, what they share,
@@ -117,25 +131,55 @@ const CORE: &[&str] = &[
 
 /// What names an optional part, in code (string literals left out): its
 /// module, or the cargo feature that builds it.
-const OPTIONAL: &[&str] = &["web::", "cluster::", "deadlock::", "deadlock-detection", "feature = \"redis\""];
+const OPTIONAL: &[&str] = &[
+    "web::",
+    "cluster::",
+    "deadlock::",
+    "deadlock-detection",
+    "feature = \"redis\"",
+];
 
 /// The seams: each line of core code that may name an optional part, by
 /// file and the code it holds. Anything else that names one fails.
 const SEAMS: &[(&str, &str)] = &[
     // server.rs starts the web door and the cluster, each in one place.
-    ("server.rs", "let cluster = cluster::start::prepare(&config).map_err(StartError::Redis)?;"),
+    (
+        "server.rs",
+        "let cluster = cluster::start::prepare(&config).map_err(StartError::Redis)?;",
+    ),
     ("server.rs", "cluster: Option<cluster::start::Prepared>,"),
-    ("server.rs", "move || web::run(web_listener, shared, events_tx, shutdown)"),
+    (
+        "server.rs",
+        "move || web::run(web_listener, shared, events_tx, shutdown)",
+    ),
     // The monitor logs what the detector finds.
     ("monitor.rs", "#[cfg(feature = \"deadlock-detection\")]"),
-    ("monitor.rs", "crate::deadlock::reports().iter().for_each(|report| log::error!(\"{report}\"));"),
+    (
+        "monitor.rs",
+        "crate::deadlock::reports().iter().for_each(|report| log::error!(\"{report}\"));",
+    ),
     // The lock helpers the detector's report looks past.
-    ("shared/stats.rs", "#[cfg(feature = \"deadlock-detection\")]"),
-    ("shared/clients.rs", "#[cfg(feature = \"deadlock-detection\")]"),
-    ("shared/gauges.rs", "#[cfg(feature = \"deadlock-detection\")]"),
+    (
+        "shared/stats.rs",
+        "#[cfg(feature = \"deadlock-detection\")]",
+    ),
+    (
+        "shared/clients.rs",
+        "#[cfg(feature = \"deadlock-detection\")]",
+    ),
+    (
+        "shared/gauges.rs",
+        "#[cfg(feature = \"deadlock-detection\")]",
+    ),
     // A deadlock test that names the threads when the detector is built in.
-    ("shared/stats.rs", "#[cfg(not(feature = \"deadlock-detection\"))]"),
-    ("shared/stats.rs", "let found = crate::deadlock::reports().join(\"\\n\");"),
+    (
+        "shared/stats.rs",
+        "#[cfg(not(feature = \"deadlock-detection\"))]",
+    ),
+    (
+        "shared/stats.rs",
+        "let found = crate::deadlock::reports().join(\"\\n\");",
+    ),
 ];
 
 fn in_core(file: &str) -> bool {
@@ -158,7 +202,10 @@ fn the_core_names_optional_parts_only_at_the_seams() {
             if !OPTIONAL.iter().any(|optional| bare.contains(optional)) {
                 continue;
             }
-            match SEAMS.iter().position(|(f, seam)| *f == name && code == *seam) {
+            match SEAMS
+                .iter()
+                .position(|(f, seam)| *f == name && code == *seam)
+            {
                 Some(at) => seams_used[at] = true,
                 None => found.push(format!("src/{name}:{n}: {code}")),
             }
@@ -173,5 +220,9 @@ fn the_core_names_optional_parts_only_at_the_seams() {
         .filter(|(_, used)| !**used)
         .map(|((file, seam), _)| format!("src/{file}: {seam}"))
         .collect();
-    assert!(stale.is_empty(), "seams listed that no longer exist:\n{}", stale.join("\n"));
+    assert!(
+        stale.is_empty(),
+        "seams listed that no longer exist:\n{}",
+        stale.join("\n")
+    );
 }
