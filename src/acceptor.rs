@@ -196,7 +196,7 @@ pub(crate) struct Connection {
 }
 
 /// The open connections one acceptor started, for joining them: used by
-/// this acceptor and by the web door's (`web.rs`).
+/// this acceptor and by the web door's (`web/mod.rs`).
 pub(crate) struct Connections {
     open: HashMap<ClientId, Connection>,
     pub(crate) per_addr: PerAddr,

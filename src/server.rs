@@ -43,28 +43,8 @@ impl Server {
     /// threads. Returns once the server is accepting connections.
     pub fn start(mut config: Config) -> Result<ServerHandle, StartError> {
         os_limits::fit_max_clients(&mut config);
-        let bind_error = |source| StartError::Bind {
-            addr: config.addr.clone(),
-            source,
-        };
-        let listener = TcpListener::bind(&config.addr).map_err(bind_error)?;
-        if let Err(error) = platform::widen_listen_backlog(&listener) {
-            // Not fatal: the server works with std's 128, only storms suffer.
-            log::warn!("cannot widen the listen backlog: {error}");
-        }
-        let local_addr = listener.local_addr().map_err(bind_error)?;
-        let web_listener = match &config.http {
-            Some(addr) => {
-                let web_error = |source| StartError::Bind {
-                    addr: addr.clone(),
-                    source,
-                };
-                let web = TcpListener::bind(addr).map_err(web_error)?;
-                let web_addr = web.local_addr().map_err(web_error)?;
-                Some((web, web_addr))
-            }
-            None => None,
-        };
+        let (listener, local_addr) = bind(&config.addr)?;
+        let web_listener = config.http.as_deref().map(bind).transpose()?;
         log::info!("listening on {local_addr}");
         if let Some((_, web_addr)) = &web_listener {
             log::info!("web page at http://{web_addr}/");
@@ -99,6 +79,23 @@ impl Server {
         handle.start_threads(parts)?;
         Ok(handle)
     }
+}
+
+/// Binds `addr` and lets the kernel queue up to `SOMAXCONN` connections
+/// that are not yet accepted, not std's 128, so that a storm of connections
+/// waits in the kernel rather than losing SYNs.
+fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    if let Err(error) = platform::widen_listen_backlog(&listener) {
+        // Not fatal: the server works with std's 128, only storms suffer.
+        log::warn!("cannot widen the listen backlog of {addr}: {error}");
+    }
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local_addr))
 }
 
 /// What the long-lived threads are made of, handed to them one by one.

@@ -8,11 +8,11 @@
 //! what this server knows of the others (the [`roster`]). Each server has
 //! two more threads, and both talk to Redis, never to a client:
 //!
-//! - the **`redis-publisher`** (`publisher.rs`) owns one Redis connection. The
-//!   manager hands it [`ToRedis`] work over a bounded channel with
-//!   `try_send`, so the manager never waits for Redis: when the queue is
-//!   full, or Redis is down, the line is counted as unpublished and the
-//!   manager goes on. It also says "alive" for this server every third of
+//! - the **`redis-publisher`** (`publisher.rs`) owns one Redis connection.
+//!   The relay, on the manager thread, hands it [`ToRedis`] work over a
+//!   bounded channel with `try_send` (docs/ARCHITECTURE.md, invariant 1):
+//!   when the queue is full, or Redis is down, the line is counted as
+//!   unpublished and the manager goes on. It also says "alive" for this server every third of
 //!   `--redis-ttl`, and keeps this server's names claimed in Redis.
 //! - the **`redis-subscriber`** (`subscriber.rs`) owns a second connection,
 //!   subscribed to the one channel every server publishes on ([`BUS`]). It
@@ -26,9 +26,9 @@
 //! What goes over Redis ([`wire`]), the relay and the [`roster`] are plain
 //! logic, with no I/O, compiled in every build and unit-tested without
 //! Redis; only the three files that talk to Redis need the `redis` crate.
-//! `start` is how `Server::start` gets it all going. docs/ARCHITECTURE.md
-//! ("Several servers") draws the threads and says what is ordered and what
-//! happens when something fails.
+//! `start` is how `Server::start` gets it all going. docs/CLUSTER.md draws
+//! the threads and says what is ordered and what happens when something
+//! fails.
 
 #[cfg(feature = "redis")]
 pub(crate) mod names;

@@ -18,7 +18,6 @@ use crossbeam_channel::{Receiver, Sender};
 use super::roster::{RemoteUser, Roster};
 use super::{Body, ClusterEvent, LineId, Message, ServerId, Side, ToRedis};
 use crate::line::{Change, OutboundLine, Says};
-use crate::logic::protocol::RoomLine;
 use crate::manager::{Elsewhere, Here, News};
 use crate::shared::ClientId;
 
@@ -281,15 +280,26 @@ impl Relay {
     }
 }
 
-/// What a line from another server says, read back from its spelling.
-fn said(text: &str) -> Option<Says> {
-    let RoomLine {
-        room,
-        name,
-        text,
-        action,
-    } = RoomLine::read(text)?;
-    let (room, from, text) = (room.to_string(), name.to_string(), text.to_string());
+/// What a line from another server says, read back from how the line
+/// protocol spelled it (`[ROOM] NAME: TEXT`, `[ROOM] * NAME TEXT`): that is
+/// what goes over Redis and into its history. Names and room names hold no
+/// spaces, `]`, `:` or `*`, so the spelling reads back one way only.
+pub(super) fn said(line: &str) -> Option<Says> {
+    let (room, rest) = line.strip_prefix('[')?.split_once("] ")?;
+    let (action, rest) = match rest.strip_prefix("* ") {
+        Some(rest) => (true, rest),
+        None => (false, rest),
+    };
+    let (from, text) = if action {
+        rest.split_once(' ')?
+    } else {
+        rest.split_once(": ")?
+    };
+    let plain = |word: &str| !word.is_empty() && !word.contains([' ', ']', ':', '*', '[']);
+    if !(plain(room) && plain(from)) {
+        return None;
+    }
+    let (room, from, text) = (room.to_string(), from.to_string(), text.to_string());
     Some(match action {
         false => Says::Chat { room, from, text },
         true => Says::Action { room, from, text },

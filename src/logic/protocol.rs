@@ -1,9 +1,10 @@
 //! The wire protocol: what a line from a client means, and how every line the
 //! server sends is spelled. Plain logic, no I/O, no locks.
 //!
-//! Reader threads call [`parse`] on each line they read; the manager calls
-//! the formatting functions. docs/PROTOCOL.md is the same protocol in prose,
-//! and the two must agree.
+//! The line door (`doors/line.rs`) calls [`parse`] on each line a reader
+//! reads; `line.rs` calls the spelling functions once for each line the
+//! manager makes. docs/PROTOCOL.md is the same protocol in prose, and the
+//! two must agree.
 
 use std::fmt;
 
@@ -283,40 +284,6 @@ pub fn whisper_sent(to: &str, text: &str) -> String {
     format!("[dm to {to}] {text}")
 }
 
-/// A room's line, read back from how [`chat`] or [`action`] spelled it:
-/// what another server sends over Redis. Names and room names hold no
-/// spaces, `]`, `:` or `*`, so the spelling reads back one way only.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomLine<'a> {
-    pub room: &'a str,
-    pub name: &'a str,
-    pub text: &'a str,
-    /// `/me`: `[ROOM] * NAME TEXT`.
-    pub action: bool,
-}
-
-impl<'a> RoomLine<'a> {
-    pub fn read(line: &'a str) -> Option<RoomLine<'a>> {
-        let (room, rest) = line.strip_prefix('[')?.split_once("] ")?;
-        let (action, rest) = match rest.strip_prefix("* ") {
-            Some(rest) => (true, rest),
-            None => (false, rest),
-        };
-        let (name, text) = if action {
-            rest.split_once(' ')?
-        } else {
-            rest.split_once(": ")?
-        };
-        let plain = |word: &str| !word.is_empty() && !word.contains([' ', ']', ':', '*', '[']);
-        (plain(room) && plain(name)).then_some(RoomLine {
-            room,
-            name,
-            text,
-            action,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,31 +450,6 @@ mod tests {
         );
         assert_eq!(WrongProtocol::from_first_bytes(b"alice\n"), None);
         assert_eq!(WrongProtocol::from_first_bytes(b""), None);
-    }
-
-    #[test]
-    fn room_lines_read_back_as_they_were_spelled() {
-        let chat_line = chat("rust", "bob", "a: b * c");
-        let read = RoomLine::read(&chat_line).expect("a chat line");
-        assert_eq!(
-            (read.room, read.name, read.text, read.action),
-            ("rust", "bob", "a: b * c", false)
-        );
-        let action_line = action("lobby", "al", "waves: hi");
-        let read = RoomLine::read(&action_line).expect("an action");
-        assert_eq!(
-            (read.room, read.name, read.text, read.action),
-            ("lobby", "al", "waves: hi", true)
-        );
-        for other in [
-            "* bob joined",
-            "[dm from bob] hi",
-            "[lobby]bob: hi",
-            "[a b] c: d",
-            "",
-        ] {
-            assert_eq!(RoomLine::read(other), None, "{other:?}");
-        }
     }
 
     #[test]

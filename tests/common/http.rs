@@ -1,7 +1,7 @@
 //! Raw HTTP/1.1 over a `TcpStream`, for the tests of the web door: the
 //! request is written as given, byte for byte, so that a test can also send
 //! what no HTTP library would. The server closes every connection after its
-//! answer (src/http.rs), so a response is everything read until the close.
+//! answer (src/web/http.rs), so a response is everything read until the close.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -226,3 +226,87 @@ fn the_core_names_optional_parts_only_at_the_seams() {
         stale.join("\n")
     );
 }
+
+/// Every path the documents name (`src/...`, `tests/...`, `docs/...` and
+/// the other top-level folders), in README.md, docs/ and labs/, exists.
+#[test]
+fn every_path_the_documents_name_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut documents = vec![root.join("README.md"), root.join("labs/check.sh")];
+    for dir in ["docs", "labs"] {
+        for entry in fs::read_dir(root.join(dir))
+            .expect("read the folder")
+            .flatten()
+        {
+            let path = entry.path();
+            if path.extension().is_some_and(|ext| ext == "md") {
+                documents.push(path);
+            }
+        }
+    }
+    let tops = [
+        "src/",
+        "tests/",
+        "docs/",
+        "benches/",
+        "labs/",
+        "examples/",
+        ".ci/",
+    ];
+    let mut missing = Vec::new();
+    for document in &documents {
+        let text = fs::read_to_string(document).expect("read the document");
+        for (n, line) in text.lines().enumerate() {
+            for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || "/._-".contains(c))) {
+                let word = word.trim_end_matches(['.', ',']);
+                let at_top = tops.iter().any(|top| word.starts_with(top));
+                // Paths to make (target/...) and globs are not checked.
+                if !at_top || word.contains('*') || word.contains("NN") {
+                    continue;
+                }
+                if !root.join(word).exists() {
+                    let document = document.strip_prefix(root).unwrap_or(document);
+                    missing.push(format!("{}:{}: {word}", document.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "paths that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// No module imports the module that starts it (docs/ARCHITECTURE.md,
+/// "Code map"): `server` starts the long-lived threads, an acceptor (or the
+/// web door) starts readers, a reader starts its writer.
+#[test]
+fn no_module_imports_the_module_that_starts_it() {
+    // (module, what starts it)
+    let started_by = [
+        ("writer.rs", "crate::reader"),
+        ("writer.rs", "crate::acceptor"),
+        ("reader.rs", "crate::acceptor"),
+        ("reader.rs", "crate::web"),
+        ("manager.rs", "crate::server"),
+        ("acceptor.rs", "crate::server"),
+        ("monitor.rs", "crate::server"),
+        ("web/mod.rs", "crate::server"),
+        ("cluster/start.rs", "crate::server"),
+        ("cluster/publisher.rs", "crate::server"),
+        ("cluster/subscriber.rs", "crate::server"),
+    ];
+    let mut found = Vec::new();
+    for (module, starter) in started_by {
+        for (n, code) in code_lines(&Path::new(SRC).join(module)) {
+            if code.contains(starter) {
+                found.push(format!(
+                    "src/{module}:{n} imports {starter}: {}",
+                    code.trim()
+                ));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver};
 
-use super::{Link, Relay};
+use super::{said as read_back, Link, Relay};
 use crate::cluster::{Body, ClusterEvent, LineId, Message, ServerId, Side, ToRedis};
 use crate::config::Config;
 use crate::event::Event;
+use crate::line::Says;
+use crate::logic::protocol;
 use crate::manager::tests::{config, harness_with, Harness};
 use crate::shared::ClientId;
 
@@ -164,4 +166,31 @@ fn a_line_that_does_not_fit_the_queue_to_redis_is_counted_and_its_speaker_told()
         ["! the other servers are behind: that line reached this server only"]
     );
     assert_eq!(h.shared.snapshot().cluster_unpublished, unpublished + 1);
+}
+
+#[test]
+fn room_lines_read_back_as_they_were_spelled() {
+    let chat = read_back(&protocol::chat("rust", "bob", "a: b * c"));
+    let expected = Says::Chat {
+        room: "rust".into(),
+        from: "bob".into(),
+        text: "a: b * c".into(),
+    };
+    assert_eq!(chat, Some(expected));
+    let action = read_back(&protocol::action("lobby", "al", "waves: hi"));
+    let expected = Says::Action {
+        room: "lobby".into(),
+        from: "al".into(),
+        text: "waves: hi".into(),
+    };
+    assert_eq!(action, Some(expected));
+    for other in [
+        "* bob joined",
+        "[dm from bob] hi",
+        "[lobby]bob: hi",
+        "[a b] c: d",
+        "",
+    ] {
+        assert_eq!(read_back(other), None, "{other:?}");
+    }
 }
