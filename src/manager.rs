@@ -31,7 +31,7 @@ use crate::logic::names::NAME_RULE;
 use crate::logic::protocol;
 use crate::logic::rate_limit::FLOOD_TOLERANCE;
 use crate::logic::rooms::LOBBY;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Wakeups};
 use crate::shared::{ClientId, ManagerView, Shared};
 use crate::shutdown::ShutdownSignal;
 
@@ -40,6 +40,12 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// How many of the deepest backlogs the live view shows.
 const DEEPEST_SHOWN: usize = 5;
+
+/// The most events handled before the writers they woke are woken. Big
+/// enough that a saturated manager wakes each writer once for many lines;
+/// small enough that the first line of a batch does not wait long behind
+/// the rest (docs/BENCHMARKS.md measures both).
+pub(crate) const BATCH: usize = 256;
 
 pub(crate) fn run<E: Elsewhere>(
     shared: Arc<Shared>,
@@ -56,7 +62,14 @@ pub(crate) fn run<E: Elsewhere>(
         // whichever is ready first.
         select! {
             recv(events_rx) -> event => match event {
-                Ok(event) => manager.handle_guarded(event),
+                Ok(event) => {
+                    manager.handle_guarded(event);
+                    // The events already waiting, before anyone is woken:
+                    // a writer given lines by several of them wakes once.
+                    for event in events_rx.try_iter().take(BATCH - 1) {
+                        manager.handle_guarded(event);
+                    }
+                }
                 // Every reader and the acceptor are gone.
                 Err(_) => break,
             },
@@ -68,6 +81,9 @@ pub(crate) fn run<E: Elsewhere>(
             recv(report) -> _ => manager.publish(),
             recv(shutdown.receiver()) -> _ => break,
         }
+        // Whatever the arm, the writers it gave lines to while they slept
+        // are woken now, once each (`outbox.rs`, rule 3).
+        manager.here.wake_writers();
         let depth = &manager.here.shared.gauges.events_depth;
         depth.store(events_rx.len(), Ordering::Relaxed);
     }
@@ -85,10 +101,12 @@ pub(crate) fn run<E: Elsewhere>(
 /// online once the server has stopped.
 fn drain(shared: &Shared, events_rx: &Receiver<Event>) {
     let goodbye = OutboundLine::notice("server shutting down");
+    let mut wakeups = Wakeups::default();
     for event in events_rx.iter() {
         match event {
+            // Delivered, then dropped: closing the queue wakes its writer.
             Event::Connected { mut outbox, .. } => {
-                outbox.deliver(goodbye.clone());
+                outbox.deliver(goodbye.clone(), &mut wakeups);
             }
             Event::Registered { id, name } => shared.clients.release(&name, id),
             Event::Renamed { id, new, .. } => shared.clients.release(&new, id),

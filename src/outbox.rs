@@ -1,48 +1,66 @@
-//! One client's outgoing lines: a queue bounded in bytes, and the
-//! slow-consumer policy. The queue has two ends:
+//! One client's outgoing lines: the queue between the manager and that
+//! client's writer, bounded in bytes, and the slow-consumer policy. No
+//! thread runs this module; it has three ends:
 //!
 //! - the [`Outbox`], on the manager thread, which owns one per connected
 //!   client (its reader makes the pair and hands the `Outbox` over in
-//!   `Event::Connected`);
-//! - the [`OutboxReader`], on that client's writer thread.
+//!   `Event::Connected`), and adds lines;
+//! - the [`OutboxReader`], on that client's writer thread, which takes them;
+//! - the [`ControlSender`], on that client's reader thread, through which
+//!   its door asks the writer to send a few bytes of its own (a WebSocket's
+//!   pong or close).
 //!
-//! Between them: an unbounded crossbeam channel (it allocates as lines
-//! arrive, in blocks of 31, rather than all its slots up front), an atomic
-//! count of the bytes in it, which is what bounds it, and for each gap a
-//! shared atomic count of the lines dropped there. No lock: the manager only
-//! adds, the writer only takes away.
+//! # The hand-over
 //!
-//! The policy, in three rules:
+//! Everything the writer sleeps on is one [`State`], under one mutex, with
+//! one condition variable to sleep on: the lines and gap markers, their byte
+//! count, the control bytes, whether the manager has let go (`closed`), and
+//! whether the writer is asleep. A writer that finds nothing to do sleeps at
+//! once, without spinning. The manager wakes it at most once per batch of
+//! events (`Wakeups`), however many lines the batch brings it, so that a
+//! busy room costs one wake-up per writer per batch, not per line.
+//!
+//! A *lost wake-up* is a writer asleep with a line waiting: it would sleep
+//! until the next line, or for ever. Three rules prevent it:
+//!
+//! 1. the writer checks for work and says it is asleep under the same lock
+//!    it then sleeps on (`Condvar::wait` lets go of the lock and sleeps as
+//!    one step, so no line can arrive in between unseen);
+//! 2. the writer waits in a `while` loop, never an `if`: it re-checks after
+//!    every wake, because a condition variable may wake it for nothing;
+//! 3. the manager queues first, under the lock, and wakes only after, every
+//!    writer it saw asleep when it queued.
+//!
+//! `outbox/loom.rs` checks them under every interleaving the model checker
+//! finds (docs/ARCHITECTURE.md, invariant 11).
+//!
+//! # The policy (invariants 1 and 2)
 //!
 //! 1. **Never wait.** A line that would take a client's backlog over
 //!    `--max-backlog` bytes is dropped for that client alone, and counted.
-//!    One slow client must never slow down the manager, which every line in
-//!    the server passes through.
-//! 2. **Never hide a gap.** At the first drop, a *gap marker* goes into the
-//!    queue in place of the line (it costs no bytes, so it always fits).
-//!    Further drops add to the same marker's count until the next line gets
-//!    through. When the writer reaches the marker, it writes `! N lines
-//!    were dropped because your connection is too slow`: exactly where the
-//!    gap is, as soon as the lines before it are out, whether or not any
-//!    line follows.
+//! 2. **Never hide a gap.** At the first drop a *gap marker* goes into the
+//!    queue in place of the line (it costs no bytes, so it always fits);
+//!    further drops add to it until a line gets through. The writer turns it
+//!    into `! N lines were dropped because your connection is too slow`,
+//!    exactly where the gap is, whether or not any line follows.
 //! 3. **Give up on a client that never catches up.** When every line for a
 //!    client has been dropped for `stuck_after`, it is hung up on.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod sync;
 
-use crossbeam_channel::{select, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::collections::VecDeque;
+use std::mem;
+use std::time::{Duration, Instant};
 
 use crate::line::OutboundLine;
 use crate::socket::Hangup;
+use sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// What a queued line costs its client's backlog beyond its text: the
-/// channel slot that holds it (a pointer, a length and the slot's state).
-/// Lines are shared `Arc<str>`s, so a line sent to a room is stored once
-/// however many queues hold it; charging each client the whole text anyway
-/// makes the bound an upper bound on what that client can make the server
-/// keep, even when the line is its alone (a `/users` reply, a whisper).
+/// What a queued line costs its client's backlog beyond its text: its
+/// place in the queue. Lines are shared, so a line sent to a room is stored
+/// once however many queues hold it; charging each client the whole text
+/// anyway makes the bound an upper bound on what that client can make the
+/// server keep, even when the line is its alone (a `/users` reply).
 pub(crate) const SLOT_BYTES: usize = 32;
 
 /// The bytes `line` costs the backlog of each client it is queued for.
@@ -50,57 +68,80 @@ pub(crate) fn cost(line: &OutboundLine) -> usize {
     line.as_bytes().len() + SLOT_BYTES
 }
 
-/// Makes both ends of one client's queue. `max_bytes` bounds the backlog;
-/// `hangup` and `stuck_after` are for rule 3.
+/// Control bytes a door may have waiting for its writer; more are dropped
+/// (only the latest ping needs a pong, RFC 6455, 5.5.3).
+const CONTROL_QUEUE: usize = 4;
+
+/// A queue that has held a burst gives its memory back once emptied, so
+/// that an idle client does not keep a burst's worth of slots for ever.
+const KEEP_SLOTS: usize = 256;
+
+/// Makes the three ends of one client's queue. `max_bytes` bounds the
+/// backlog; `hangup` and `stuck_after` are for rule 3.
 pub(crate) fn outbox(
     max_bytes: usize,
     hangup: Hangup,
     stuck_after: Duration,
-) -> (Outbox, OutboxReader) {
-    let (queue_tx, queue_rx) = unbounded();
-    let backlog = Arc::new(AtomicUsize::new(0));
+) -> (Outbox, OutboxReader, ControlSender) {
+    let queue = Arc::new(Queue::default());
     let outbox = Outbox {
-        queue_tx,
-        backlog: backlog.clone(),
+        queue: queue.clone(),
         max_bytes,
-        open_gap: None,
         hangup,
         full_since: None,
         stuck_after,
     };
-    (outbox, OutboxReader { queue_rx, backlog })
+    let control = ControlSender(queue.clone());
+    (outbox, OutboxReader { queue }, control)
+}
+
+/// The hand-over: the state and the condition variable the writer sleeps on.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Lines and gap markers, oldest first.
+    items: VecDeque<Item>,
+    /// What the lines in `items` cost, by [`cost`].
+    bytes: usize,
+    /// Bytes the door's reading half asked the writer to send, oldest first.
+    control: VecDeque<Control>,
+    /// The manager has let go: once `items` is empty, the writer is done.
+    closed: bool,
+    /// The writer has gone (its socket failed): nobody takes lines any more.
+    writer_gone: bool,
+    /// The writer is asleep on `wake` (rule 1: set and cleared by the
+    /// writer, under the lock).
+    asleep: bool,
+    /// The manager has put this queue in this batch's [`Wakeups`], so it
+    /// is woken once for the whole batch.
+    wake_due: bool,
+}
+
+impl State {
+    fn has_work(&self) -> bool {
+        !self.items.is_empty() || !self.control.is_empty() || self.closed
+    }
+
+    /// A line, or a drop, for a writer that may be asleep: true if the
+    /// writer needs waking and nobody has been asked to yet (rule 3).
+    fn needs_wake(&mut self) -> bool {
+        let due = self.asleep && !self.wake_due;
+        self.wake_due |= due;
+        due
+    }
 }
 
 /// What travels in the queue.
 enum Item {
     Line(OutboundLine),
-    /// Lines were dropped here; the count may still grow until the writer
-    /// takes the marker, which closes it.
-    Gap(Arc<GapCount>),
-}
-
-/// How many lines one gap lost. The manager adds to it; the writer reads it
-/// once and closes it, so no drop is ever counted after it was told.
-struct GapCount(AtomicU64);
-
-impl GapCount {
-    /// Set by the writer when it takes the marker.
-    const CLOSED: u64 = u64::MAX;
-
-    /// One more line lost here; false if the writer has already told this
-    /// gap, so the drop needs a marker of its own.
-    fn add_one(&self) -> bool {
-        self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n != Self::CLOSED).then(|| n + 1)
-            })
-            .is_ok()
-    }
-
-    /// The final count; no drop can join this gap afterwards.
-    fn close(&self) -> u64 {
-        self.0.swap(Self::CLOSED, Ordering::AcqRel)
-    }
+    /// Lines were dropped here; the count grows while this is the last
+    /// item, and stops when the writer takes it.
+    Gap(u64),
 }
 
 /// What happened to one line given to [`Outbox::deliver`].
@@ -108,25 +149,33 @@ impl GapCount {
 pub(crate) enum Delivery {
     /// In the client's queue.
     Queued,
-    /// Dropped for this client and counted; it will be told in the gap's
-    /// place.
+    /// Dropped for this client; it will be told in the gap's place.
     Dropped,
     /// Dropped, and the client has been hung up on: every line for it has
     /// been dropped for `stuck_after`.
     HungUp,
 }
 
+/// The writers the manager has given lines to while they slept, to be woken
+/// once the manager has handled every event of its batch (rule 3).
+#[derive(Default)]
+pub(crate) struct Wakeups(Vec<Arc<Queue>>);
+
+impl Wakeups {
+    /// Wakes every writer this batch gave lines to while it slept.
+    pub(crate) fn wake_all(&mut self) {
+        for queue in self.0.drain(..) {
+            queue.wake.notify_one();
+        }
+    }
+}
+
 /// The manager's end of one client's queue, with what the policy remembers
 /// about that client. Dropping it closes the queue, which tells the writer
 /// the connection is over once it has written what is queued.
 pub(crate) struct Outbox {
-    queue_tx: Sender<Item>,
-    /// Bytes queued and not yet taken by the writer, by [`cost`].
-    backlog: Arc<AtomicUsize>,
+    queue: Arc<Queue>,
     max_bytes: usize,
-    /// The marker of the gap the latest drops went into, until a line gets
-    /// through after it.
-    open_gap: Option<Arc<GapCount>>,
     hangup: Hangup,
     /// Since when every line for this client has been dropped; `None` while
     /// lines get through.
@@ -137,7 +186,6 @@ pub(crate) struct Outbox {
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("backlog_bytes", &self.backlog_bytes())
             .field("max_bytes", &self.max_bytes)
             .finish_non_exhaustive()
     }
@@ -145,43 +193,45 @@ impl std::fmt::Debug for Outbox {
 
 impl Outbox {
     /// Queues `line` for this client without ever waiting, and says what
-    /// happened to it; the caller counts it.
-    pub(crate) fn deliver(&mut self, line: OutboundLine) -> Delivery {
+    /// happened to it; the caller counts it. A writer that was asleep goes
+    /// into `wakeups`, to be woken when the batch is done.
+    pub(crate) fn deliver(&mut self, line: OutboundLine, wakeups: &mut Wakeups) -> Delivery {
         let cost = cost(&line);
-        if !self.has_room_for(cost) {
-            return self.drop_line();
-        }
-        self.backlog.fetch_add(cost, Ordering::AcqRel);
-        // Counted before it can reach the writer, which counts it written.
-        line.queued();
-        if let Err(unsent) = self.queue_tx.send(Item::Line(line)) {
+        let mut state = self.queue.state.lock();
+        if state.writer_gone || state.closed {
             // The writer has stopped (its socket failed); the reader will
             // send `Left` soon. Nobody is left to tell.
-            if let Item::Line(line) = unsent.into_inner() {
-                line.written();
-            }
+            drop(state);
+            line.written();
             return Delivery::Dropped;
         }
-        self.open_gap = None;
-        self.full_since = None;
-        Delivery::Queued
+        // A line fits if the backlog stays within the bound with it, or if
+        // the backlog is empty: a single line bigger than the bound (a
+        // `/users` reply with many thousands online) must still go.
+        let fits = state.bytes == 0 || state.bytes + cost <= self.max_bytes;
+        if fits {
+            state.bytes += cost;
+            // Counted before it can reach the writer, which counts it written.
+            line.queued();
+            state.items.push_back(Item::Line(line));
+        } else {
+            mark_gap(&mut state);
+        }
+        let wake = state.needs_wake();
+        drop(state);
+        if wake {
+            wakeups.0.push(self.queue.clone());
+        }
+        if fits {
+            self.full_since = None;
+            Delivery::Queued
+        } else {
+            self.dropped()
+        }
     }
 
-    /// Bytes queued for this client and not yet taken by its writer.
-    pub(crate) fn backlog_bytes(&self) -> usize {
-        self.backlog.load(Ordering::Acquire)
-    }
-
-    /// A line fits if the backlog stays within the bound with it, or if the
-    /// backlog is empty: a single line bigger than the bound (a `/users`
-    /// reply with many thousands online) must still be deliverable.
-    fn has_room_for(&self, cost: usize) -> bool {
-        let backlog = self.backlog_bytes();
-        backlog == 0 || backlog + cost <= self.max_bytes
-    }
-
-    fn drop_line(&mut self) -> Delivery {
-        self.mark_gap();
+    /// A line was dropped: rule 3's clock.
+    fn dropped(&mut self) -> Delivery {
         let now = Instant::now();
         let full_since = *self.full_since.get_or_insert(now);
         if now.duration_since(full_since) < self.stuck_after {
@@ -194,19 +244,18 @@ impl Outbox {
         Delivery::HungUp
     }
 
-    /// Counts the drop in the open gap, or opens a new one with a marker.
-    fn mark_gap(&mut self) {
-        if let Some(gap) = &self.open_gap {
-            if gap.add_one() {
-                return;
-            }
-        }
-        let gap = Arc::new(GapCount(AtomicU64::new(1)));
-        // Unbounded: a marker always fits. Markers cannot pile up: a new
-        // one is queued only after the writer took the last one, or after
-        // a line got through.
-        let _ = self.queue_tx.send(Item::Gap(gap.clone()));
-        self.open_gap = Some(gap);
+    /// Bytes queued for this client and not yet taken by its writer.
+    pub(crate) fn backlog_bytes(&self) -> usize {
+        self.queue.state.lock().bytes
+    }
+}
+
+impl Drop for Outbox {
+    /// Closes the queue, and wakes the writer to see it (rule 3: the change
+    /// first, under the lock; the wake after).
+    fn drop(&mut self) {
+        self.queue.state.lock().closed = true;
+        self.queue.wake.notify_one();
     }
 }
 
@@ -216,96 +265,157 @@ pub(crate) enum Outgoing {
     Line(OutboundLine),
     /// `! N lines were dropped ...`, ready to write.
     DropNotice(OutboundLine),
+    /// Bytes from the door's reading half.
+    Control(Control),
 }
 
-impl Outgoing {
-    /// The bytes to write, newline included.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = self;
-        line.as_bytes()
-    }
-}
-
-/// What [`OutboxReader::recv_or`] found.
-pub(crate) enum Next<T> {
-    Queued(Outgoing),
-    Other(T),
-    /// `other` is closed: its sender (the door's reading half) is gone.
-    OtherClosed,
-    /// Nothing came within the timeout.
+/// What [`OutboxReader::next_batch`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Batch {
+    /// Something to write: in the buffer given.
+    Taken,
+    /// Nothing came before the deadline.
     TimedOut,
-    /// The manager has let go of the queue, and everything in it was taken.
+    /// The manager has let go, and everything queued has been taken.
     Closed,
 }
 
 /// The writer's end of one client's queue.
 pub(crate) struct OutboxReader {
-    queue_rx: Receiver<Item>,
-    backlog: Arc<AtomicUsize>,
+    queue: Arc<Queue>,
 }
 
 impl OutboxReader {
-    /// The next thing to write, waiting for it; `None` once the manager has
-    /// let go of the queue and everything in it has been taken.
-    #[cfg(test)]
-    pub(crate) fn recv(&self) -> Option<Outgoing> {
-        self.queue_rx.recv().ok().map(|item| self.take(item))
-    }
-
-    /// The next thing to write, or something from `other` (the door's
-    /// control channel), whichever comes first, waiting at most `timeout`
-    /// (`None`: for as long as it takes). `select!` waits on both channels
-    /// at once and takes whichever is ready first.
-    pub(crate) fn recv_or<T>(
+    /// Waits for something to write (at most until `deadline`, if any) and
+    /// takes it into `taken`: every control item, and lines in order until
+    /// they cost `max_bytes`. Taking a line frees its bytes at once: from
+    /// here the writer's own batch holds it.
+    pub(crate) fn next_batch(
         &self,
-        other: Option<&Receiver<T>>,
-        timeout: Option<Duration>,
-    ) -> Next<T> {
-        let queued = |item: Result<Item, _>| match item {
-            Ok(item) => Next::Queued(self.take(item)),
-            Err(_) => Next::Closed,
-        };
-        let Some(other) = other else {
-            return match timeout {
-                None => queued(self.queue_rx.recv().map_err(|_| ())),
-                Some(timeout) => match self.queue_rx.recv_timeout(timeout) {
-                    Err(RecvTimeoutError::Timeout) => Next::TimedOut,
-                    item => queued(item.map_err(|_| ())),
-                },
+        taken: &mut Vec<Outgoing>,
+        max_bytes: usize,
+        deadline: Option<Instant>,
+    ) -> Batch {
+        let mut state = self.queue.state.lock();
+        // Rules 1 and 2: checked under the lock, slept on with the lock, and
+        // checked again after every wake.
+        while !state.has_work() {
+            state.asleep = true;
+            let timed_out = match deadline {
+                None => {
+                    self.queue.wake.wait(&mut state);
+                    false
+                }
+                Some(deadline) => self.queue.wake.wait_until(&mut state, deadline),
             };
-        };
-        let control = |message: Result<T, _>| match message {
-            Ok(message) => Next::Other(message),
-            Err(_) => Next::OtherClosed,
-        };
-        match timeout {
-            None => select! {
-                recv(self.queue_rx) -> item => queued(item.map_err(|_| ())),
-                recv(other) -> message => control(message),
-            },
-            Some(timeout) => select! {
-                recv(self.queue_rx) -> item => queued(item.map_err(|_| ())),
-                recv(other) -> message => control(message),
-                default(timeout) => Next::TimedOut,
-            },
-        }
-    }
-
-    /// The next thing to write, if there is one already.
-    pub(crate) fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
-        self.queue_rx.try_recv().map(|item| self.take(item))
-    }
-
-    /// Taking a line frees its bytes at once, not once it is written: the
-    /// writer's own batch buffer (at most 64 KiB) holds it from here.
-    fn take(&self, item: Item) -> Outgoing {
-        match item {
-            Item::Line(line) => {
-                self.backlog.fetch_sub(cost(&line), Ordering::AcqRel);
-                Outgoing::Line(line)
+            state.asleep = false;
+            state.wake_due = false;
+            if timed_out && !state.has_work() {
+                return Batch::TimedOut;
             }
-            Item::Gap(gap) => Outgoing::DropNotice(drop_notice(gap.close())),
         }
+        let before = taken.len();
+        taken.extend(state.control.drain(..).map(Outgoing::Control));
+        let mut bytes = 0;
+        while bytes < max_bytes {
+            match state.items.pop_front() {
+                Some(Item::Line(line)) => {
+                    let cost = cost(&line);
+                    state.bytes -= cost;
+                    bytes += cost;
+                    taken.push(Outgoing::Line(line));
+                }
+                Some(Item::Gap(dropped)) => taken.push(Outgoing::DropNotice(drop_notice(dropped))),
+                None => break,
+            }
+        }
+        if state.items.is_empty() && state.items.capacity() > KEEP_SLOTS {
+            state.items = VecDeque::new();
+        }
+        // There was work (the loop above saw it), and all of it was taken:
+        // if none of it was a line or control bytes, the queue is closed.
+        if taken.len() == before {
+            Batch::Closed
+        } else {
+            Batch::Taken
+        }
+    }
+
+    /// Everything queued now, without waiting: for tests of the manager,
+    /// which read its queues by hand.
+    #[cfg(test)]
+    pub(crate) fn take_now(&self) -> Vec<Outgoing> {
+        let mut taken = Vec::new();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let state = self.queue.state.lock();
+        let has_work = !state.items.is_empty() || !state.control.is_empty();
+        drop(state);
+        if has_work {
+            self.next_batch(&mut taken, usize::MAX, Some(far));
+        }
+        taken
+    }
+
+    /// Whether the manager has let go of this queue, and it is empty.
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
+        let state = self.queue.state.lock();
+        state.closed && state.items.is_empty()
+    }
+}
+
+impl Drop for OutboxReader {
+    fn drop(&mut self) {
+        let mut state = self.queue.state.lock();
+        state.writer_gone = true;
+        // What is still queued will never be written: let its timers go.
+        for item in mem::take(&mut state.items) {
+            if let Item::Line(line) = item {
+                line.written();
+            }
+        }
+        state.bytes = 0;
+    }
+}
+
+/// Bytes a door's reading half asks the writer to send for it, in between
+/// the lines of the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Control {
+    pub(crate) bytes: Vec<u8>,
+    /// The last bytes of the connection: the writer sends nothing after.
+    pub(crate) closes: bool,
+}
+
+/// The door's way to its writer, for the reader thread: a few bytes to
+/// send in between the lines of the queue.
+pub(crate) struct ControlSender(Arc<Queue>);
+
+impl ControlSender {
+    /// Queues `control` for the writer, unless as many are already waiting
+    /// as a door may have (then it is dropped, and false comes back).
+    pub(crate) fn send(&self, control: Control) -> bool {
+        let mut state = self.0.state.lock();
+        if state.control.len() >= CONTROL_QUEUE || state.writer_gone {
+            return false;
+        }
+        state.control.push_back(control);
+        let asleep = state.asleep;
+        drop(state);
+        // The reader's own thread, and rare: woken at once, not batched.
+        if asleep {
+            self.0.wake.notify_one();
+        }
+        true
+    }
+}
+
+/// Counts a drop in the open gap (the queue's last item), or opens a new
+/// one with a marker.
+fn mark_gap(state: &mut MutexGuard<'_, State>) {
+    match state.items.back_mut() {
+        Some(Item::Gap(dropped)) => *dropped += 1,
+        _ => state.items.push_back(Item::Gap(1)),
     }
 }
 
@@ -317,3 +427,6 @@ fn drop_notice(dropped: u64) -> OutboundLine {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom;

@@ -1,6 +1,7 @@
-//! What the operating system offers beyond std: the socket options std has
-//! no call for, set through `libc`. No thread of its own; the acceptors call
-//! it once per connection, and `Server::start` once per listener.
+//! What the operating system offers beyond std: the socket options and the
+//! scheduling policy std has no call for, set through `libc`. No thread of
+//! its own; the acceptors call it once per connection, `Server::start` once
+//! per listener, and each writer once as it starts.
 //!
 //! Each `unsafe` block makes one call, with a `SAFETY` comment.
 
@@ -72,6 +73,32 @@ pub(crate) fn widen_listen_backlog(listener: &TcpListener) -> io::Result<()> {
     }
 }
 
+/// Asks the kernel not to let the calling thread preempt the one that
+/// woke it: Linux's `SCHED_BATCH` policy. Each writer calls it as it
+/// starts. The manager wakes up to a thousand writers, one after another,
+/// at the end of a batch (`outbox.rs`); under the normal policy each woken
+/// writer, having slept, preempts the manager on its own CPU, so the
+/// manager gets through its list of wake-ups a few at a time and the last
+/// writer waits longest. With `SCHED_BATCH` the writers run as soon as a
+/// CPU is free, and share the CPU as fairly as before; only the wake-up
+/// preemption goes (docs/BENCHMARKS.md measures it). Elsewhere it does
+/// nothing, and says so by returning false.
+pub(crate) fn do_not_preempt_the_waker() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a live, initialised sched_param on our stack,
+        // read by the kernel during the call only; pid 0 is the calling
+        // thread, and SCHED_BATCH needs no privilege.
+        let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        result == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
 /// `setsockopt` for one integer option.
 fn set_option(
     stream: &TcpStream,
@@ -122,6 +149,18 @@ mod tests {
         };
         assert_eq!(result, 0, "getsockopt: {}", io::Error::last_os_error());
         value
+    }
+
+    #[test]
+    fn a_thread_can_give_up_wakeup_preemption() {
+        let policy = std::thread::spawn(|| {
+            let set = do_not_preempt_the_waker();
+            // SAFETY: pid 0 is this thread; the call takes no pointers.
+            (set, unsafe { libc::sched_getscheduler(0) })
+        })
+        .join()
+        .expect("the thread");
+        assert_eq!(policy, (true, libc::SCHED_BATCH));
     }
 
     #[test]

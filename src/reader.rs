@@ -25,20 +25,20 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::Sender;
 
-use crate::doors::{Control, Decode, Door, Parsed};
+use crate::doors::{Decode, Door, Parsed};
 use crate::event::{Event, LeaveReason};
 use crate::logic::line_reader::Incoming;
 use crate::logic::names::{self, NAME_RULE};
 use crate::logic::protocol::Command;
 use crate::logic::rate_limit::{FloodGuard, Verdict};
 use crate::logic::rooms::LOBBY;
-use crate::outbox::{outbox, Outbox, OutboxReader};
+use crate::outbox::{outbox, ControlSender, Outbox, OutboxReader};
 use crate::shared::gauges::Role;
 use crate::shared::{ClientDirectory, ClientId, Shared};
 use crate::socket::{self, ClientSocket, Hangup, TimedStream, BUSY};
-use crate::writer;
+use crate::{platform, writer};
 
 /// What an acceptor hands a new reader thread.
 pub(crate) struct ReaderStart {
@@ -51,10 +51,6 @@ pub(crate) struct ReaderStart {
     /// Where to say "my connection is over" to the acceptor.
     pub(crate) finished_tx: Sender<ClientId>,
 }
-
-/// Control bytes (a WebSocket's pongs and close) a door may have waiting
-/// for its writer.
-const CONTROL_QUEUE: usize = 4;
 
 pub(crate) fn run(start: ReaderStart) {
     let ReaderStart {
@@ -69,9 +65,9 @@ pub(crate) fn run(start: ReaderStart) {
     let _role = shared.gauges.running(Role::Reader);
     let config = &shared.config;
     let hangup = Hangup::new(&socket);
-    let (outbox, outbox_reader) = outbox(config.max_backlog, hangup, config.queue_full_timeout);
-    let (control_tx, control_rx) = bounded(CONTROL_QUEUE);
-    let writer = match start_writer(id, &socket, outbox_reader, control_rx, door, &shared) {
+    let (outbox, outbox_reader, control) =
+        outbox(config.max_backlog, hangup, config.queue_full_timeout);
+    let writer = match start_writer(id, &socket, outbox_reader, door, &shared) {
         Ok(writer) => writer,
         Err(error) => {
             // No writer, so no client yet: say why straight to the socket,
@@ -88,7 +84,7 @@ pub(crate) fn run(start: ReaderStart) {
     // do.
     let session = panic::catch_unwind(AssertUnwindSafe(|| {
         read_session(
-            id, peer, &socket, outbox, door, control_tx, &events_tx, &shared,
+            id, peer, &socket, outbox, door, control, &events_tx, &shared,
         )
     }));
     let reason = session.unwrap_or_else(|_| {
@@ -114,7 +110,6 @@ fn start_writer(
     id: ClientId,
     socket: &Arc<ClientSocket>,
     outbox_reader: OutboxReader,
-    control_rx: Receiver<Control>,
     door: Door,
     shared: &Arc<Shared>,
 ) -> io::Result<JoinHandle<()>> {
@@ -126,8 +121,9 @@ fn start_writer(
         .stack_size(shared.config.client_stack_bytes)
         .spawn(move || {
             let _role = shared.gauges.running(Role::Writer);
+            platform::do_not_preempt_the_waker();
             let encoder = door.encoder();
-            writer::run(id, socket, outbox_reader, control_rx, encoder, ping_after)
+            writer::run(id, socket, outbox_reader, encoder, ping_after)
         })
 }
 
@@ -139,7 +135,7 @@ fn read_session(
     socket: &ClientSocket,
     outbox: Outbox,
     door: Door,
-    control_tx: Sender<Control>,
+    control: ControlSender,
     events_tx: &Sender<Event>,
     shared: &Shared,
 ) -> LeaveReason {
@@ -156,7 +152,7 @@ fn read_session(
     // (its writer pinged after the first) means gone.
     let silence = door.pings().then_some(config.ping_after * 2);
     let timed = TimedStream::new(socket, Some(name_deadline), silence);
-    let decoder = door.decoder(&timed, config.max_line, control_tx);
+    let decoder = door.decoder(&timed, config.max_line, control);
     let mut session = Session::new(id, events_tx, shared, socket, decoder, connected_at);
     session.deadline = Some(name_deadline);
     match session.decoder.wrong_protocol() {

@@ -2,16 +2,15 @@
 //!
 //! It owns the writer's end of the client's queue (an `OutboxReader`), the
 //! writing side of the socket, and its door's [`Encode`] half. It shares
-//! three things, none under a lock: the queue's atomic byte count (it takes
-//! away what the manager adds), a chat line's fan-out timer (it tells the
-//! shared histogram when the last copy is written), and the socket's "last
-//! heard" time (it reads it, to ping a quiet client). It blocks on the queue
-//! and the door's control channel at once, takes whatever else is already
-//! waiting, and writes it all with one call. A gap marker in the queue comes
-//! out as the `! N lines were dropped` notice, in its place. When the
-//! manager drops the queue's sending end (the client left, or the server is
-//! shutting down) it writes what is left and the door's goodbye, shuts the
-//! socket down, and exits.
+//! three things: the queue (under the queue's own lock, the hand-over
+//! described in `outbox.rs`), a chat line's fan-out timer (it tells the
+//! shared histogram when the last copy is written) and the socket's "last
+//! heard" time (it reads it, to ping a quiet client). It sleeps until the
+//! queue has something, takes everything already waiting (up to 64 KiB),
+//! and writes it all with one call. A gap marker comes out as the `! N
+//! lines were dropped` notice, in its place. When the manager lets go of
+//! the queue (the client left, or the server is shutting down) it writes
+//! what is left and the door's goodbye, shuts the socket down, and exits.
 //!
 //! Shutting the socket down is also how a writer ends its reader: a reader
 //! blocked in `read` on the same socket returns at once.
@@ -21,17 +20,15 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-
-use crate::doors::{Control, Encode};
+use crate::doors::Encode;
 use crate::line::OutboundLine;
-use crate::outbox::{Next, OutboxReader, Outgoing};
+use crate::outbox::{Batch, OutboxReader, Outgoing};
 use crate::shared::ClientId;
 use crate::socket::ClientSocket;
 
-/// Gather at most this many bytes into one write. Kept under the allocator's
-/// threshold for giving a buffer its own memory mapping (128 KiB), because
-/// mappings per process are limited (see `os_limits`).
+/// Take at most this many bytes of lines into one write. Kept under the
+/// allocator's threshold for giving a buffer its own memory mapping
+/// (128 KiB), because mappings per process are limited (see `os_limits`).
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// After a big burst, give the buffer back rather than keep it for an idle
@@ -42,19 +39,17 @@ pub(crate) fn run(
     id: ClientId,
     socket: Arc<ClientSocket>,
     outbox_reader: OutboxReader,
-    control_rx: Receiver<Control>,
     encoder: Box<dyn Encode>,
     ping_after: Option<Duration>,
 ) {
     let mut writer = Writer {
         socket: &socket,
         outbox_reader,
-        control_rx: Some(control_rx),
         encoder,
         ping_after,
+        taken: Vec::new(),
         batch: Vec::new(),
         timed: Vec::new(),
-        carried: None,
         closed: false,
         pinged_at: None,
     };
@@ -76,16 +71,14 @@ pub(crate) fn run(
 struct Writer<'a> {
     socket: &'a ClientSocket,
     outbox_reader: OutboxReader,
-    /// The door's control channel, until its reading half lets go of it.
-    control_rx: Option<Receiver<Control>>,
     encoder: Box<dyn Encode>,
     /// For a door whose clients answer pings: ping after this much silence.
     ping_after: Option<Duration>,
+    /// What the last wait took from the queue.
+    taken: Vec<Outgoing>,
     batch: Vec<u8>,
     /// Lines in this batch whose fan-out is timed, to tell once written.
     timed: Vec<OutboundLine>,
-    /// A line taken from the queue that did not fit in the last batch.
-    carried: Option<Outgoing>,
     /// The door has sent its last bytes (a WebSocket close).
     closed: bool,
     /// When this writer last pinged.
@@ -94,63 +87,45 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn write_until_closed(&mut self) -> io::Result<()> {
-        // `Next::Closed` comes only once the queue is closed *and* empty, so
-        // every line queued before the manager let go is still written.
         while !self.closed {
-            let next = match self.carried.take() {
-                Some(line) => Next::Queued(line),
-                None => {
-                    let timeout = self.until_next_ping();
-                    (self.outbox_reader).recv_or(self.control_rx.as_ref(), timeout)
-                }
-            };
+            let deadline = self.until_next_ping().map(|wait| Instant::now() + wait);
+            let found = (self.outbox_reader).next_batch(&mut self.taken, MAX_BATCH_BYTES, deadline);
             self.batch.clear();
-            match next {
-                Next::Queued(line) => self.add_line(line),
-                Next::Other(control) => self.add_control(control),
-                Next::OtherClosed => self.control_rx = None,
-                Next::TimedOut => self.ping_if_quiet(),
-                Next::Closed => {
+            match found {
+                Batch::Taken => self.encode_taken(),
+                Batch::TimedOut => self.ping_if_quiet(),
+                // `Closed` comes only once the queue is closed *and* empty,
+                // so every line queued before the manager let go is written.
+                Batch::Closed => {
                     self.encoder.goodbye(&mut self.batch);
                     self.closed = true;
                 }
             }
-            self.add_what_is_waiting();
             self.write_batch()?;
         }
         Ok(())
     }
 
-    /// Whatever else is already waiting goes in the same write: under load
-    /// this is what turns a thousand small writes into a few big ones.
-    fn add_what_is_waiting(&mut self) {
-        while !self.closed && self.batch.len() < MAX_BATCH_BYTES {
-            if let Some(Ok(control)) = self.control_rx.as_ref().map(Receiver::try_recv) {
-                self.add_control(control);
+    fn encode_taken(&mut self) {
+        for outgoing in self.taken.drain(..) {
+            // After a door's last bytes (a WebSocket close), nothing more
+            // may be sent (RFC 6455, 5.5.1).
+            if self.closed {
                 continue;
             }
-            let Ok(line) = self.outbox_reader.try_recv() else {
-                return;
-            };
-            if self.batch.len() + line.as_bytes().len() > MAX_BATCH_BYTES {
-                self.carried = Some(line);
-                return;
+            match outgoing {
+                Outgoing::Line(line) | Outgoing::DropNotice(line) => {
+                    self.encoder.line(&line, &mut self.batch);
+                    if line.is_timed() {
+                        self.timed.push(line);
+                    }
+                }
+                Outgoing::Control(control) => {
+                    self.batch.extend_from_slice(&control.bytes);
+                    self.closed = control.closes;
+                }
             }
-            self.add_line(line);
         }
-    }
-
-    fn add_line(&mut self, line: Outgoing) {
-        let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = line;
-        self.encoder.line(&line, &mut self.batch);
-        if line.is_timed() {
-            self.timed.push(line);
-        }
-    }
-
-    fn add_control(&mut self, control: Control) {
-        self.batch.extend_from_slice(&control.bytes);
-        self.closed |= control.closes;
     }
 
     /// How long until a ping is due: `--ping-after` since the client was

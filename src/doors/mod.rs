@@ -7,8 +7,8 @@
 //! door's [`Decode`] half, and its writer thread writes through the
 //! [`Encode`] half; neither half touches anything shared. A door that needs
 //! to answer on its own (a WebSocket's pong, its close frame) hands the
-//! bytes to its writer over the connection's control channel, because only
-//! the writer writes to the socket.
+//! bytes to its writer through the connection's `ControlSender`, because
+//! only the writer writes to the socket.
 //!
 //! Adding a door is a file beside this one and a variant of [`Door`].
 
@@ -17,11 +17,10 @@ pub(crate) mod websocket;
 
 use std::io;
 
-use crossbeam_channel::Sender;
-
 use crate::line::OutboundLine;
 use crate::logic::line_reader::Incoming;
 use crate::logic::protocol::{Command, WrongProtocol};
+use crate::outbox::ControlSender;
 use crate::socket::TimedStream;
 
 /// Every kind of door a client can come in by.
@@ -34,17 +33,17 @@ pub(crate) enum Door {
 }
 
 impl Door {
-    /// The reading half, over the reader's view of the socket. `control_tx`
+    /// The reading half, over the reader's view of the socket. `control`
     /// reaches this connection's writer.
     pub(crate) fn decoder<'a>(
         self,
         input: &'a TimedStream<'a>,
         max_line: usize,
-        control_tx: Sender<Control>,
+        control: ControlSender,
     ) -> Box<dyn Decode + 'a> {
         match self {
             Door::Lines => Box::new(line::LineDecoder::new(input, max_line)),
-            Door::WebSocket => Box::new(websocket::WsDecoder::new(input, max_line, control_tx)),
+            Door::WebSocket => Box::new(websocket::WsDecoder::new(input, max_line, control)),
         }
     }
 
@@ -102,13 +101,4 @@ pub(crate) enum Parsed {
     Refused(String),
     /// The client speaks another protocol.
     WrongProtocol(WrongProtocol),
-}
-
-/// Bytes a door's reading half asks the writer to send for it, in between
-/// the lines of the queue.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Control {
-    pub(crate) bytes: Vec<u8>,
-    /// The last bytes of the connection: the writer sends nothing after.
-    pub(crate) closes: bool,
 }

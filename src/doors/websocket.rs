@@ -7,18 +7,17 @@
 //! threads, names, rooms and limits, and the line protocol's commands, one
 //! per text message. Only the framing differs, and it is all here. The
 //! [`FrameReader`] answers pings and closes itself (through the writer,
-//! which owns the socket's writing side, over the control channel) and hands
+//! which owns the socket's writing side, through the `ControlSender`) and hands
 //! the reader nothing but lines; the writer wraps each line in a text frame.
 //! The writer also pings a quiet browser (`--ping-after`), and browsers
 //! answer pings by themselves.
 
 use std::io::{self, BufReader, Read};
 
-use crossbeam_channel::Sender;
-
-use super::{Control, Decode, Encode, Parsed};
+use super::{Decode, Encode, Parsed};
 use crate::line::OutboundLine;
 use crate::logic::line_reader::Incoming;
+use crate::outbox::{Control, ControlSender};
 use crate::socket::TimedStream;
 
 /// How many bytes the reader asks the socket for at a time.
@@ -29,14 +28,10 @@ pub(crate) struct WsDecoder<'a> {
 }
 
 impl<'a> WsDecoder<'a> {
-    pub(crate) fn new(
-        input: &'a TimedStream<'a>,
-        max_line: usize,
-        control_tx: Sender<Control>,
-    ) -> Self {
+    pub(crate) fn new(input: &'a TimedStream<'a>, max_line: usize, control: ControlSender) -> Self {
         let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, input);
         WsDecoder {
-            frames: FrameReader::new(buffered, max_line, control_tx),
+            frames: FrameReader::new(buffered, max_line, control),
         }
     }
 }
@@ -118,12 +113,12 @@ pub(crate) fn accept_key(client_key: &str) -> String {
 
 /// Reads frames and gives the reader lines. Answers pings, echoes a
 /// client's close, and refuses what the protocol or our limits forbid by
-/// sending a close with its code (through `control_tx`) and failing the
+/// sending a close with its code (through `control`) and failing the
 /// read with an error that names the problem.
 pub(crate) struct FrameReader<R> {
     input: R,
     max_message: usize,
-    control_tx: Sender<Control>,
+    control: ControlSender,
     /// A text message arriving in fragments.
     message: Vec<u8>,
     in_message: bool,
@@ -131,11 +126,11 @@ pub(crate) struct FrameReader<R> {
 }
 
 impl<R: Read> FrameReader<R> {
-    pub(crate) fn new(input: R, max_message: usize, control_tx: Sender<Control>) -> Self {
+    pub(crate) fn new(input: R, max_message: usize, control: ControlSender) -> Self {
         FrameReader {
             input,
             max_message,
-            control_tx,
+            control,
             message: Vec::new(),
             in_message: false,
             closed: false,
@@ -159,7 +154,7 @@ impl<R: Read> FrameReader<R> {
     }
 
     fn refuse(&mut self, code: CloseCode, why: &'static str) -> io::Error {
-        let _ = self.control_tx.try_send(close_control(code, why));
+        let _ = self.control.send(close_control(code, why));
         self.closed = true;
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -266,13 +261,11 @@ impl<R: Read> FrameReader<R> {
                     bytes: pong,
                     closes: false,
                 };
-                let _ = self.control_tx.try_send(control);
+                let _ = self.control.send(control);
             }
             OP_CLOSE => {
                 // The client closes: answer with a close, and end.
-                let _ = self
-                    .control_tx
-                    .try_send(close_control(CloseCode::Normal, ""));
+                let _ = self.control.send(close_control(CloseCode::Normal, ""));
                 self.closed = true;
                 return Ok(Some(Incoming::End));
             }

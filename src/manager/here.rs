@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::line::{OutboundLine, Says};
 use crate::logic::rooms::Rooms;
-use crate::outbox::{Delivery, Outbox};
+use crate::outbox::{Delivery, Outbox, Wakeups};
 use crate::shared::{ClientId, Shared, Tally};
 
 /// A connected client, as the manager keeps it.
@@ -34,6 +34,9 @@ pub(crate) struct Here {
     pub(crate) rooms: Rooms,
     /// Counted while handling one event, added to the stats after it.
     pub(crate) tally: Tally,
+    /// The writers given lines while they slept, woken once the batch of
+    /// events is handled (`outbox.rs`, "The hand-over").
+    wakeups: Wakeups,
     /// The `/users` reply, made once and shared until someone joins, leaves
     /// or is renamed. Building it is O(clients log clients) (copy and sort
     /// every name); a thousand clients asking at once would otherwise keep
@@ -47,6 +50,7 @@ impl Here {
             members: HashMap::new(),
             rooms: Rooms::new(shared.config.history),
             tally: Tally::default(),
+            wakeups: Wakeups::default(),
             users_reply: None,
             shared,
         }
@@ -85,7 +89,10 @@ impl Here {
 
     /// One line to one client, through the slow-consumer policy, counted.
     pub(crate) fn send(&mut self, id: ClientId, line: OutboundLine) {
-        deliver(&mut self.members, &mut self.tally, id, line);
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        member.deliver(line, &mut self.tally, &mut self.wakeups);
     }
 
     pub(crate) fn reply(&mut self, id: ClientId, says: Says) {
@@ -110,8 +117,11 @@ impl Here {
         except: Option<ClientId>,
     ) {
         for id in self.rooms.members_of(room) {
-            if Some(id) != except {
-                deliver(&mut self.members, &mut self.tally, id, line.clone());
+            if Some(id) == except {
+                continue;
+            }
+            if let Some(member) = self.members.get_mut(&id) {
+                member.deliver(line.clone(), &mut self.tally, &mut self.wakeups);
             }
         }
     }
@@ -177,6 +187,11 @@ impl Here {
             .clone()
     }
 
+    /// Wakes, once each, the writers that were given lines while they slept.
+    pub(super) fn wake_writers(&mut self) {
+        self.wakeups.wake_all();
+    }
+
     /// Adds what this event counted to the stats: one lock per event, not
     /// one per recipient.
     pub(super) fn add_tally_to_stats(&mut self) {
@@ -221,28 +236,21 @@ impl Here {
     }
 }
 
-/// Delivers and counts. A function of the two fields it needs, not a method,
-/// so that a fan-out can walk `rooms` while it changes `members`.
-fn deliver(
-    members: &mut HashMap<ClientId, Member>,
-    tally: &mut Tally,
-    id: ClientId,
-    line: OutboundLine,
-) {
-    let Some(member) = members.get_mut(&id) else {
-        return;
-    };
-    match member.outbox.deliver(line) {
-        Delivery::Queued => tally.delivered += 1,
-        Delivery::Dropped => tally.dropped += 1,
-        Delivery::HungUp => {
-            tally.dropped += 1;
-            let who = member.name.as_deref().unwrap_or("(no name)");
-            log::warn!(
-                "{who} ({}): its backlog stayed full; disconnecting a client \
-                 that is not keeping up",
-                member.peer
-            );
+impl Member {
+    /// One line to this client, through the slow-consumer policy, counted.
+    fn deliver(&mut self, line: OutboundLine, tally: &mut Tally, wakeups: &mut Wakeups) {
+        match self.outbox.deliver(line, wakeups) {
+            Delivery::Queued => tally.delivered += 1,
+            Delivery::Dropped => tally.dropped += 1,
+            Delivery::HungUp => {
+                tally.dropped += 1;
+                let who = self.name.as_deref().unwrap_or("(no name)");
+                log::warn!(
+                    "{who} ({}): its backlog stayed full; disconnecting a client \
+                     that is not keeping up",
+                    self.peer
+                );
+            }
         }
     }
 }

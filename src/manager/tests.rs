@@ -8,12 +8,10 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use crossbeam_channel::TryRecvError;
-
 use super::{Alone, Elsewhere, Manager};
 use crate::config::Config;
 use crate::event::{Event, LeaveReason};
-use crate::outbox::{self, OutboxReader, Outgoing};
+use crate::outbox::{self, Batch, OutboxReader, Outgoing};
 use crate::shared::{ClientId, Shared};
 use crate::socket::Hangup;
 
@@ -28,17 +26,17 @@ pub(crate) struct Queue(OutboxReader);
 impl Queue {
     /// Everything queued so far, as the writer would write it.
     pub(crate) fn take(&self) -> Vec<String> {
-        let mut taken = Vec::new();
-        while let Ok(outgoing) = self.0.try_recv() {
-            let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = outgoing;
-            taken.push(line.text().to_string());
-        }
-        taken
+        (self.0.take_now().into_iter())
+            .filter_map(|outgoing| match outgoing {
+                Outgoing::Line(line) | Outgoing::DropNotice(line) => Some(line.text().to_string()),
+                Outgoing::Control(_) => None,
+            })
+            .collect()
     }
 
     /// Whether the manager has let go of this queue (and it is empty).
     fn is_closed(&self) -> bool {
-        matches!(self.0.try_recv(), Err(TryRecvError::Disconnected))
+        self.0.is_closed()
     }
 }
 
@@ -75,7 +73,7 @@ impl<E: Elsewhere> Harness<E> {
     /// name prompt are read and checked.
     fn connect_with_backlog(&mut self, n: u64, max_bytes: usize) -> Queue {
         let never = Duration::from_secs(3600);
-        let (outbox, outbox_reader) = outbox::outbox(max_bytes, Hangup::none(), never);
+        let (outbox, outbox_reader, _control) = outbox::outbox(max_bytes, Hangup::none(), never);
         self.send(Event::Connected {
             id: ClientId(n),
             peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
@@ -341,7 +339,8 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     let never = Duration::from_secs(3600);
     let queues: Vec<OutboxReader> = (1..=WAITING)
         .map(|n| {
-            let (outbox, outbox_reader) = outbox::outbox(64 * 1024, Hangup::none(), never);
+            let (outbox, outbox_reader, _control) =
+                outbox::outbox(64 * 1024, Hangup::none(), never);
             let peer = ([127, 0, 0, 1], 40_000 + n as u16).into();
             events_tx
                 .send(Event::Connected {
@@ -362,19 +361,24 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     let deadline = Instant::now() + Duration::from_secs(15);
     for (n, queue) in queues.iter().enumerate() {
         let mut heard = Vec::new();
+        let mut taken = Vec::new();
+        // As the client's writer would: wait for each batch, until closed.
         loop {
-            match queue.try_recv() {
-                Ok(Outgoing::Line(line) | Outgoing::DropNotice(line)) => {
-                    heard.push(line.text().to_string())
+            match queue.next_batch(&mut taken, usize::MAX, Some(deadline)) {
+                Batch::Taken => {
+                    heard.extend(taken.drain(..).filter_map(|outgoing| match outgoing {
+                        Outgoing::Line(line) | Outgoing::DropNotice(line) => {
+                            Some(line.text().to_string())
+                        }
+                        Outgoing::Control(_) => None,
+                    }))
                 }
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) if Instant::now() > deadline => panic!(
+                Batch::Closed => break,
+                Batch::TimedOut => panic!(
                     "connection {}: expected `* server shutting down` and a closed \
                      queue within 15 s; heard {heard:?}, and the queue is still open",
                     n + 1
                 ),
-                // Polling with a deadline, not synchronisation.
-                Err(TryRecvError::Empty) => thread::sleep(Duration::from_millis(5)),
             }
         }
         assert_eq!(

@@ -19,17 +19,23 @@ const LINE_COST: usize = 8 + SLOT_BYTES;
 
 /// An outbox with room for `lines` of our test lines.
 fn outbox_for(lines: usize) -> (Outbox, OutboxReader) {
-    outbox(lines * LINE_COST, Hangup::none(), NEVER)
+    let (outbox, reader, _control) = outbox(lines * LINE_COST, Hangup::none(), NEVER);
+    (outbox, reader)
+}
+
+/// The text of what the writer took.
+fn texts(taken: Vec<Outgoing>) -> Vec<String> {
+    (taken.into_iter())
+        .map(|outgoing| match outgoing {
+            Outgoing::Line(line) | Outgoing::DropNotice(line) => line.text().to_string(),
+            Outgoing::Control(control) => format!("control {:?}", control.bytes),
+        })
+        .collect()
 }
 
 /// What the writer would write now, as text.
 fn drain(reader: &OutboxReader) -> Vec<String> {
-    let mut taken = Vec::new();
-    while let Ok(outgoing) = reader.try_recv() {
-        let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = outgoing;
-        taken.push(line.text().to_string());
-    }
-    taken
+    texts(reader.take_now())
 }
 
 /// What the manager counts of each delivery (`Tally` in `shared`).
@@ -39,9 +45,12 @@ struct Tally {
     dropped: u64,
 }
 
-/// Delivers as the manager does, counting what happened.
+/// Delivers as the manager does, counting what happened, and wakes the
+/// writer if it slept (a batch of one event).
 fn counted(outbox: &mut Outbox, line: OutboundLine, tally: &mut Tally) -> Delivery {
-    let delivery = outbox.deliver(line);
+    let mut wakeups = Wakeups::default();
+    let delivery = outbox.deliver(line, &mut wakeups);
+    wakeups.wake_all();
     match delivery {
         Delivery::Queued => tally.delivered += 1,
         Delivery::Dropped | Delivery::HungUp => tally.dropped += 1,
@@ -106,7 +115,7 @@ fn drops_after_the_writer_told_a_gap_open_a_new_one() {
 
 #[test]
 fn a_line_bigger_than_the_bound_still_goes_to_an_empty_backlog() {
-    let (mut outbox, reader) = outbox(10, Hangup::none(), NEVER);
+    let (mut outbox, reader, _control) = outbox(10, Hangup::none(), NEVER);
     let mut tally = Tally::default();
     let big = OutboundLine::verbatim(&"u".repeat(100));
     assert_eq!(
@@ -125,7 +134,8 @@ fn a_client_whose_backlog_stays_full_is_hung_up_on() {
     let (server_side, _) = listener.accept().expect("accept");
     let server_side = Arc::new(crate::socket::ClientSocket::new(server_side));
 
-    let (mut outbox, _reader) = outbox(LINE_COST, Hangup::new(&server_side), Duration::ZERO);
+    let (mut outbox, _reader, _control) =
+        outbox(LINE_COST, Hangup::new(&server_side), Duration::ZERO);
     let mut tally = Tally::default();
     assert_eq!(counted(&mut outbox, line(1), &mut tally), Delivery::Queued);
     assert_eq!(counted(&mut outbox, line(2), &mut tally), Delivery::HungUp);
@@ -142,7 +152,8 @@ fn a_client_whose_backlog_stays_full_is_hung_up_on() {
 
 #[test]
 fn a_client_that_catches_up_is_not_hung_up_on() {
-    let (mut outbox, reader) = outbox(LINE_COST, Hangup::none(), Duration::from_millis(1));
+    let (mut outbox, reader, _control) =
+        outbox(LINE_COST, Hangup::none(), Duration::from_millis(1));
     let mut tally = Tally::default();
     for n in 0..50 {
         // Full, then drained: a line gets through every other time, which
@@ -189,9 +200,10 @@ fn with_a_writer_racing_the_manager_every_drop_is_told_once_in_its_place() {
     let (mut outbox, reader) = outbox_for(4);
     let writer = thread::spawn(move || {
         let mut received = Vec::new();
-        while let Some(outgoing) = reader.recv() {
-            let (Outgoing::Line(line) | Outgoing::DropNotice(line)) = outgoing;
-            received.push(line.text().to_string());
+        let mut taken = Vec::new();
+        // As the writer takes: up to a few lines' worth at a time.
+        while reader.next_batch(&mut taken, 3 * LINE_COST, None) == Batch::Taken {
+            received.extend(texts(std::mem::take(&mut taken)));
             if received.len() % 7 == 0 {
                 thread::yield_now(); // a writer that is sometimes slow
             }
@@ -236,4 +248,51 @@ fn delivering_to_a_full_backlog_never_waits() {
         ),
     }
     drop(reader);
+}
+
+#[test]
+fn a_sleeping_writer_is_put_in_the_batch_once_however_many_lines_it_gets() {
+    let (mut outbox, reader) = outbox_for(8);
+    let (asleep_tx, asleep_rx) = crossbeam_channel::bounded(1);
+    let writer = thread::spawn(move || {
+        let mut taken = Vec::new();
+        let _ = asleep_tx.send(());
+        // Waits (asleep) until the batch below is done and woken.
+        let found = reader.next_batch(&mut taken, usize::MAX, None);
+        (found, texts(taken))
+    });
+    asleep_rx.recv().expect("the writer started");
+    // The writer is asleep once the queue says so; until then a line may
+    // simply be found by it on its way in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !outbox.queue.state.lock().asleep {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never slept"
+        );
+        thread::yield_now(); // polling with a deadline, not synchronisation
+    }
+    let mut wakeups = Wakeups::default();
+    for n in 1..=3 {
+        assert_eq!(outbox.deliver(line(n), &mut wakeups), Delivery::Queued);
+    }
+    assert_eq!(wakeups.0.len(), 1, "one wake-up for the whole batch");
+    wakeups.wake_all();
+    let (found, got) = writer.join().expect("the writer thread");
+    assert_eq!(found, Batch::Taken);
+    assert_eq!(got, ["line 01", "line 02", "line 03"]);
+}
+
+#[test]
+fn a_door_may_have_only_a_few_control_items_waiting() {
+    let (_outbox, reader, control) = outbox(1024, Hangup::none(), NEVER);
+    let pong = |n: u8| Control {
+        bytes: vec![n],
+        closes: false,
+    };
+    let sent: Vec<bool> = (0..6).map(|n| control.send(pong(n))).collect();
+    assert_eq!(sent, [true, true, true, true, false, false]);
+    let taken = reader.take_now();
+    assert_eq!(taken.len(), 4, "{taken:?}");
+    assert_eq!(taken[0], Outgoing::Control(pong(0)));
 }

@@ -1,9 +1,13 @@
 //! The handshake against the RFCs' own examples, and every frame a client
 //! may send, good and bad.
 
-use crossbeam_channel::{bounded, Receiver};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::time::Duration;
 
 use super::*;
+use crate::outbox::{self, OutboxReader, Outgoing};
+use crate::socket::Hangup;
 
 #[test]
 fn sha1_and_base64_match_their_standards() {
@@ -67,14 +71,27 @@ fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn reader(
-    bytes: Vec<u8>,
-    max: usize,
-) -> (FrameReader<std::io::Cursor<Vec<u8>>>, Receiver<Control>) {
-    let (control_tx, control_rx) = bounded(4);
+/// What the frame reader asked its writer to send, as the writer would
+/// find it in the queue.
+struct Sent(OutboxReader, RefCell<VecDeque<Control>>);
+
+impl Sent {
+    fn try_recv(&self) -> Result<Control, ()> {
+        for outgoing in self.0.take_now() {
+            if let Outgoing::Control(control) = outgoing {
+                self.1.borrow_mut().push_back(control);
+            }
+        }
+        self.1.borrow_mut().pop_front().ok_or(())
+    }
+}
+
+fn reader(bytes: Vec<u8>, max: usize) -> (FrameReader<std::io::Cursor<Vec<u8>>>, Sent) {
+    let never = Duration::from_secs(3600);
+    let (_outbox, outbox_reader, control) = outbox::outbox(1024, Hangup::none(), never);
     (
-        FrameReader::new(std::io::Cursor::new(bytes), max, control_tx),
-        control_rx,
+        FrameReader::new(std::io::Cursor::new(bytes), max, control),
+        Sent(outbox_reader, RefCell::new(VecDeque::new())),
     )
 }
 
