@@ -4,8 +4,10 @@
 # freshly started. Prints the ratios (threadchat / Redis) and appends one
 # JSON line per run to target/peers/results.jsonl.
 #
-#   bash benches/peers.sh              # about five minutes
+#   bash benches/peers.sh              # about eight minutes
 #   STORM=5000 bash benches/peers.sh   # a smaller connection storm
+#   PREVIOUS=path/to/old/threadchat bash benches/peers.sh
+#                                      # and an earlier build, in the same sitting
 #
 # Needs redis-server (Debian: apt-get install redis-server). Redis is
 # started on a free loopback port with persistence off (no RDB, no AOF), so
@@ -72,10 +74,10 @@ run_redis() {
 }
 
 run_threadchat() {
-    local label=$1
-    shift
-    "$loadgen" --spawn "$server" --json "$@" |
-        sed "s/^{/{\"label\":\"$label\",\"server\":\"threadchat\",/" >> "$results"
+    local label=$1 name=$2 binary=$3
+    shift 3
+    "$loadgen" --spawn "$binary" --json "$@" |
+        sed "s/^{/{\"label\":\"$label\",\"server\":\"$name\",/" >> "$results"
 }
 
 # label | loadgen arguments
@@ -84,6 +86,7 @@ workloads=(
     "fanout-100x100|--clients 100 --senders 10 --rate 100 --duration 10"
     "class-200x20|--clients 200 --senders 10 --rate 20 --duration 10"
     "saturate-1000|--mode saturate --clients 1000 --senders 10 --window 8 --duration 10"
+    "saturate-1000-deep|--mode saturate --clients 1000 --senders 10 --window 64 --duration 10"
     "storm-$storm|--mode capacity --clients $storm --senders 1 --in-flight 128 --duration 3"
 )
 for entry in "${workloads[@]}"; do
@@ -91,7 +94,10 @@ for entry in "${workloads[@]}"; do
     # shellcheck disable=SC2206 # the arguments are words on purpose
     arguments=(${entry#*|})
     echo "== $label" >&2
-    run_threadchat "$label" "${arguments[@]}"
+    run_threadchat "$label" threadchat "$server" "${arguments[@]}"
+    if [ -n "${PREVIOUS:-}" ]; then
+        run_threadchat "$label" previous "$PREVIOUS" "${arguments[@]}"
+    fi
     run_redis "$label" "${arguments[@]}"
 done
 
@@ -108,18 +114,30 @@ rows = [
     ("class-200x20", "cpu_us_per_delivery", "CPU per delivery (µs)"),
     ("class-200x20", "latency_p99_ms", "latency p99 (ms)"),
     ("saturate-1000", "deliveries_per_sec", "deliveries/s"),
+    ("saturate-1000", "latency_p99_ms", "latency p99 (ms)"),
+    ("saturate-1000-deep", "deliveries_per_sec", "deliveries/s"),
+    ("saturate-1000-deep", "latency_p99_ms", "latency p99 (ms)"),
 ]
 storm = [label for (label, _) in runs if label.startswith("storm-")]
 for label in storm[:1]:
     rows += [(label, "rss_per_client_kib", "RSS per idle client (KiB)"),
              (label, "connect_secs", "all connected and registered (s)")]
-print(f"| workload | measure | threadchat | Redis | threadchat ÷ Redis |")
-print(f"|---|---|---|---|---|")
+previous = any(server == "previous" for (_, server) in runs)
+def ratio(a, b):
+    return f"{a / b:.2f}×" if a is not None and b else "n/a"
+head = "| workload | measure | threadchat | Redis | threadchat ÷ Redis |"
+if previous:
+    head += " previous | threadchat ÷ previous |"
+print(head)
+print("|---" * (7 if previous else 5) + "|")
 for label, key, name in rows:
     ours = runs.get((label, "threadchat"), {}).get(key)
     theirs = runs.get((label, "redis"), {}).get(key)
-    ratio = f"{ours / theirs:.2f}×" if ours is not None and theirs else "n/a"
-    print(f"| {label} | {name} | {ours} | {theirs} | {ratio} |")
+    row = f"| {label} | {name} | {ours} | {theirs} | {ratio(ours, theirs)} |"
+    if previous:
+        before = runs.get((label, "previous"), {}).get(key)
+        row += f" {before} | {ratio(ours, before)} |"
+    print(row)
 lossy = [f"{l} {s}" for (l, s), r in runs.items() if r.get("received", 0) < r.get("expected", 0) or r.get("connect_failed", 0)]
 print("runs with loss or failed connections: " + (", ".join(lossy) if lossy else "none"))
 EOF

@@ -21,11 +21,12 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use crate::doors::Door;
 use crate::event::Event;
+use crate::logic::rate_limit::TokenBucket;
 use crate::platform;
 use crate::reader::{self, ReaderStart};
 use crate::shared::{ClientId, Shared};
 use crate::shutdown::ShutdownSignal;
-use crate::socket::{self, ClientSocket, BUSY, FULL, TOO_MANY_FROM_ADDR};
+use crate::socket::{self, ClientSocket, BUSY, FULL, TOO_FAST_FROM_ADDR, TOO_MANY_FROM_ADDR};
 
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before trying again, so the error does not become a busy loop.
@@ -43,7 +44,7 @@ pub(crate) fn run(
         events_tx,
         door,
     };
-    let mut connections = Connections::new();
+    let mut connections = Connections::new(CHAT_ARRIVALS);
     accept_until_shutdown(
         &listener,
         &shutdown,
@@ -119,12 +120,10 @@ impl Acceptor {
     fn admit(&self, stream: TcpStream, peer: SocketAddr, connections: &mut Connections) {
         let id = self.shared.new_client_id();
         let stats = &self.shared.stats;
-        if !connections
-            .per_addr
-            .admits(peer.ip(), self.shared.config.max_per_addr)
-        {
+        let max = self.shared.config.max_per_addr;
+        if let Err(too_many) = connections.per_addr.admits(peer.ip(), max) {
             stats.refuse_connection();
-            socket::turn_away(&stream, TOO_MANY_FROM_ADDR);
+            socket::turn_away(&stream, too_many.reason());
             return;
         }
         if !stats.try_open_connection(self.shared.config.max_clients) {
@@ -206,13 +205,13 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(arrivals: ArrivalRate) -> Self {
         // Unbounded so that a reader's last act never blocks; it holds at
         // most one id per connection that ended since the acceptor last woke.
         let (finished_tx, finished_rx) = unbounded();
         Connections {
             open: HashMap::new(),
-            per_addr: PerAddr::default(),
+            per_addr: PerAddr::new(arrivals),
             finished_tx,
             finished_rx,
         }
@@ -277,46 +276,141 @@ impl Connections {
     }
 }
 
-/// Open connections per IP address, for `--max-per-addr`. Counted by the
-/// acceptor alone: up when a connection is let in, down when its reader is
-/// joined.
-#[derive(Default)]
-pub(crate) struct PerAddr {
-    open: HashMap<IpAddr, usize>,
-    /// Refusals since each capped address last dropped below the cap: one
-    /// warning per episode, not one per connection of a flood.
-    refused: HashMap<IpAddr, u64>,
+/// How fast one address may open connections: a burst of `burst`, then
+/// `burst` per `per` (docs/PROTOCOL.md, "Limits").
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ArrivalRate {
+    pub(crate) burst: u32,
+    pub(crate) per: Duration,
 }
 
+/// The chat port: a class of 60 arriving at once, then 16 a second.
+pub(crate) const CHAT_ARRIVALS: ArrivalRate = ArrivalRate {
+    burst: 64,
+    per: Duration::from_secs(4),
+};
+
+/// The key an address is counted under: itself for IPv4, its /64 for
+/// IPv6, since one machine is usually given a whole /64 and can pick any
+/// address in it. An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is
+/// the IPv4 address.
+pub(crate) fn addr_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// Why [`PerAddr::admits`] said no.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TooMany {
+    /// `--max-per-addr` connections are open from the address.
+    Open,
+    /// The address opened connections faster than its [`ArrivalRate`].
+    TooFast,
+}
+
+impl TooMany {
+    /// The `! ` line (or the 503's sentence) that says so.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            TooMany::Open => TOO_MANY_FROM_ADDR,
+            TooMany::TooFast => TOO_FAST_FROM_ADDR,
+        }
+    }
+}
+
+/// Open connections and arrivals per address (by [`addr_key`]), for
+/// `--max-per-addr` and the [`ArrivalRate`]. Counted by its acceptor
+/// alone: up when a connection is let in, down when its thread is joined.
+pub(crate) struct PerAddr {
+    open: HashMap<IpAddr, usize>,
+    arrivals: HashMap<IpAddr, TokenBucket>,
+    rate: ArrivalRate,
+    /// Refusals not yet logged, and when the last warning was, per address:
+    /// one line, then a count at most once a minute, however long a flood
+    /// goes on (the count used to start again at every close).
+    refusals: HashMap<IpAddr, (u64, Instant)>,
+}
+
+/// At most one warning per address this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
 impl PerAddr {
-    /// Whether one more connection from `ip` is allowed; `max` 0 for no
-    /// limit. A refusal is counted and, the first time, logged.
-    pub(crate) fn admits(&mut self, ip: IpAddr, max: usize) -> bool {
-        if max == 0 || self.open.get(&ip).copied().unwrap_or(0) < max {
-            return true;
+    fn new(rate: ArrivalRate) -> Self {
+        PerAddr {
+            open: HashMap::new(),
+            arrivals: HashMap::new(),
+            rate,
+            refusals: HashMap::new(),
         }
-        let refused = self.refused.entry(ip).or_insert(0);
-        *refused += 1;
-        if *refused == 1 {
-            log::warn!("{ip} has {max} connections open (--max-per-addr); refusing more from it");
+    }
+
+    /// Whether one more connection from `ip` is allowed now, with at most
+    /// `max` open from it; 0, as `--max-per-addr 0`, turns every limit per
+    /// address off, the arrival rate too. A refusal is counted and logged,
+    /// at most once a minute per address.
+    pub(crate) fn admits(&mut self, ip: IpAddr, max: usize) -> Result<(), TooMany> {
+        if max == 0 {
+            return Ok(());
         }
-        false
+        let (key, now) = (addr_key(ip), Instant::now());
+        let ArrivalRate { burst, per } = self.rate;
+        let arrivals = self
+            .arrivals
+            .entry(key)
+            .or_insert_with(|| TokenBucket::full(burst, per, now));
+        let refused = if !arrivals.try_take(now) {
+            TooMany::TooFast
+        } else if self.open.get(&key).copied().unwrap_or(0) >= max {
+            TooMany::Open
+        } else {
+            return Ok(());
+        };
+        self.count_refusal(key, refused, max, now);
+        if self.arrivals.len() > 4096 {
+            self.arrivals.retain(|_, bucket| !bucket.is_full(now));
+        }
+        Err(refused)
+    }
+
+    fn count_refusal(&mut self, key: IpAddr, refused: TooMany, max: usize, now: Instant) {
+        let never = now.checked_sub(WARN_EVERY * 2).unwrap_or(now);
+        let (count, warned_at) = self.refusals.entry(key).or_insert((0, never));
+        *count += 1;
+        if now.saturating_duration_since(*warned_at) < WARN_EVERY && *warned_at != never {
+            return;
+        }
+        let why = match refused {
+            TooMany::Open => format!("has {max} connections open (--max-per-addr)"),
+            TooMany::TooFast => "opens connections too fast".to_string(),
+        };
+        log::warn!("{key} {why}: refused {count} connections from it in the last minute");
+        (*count, *warned_at) = (0, now);
+        if self.refusals.len() > 4096 {
+            self.refusals
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < WARN_EVERY);
+        }
     }
 
     fn opened(&mut self, ip: IpAddr) {
-        *self.open.entry(ip).or_insert(0) += 1;
+        *self.open.entry(addr_key(ip)).or_insert(0) += 1;
     }
 
     fn closed(&mut self, ip: IpAddr) {
-        let Some(open) = self.open.get_mut(&ip) else {
+        let key = addr_key(ip);
+        let Some(open) = self.open.get_mut(&key) else {
             return;
         };
         *open -= 1;
         if *open == 0 {
-            self.open.remove(&ip);
-        }
-        if let Some(refused) = self.refused.remove(&ip) {
-            log::info!("{ip}: {refused} connections were refused while it was at --max-per-addr");
+            self.open.remove(&key);
         }
     }
 }

@@ -62,11 +62,35 @@ pub struct Config {
     /// has sent nothing this long is pinged; one silent for twice this long
     /// is disconnected (`--ping-after`).
     pub ping_after: Duration,
+    /// Rooms that may exist at once, the lobby included (`--max-rooms`). A
+    /// `/join` that would make one more is refused.
+    pub max_rooms: usize,
+    /// Chat lines a room takes in, whoever says them (`--room-rate`);
+    /// `None` for no limit. On top of each client's `rate_limit`.
+    pub room_rate: Option<RateLimit>,
+    /// The most bytes of lines queued for all slow clients together
+    /// (`--max-total-backlog`). Past it, the clients furthest behind are
+    /// disconnected, and told, until the total is back under.
+    pub max_total_backlog: usize,
+    /// The most bytes every room's history may hold together
+    /// (`--max-history-bytes`). Past it, the oldest lines of the biggest
+    /// history go first.
+    pub max_history_bytes: usize,
 
     // The optional parts: the web door and several servers through Redis.
     /// How long an HTTP client has to send its request line and headers
     /// (408 after it; a slowloris is cut off here). Not a flag.
     pub http_head_timeout: Duration,
+    /// Host names the web door answers to, besides IP addresses and
+    /// `localhost` (`--http-host`, repeatable): what a browser's `Host`
+    /// says behind a proxy or a DNS name. Anything else is answered 421,
+    /// which stops a page on another site from reaching the door through
+    /// DNS rebinding.
+    pub http_hosts: Vec<String>,
+    /// Origins, besides the door's own `http://HOST`, whose pages may open
+    /// a WebSocket (`--public-origin`, repeatable): `https://chat.example.org`
+    /// behind a TLS proxy.
+    pub public_origins: Vec<String>,
     /// `redis://HOST:PORT`: be one chat with every other threadchat server
     /// using this Redis (`--redis`; needs the `redis` cargo feature).
     /// `None`, the default, for a server on its own.
@@ -75,6 +99,9 @@ pub struct Config {
     /// dead, and its users leave everyone's `/users` and rooms; a name it
     /// held is free again after the same time.
     pub redis_ttl: Duration,
+    /// With `--redis`: a room nobody is in, on any server, keeps its
+    /// history this long, here and in Redis, then goes (`--room-ttl`).
+    pub room_ttl: Duration,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
@@ -122,9 +149,19 @@ impl Default for Config {
             client_stack_bytes: CLIENT_STACK_BYTES,
             shutdown_grace: Duration::from_secs(2),
             ping_after: Duration::from_secs(30),
+            max_rooms: 1000,
+            room_rate: Some(RateLimit {
+                lines: 150,
+                per: Duration::from_secs(10),
+            }),
+            max_total_backlog: 256 * 1024 * 1024,
+            max_history_bytes: 64 * 1024 * 1024,
             http_head_timeout: Duration::from_secs(10),
+            http_hosts: Vec::new(),
+            public_origins: Vec::new(),
             redis: None,
             redis_ttl: DEFAULT_REDIS_TTL,
+            room_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -162,11 +199,25 @@ Options:
   --idle-timeout SECS     disconnect a client silent this long, 0 for never [default: 0]
   --ping-after SECS       ping a silent browser after this long, and disconnect it after
                           twice as long without an answer [default: 30]
+  --max-rooms N           rooms that may exist at once, the lobby included [default: 1000]
+  --room-rate N/SECS      chat lines a room takes in, from everyone in it, or off
+                          [default: 150/10]
+  --max-total-backlog BYTES
+                          lines queued for all slow clients together; past it the
+                          furthest behind are disconnected [default: 256M]
+  --max-history-bytes BYTES
+                          what every room's history may hold together [default: 64M]
+  --http-host NAME        a host name the web door answers to, besides IP addresses
+                          and localhost (repeatable) [default: none]
+  --public-origin URL     a page origin that may open a WebSocket, such as
+                          https://chat.example.org behind a proxy (repeatable)
   --redis redis://HOST:PORT
                           be one chat with every threadchat server on this Redis
                           (needs a build with `--features redis`) [default: off]
   --redis-ttl SECS        with --redis: a silent server's users leave, and its names
                           are free, after this long (2 to 3600) [default: 10]
+  --room-ttl SECS         with --redis: a room nobody is in keeps its history this
+                          long, here and in Redis [default: 3600]
   -h, --help              print this help
   -V, --version           print the version
 
@@ -232,6 +283,18 @@ where
                 }
             }
             "--ping-after" => config.ping_after = seconds(&flag, &value()?)?,
+            "--max-rooms" => config.max_rooms = positive(&flag, &value()?)?,
+            "--room-rate" => {
+                config.room_rate = match value()?.as_str() {
+                    "off" => None,
+                    limit => Some(RateLimit::parse(limit).map_err(|e| format!("{flag}: {e}"))?),
+                }
+            }
+            "--max-total-backlog" => config.max_total_backlog = bytes(&flag, &value()?)?,
+            "--max-history-bytes" => config.max_history_bytes = bytes(&flag, &value()?)?,
+            "--http-host" => config.http_hosts.push(host_name(&flag, &value()?)?),
+            "--public-origin" => config.public_origins.push(origin(&flag, &value()?)?),
+            "--room-ttl" => config.room_ttl = seconds(&flag, &value()?)?,
             "--redis" => config.redis = Some(redis_url(&value()?)?),
             "--redis-ttl" => {
                 config.redis_ttl = seconds(&flag, &value()?)?;
@@ -253,6 +316,34 @@ fn check_addr(addr: &str) -> Result<String, String> {
             Ok(addr.to_string())
         }
         _ => Err(format!("expected HOST:PORT, got {addr:?}")),
+    }
+}
+
+/// `--http-host`: a name as a browser's `Host` header gives it, with or
+/// without a port.
+fn host_name(flag: &str, value: &str) -> Result<String, String> {
+    let good = !value.is_empty()
+        && value.len() <= 253
+        && (value.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    match good {
+        true => Ok(value.to_ascii_lowercase()),
+        false => Err(format!(
+            "{flag}: expected a host name such as chat.example.org, got {value:?}"
+        )),
+    }
+}
+
+/// `--public-origin`: `http://` or `https://`, a host, an optional port, and
+/// nothing after (an origin has no path).
+fn origin(flag: &str, value: &str) -> Result<String, String> {
+    let host = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match host {
+        Some(host) if host_name(flag, host).is_ok() => Ok(value.to_ascii_lowercase()),
+        _ => Err(format!(
+            "{flag}: expected an origin such as https://chat.example.org, got {value:?}"
+        )),
     }
 }
 
@@ -385,7 +476,38 @@ mod tests {
             "--idle-timeout=600",
             "--ping-after",
             "7",
+            "--max-rooms",
+            "3",
+            "--room-rate",
+            "4/2",
+            "--max-total-backlog",
+            "1M",
+            "--max-history-bytes=2M",
+            "--http-host",
+            "Chat.Example.org",
+            "--http-host",
+            "10.0.0.5:7880",
+            "--public-origin",
+            "https://chat.example.org",
         ]);
+        assert_eq!(config.max_rooms, 3);
+        assert_eq!(
+            config.room_rate,
+            Some(RateLimit {
+                lines: 4,
+                per: Duration::from_secs(2)
+            })
+        );
+        assert_eq!(
+            (config.max_total_backlog, config.max_history_bytes),
+            (1 << 20, 2 << 20)
+        );
+        assert_eq!(config.http_hosts, ["chat.example.org", "10.0.0.5:7880"]);
+        assert_eq!(config.public_origins, ["https://chat.example.org"]);
+        assert!(parse(&["--public-origin", "chat.example.org"]).is_err());
+        assert!(parse(&["--public-origin", "https://x/y"]).is_err());
+        assert!(parse(&["--http-host", "a b"]).is_err());
+        assert_eq!(run_config(&["--room-rate", "off"]).room_rate, None);
         assert_eq!(config.ping_after, Duration::from_secs(7));
         assert_eq!(config.history, 0);
         assert_eq!(config.max_line, 200);

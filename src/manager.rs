@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, select, tick, Receiver};
 
@@ -30,7 +30,7 @@ use crate::line::{Change, OutboundLine, Says};
 use crate::logic::names::NAME_RULE;
 use crate::logic::protocol;
 use crate::logic::rate_limit::FLOOD_TOLERANCE;
-use crate::logic::rooms::LOBBY;
+use crate::logic::rooms::{TooManyRooms, LOBBY};
 use crate::outbox::{Outbox, Wakeups};
 use crate::shared::{ClientId, ManagerView, Shared};
 use crate::shutdown::ShutdownSignal;
@@ -84,6 +84,7 @@ pub(crate) fn run<E: Elsewhere>(
         // Whatever the arm, the writers it gave lines to while they slept
         // are woken now, once each (`outbox.rs`, rule 3).
         manager.here.wake_writers();
+        manager.here.keep_backlogs_within_budget(false);
         let depth = &manager.here.shared.gauges.events_depth;
         depth.store(events_rx.len(), Ordering::Relaxed);
     }
@@ -213,6 +214,12 @@ impl<E: Elsewhere> Manager<E> {
             self.here.notice(id, &line);
             return;
         }
+        if let Err(TooManyRooms(most)) = self.here.rooms.can_enter(room) {
+            let refusal = format!("too many rooms (at most {most}): join one that /rooms lists");
+            self.here.tally.refused += 1;
+            self.here.error(id, &refusal);
+            return;
+        }
         // Told while the leaver is still a member, so it is not among the
         // recipients and the room still exists.
         self.announce(id, &name, Change::Parted);
@@ -242,7 +249,11 @@ impl<E: Elsewhere> Manager<E> {
         room: &str,
         greeting: impl FnOnce(&str, usize) -> String,
     ) {
-        let entered = self.here.rooms.enter(id, room);
+        let Ok(entered) = self.here.rooms.enter(id, room) else {
+            // Checked by the caller: the lobby always exists, and `/join`
+            // asks `can_enter` first.
+            return;
+        };
         let greeting = OutboundLine::notice(&greeting(entered.name, entered.members));
         let history = entered.history;
         let mut replay = Vec::with_capacity(history.len() + 1);
@@ -277,6 +288,9 @@ impl<E: Elsewhere> Manager<E> {
     /// room's history.
     fn say_in_room(&mut self, id: ClientId, text: String, action: bool) {
         self.here.tally.messages_in += 1;
+        if !self.here.rooms.take_turn(id, Instant::now()) {
+            return self.room_is_busy(id);
+        }
         let (Some(room), Some(from)) = (self.here.rooms.room_of(id), self.here.name_of(id)) else {
             return;
         };
@@ -298,6 +312,17 @@ impl<E: Elsewhere> Manager<E> {
         line.fan_out_done();
         let line_id = self.elsewhere.said(id, &room, &line, &mut self.here);
         self.here.rooms.record(id, line_id, line);
+    }
+
+    /// A line over `--room-rate`: its speaker is told, and nobody else.
+    fn room_is_busy(&mut self, id: ClientId) {
+        let room = self.here.rooms.room_of(id).unwrap_or(LOBBY);
+        let busy = match self.here.rooms.rate() {
+            Some(rate) => format!("#{room} is busy: at most {rate}; try again in a moment"),
+            None => format!("#{room} is busy; try again in a moment"),
+        };
+        self.here.tally.refused += 1;
+        self.here.error(id, &busy);
     }
 
     fn on_renamed(&mut self, id: ClientId, old: String, new: String) {
@@ -373,6 +398,17 @@ impl<E: Elsewhere> Manager<E> {
     /// Every room with its members on every server; a room with nobody
     /// in it anywhere is not listed, but the lobby always is.
     fn list_rooms(&mut self, id: ClientId) {
+        let listed = self.room_list();
+        let shown: Vec<String> = (listed.iter())
+            .map(|(name, members)| format!("{name} ({members})"))
+            .collect();
+        let line = format!("rooms ({}): {}", listed.len(), shown.join(", "));
+        self.here.notice(id, &line);
+    }
+
+    /// What `/rooms` lists: rooms with someone in them, here or elsewhere,
+    /// and the lobby, with how many are in each.
+    fn room_list(&self) -> Vec<(String, usize)> {
         let rooms = &self.here.rooms;
         let mut listed: Vec<(String, usize)> = (rooms.list().into_iter())
             .map(|(name, members)| {
@@ -393,11 +429,7 @@ impl<E: Elsewhere> Manager<E> {
             listed.push((room, members));
         }
         listed.retain(|(name, members)| *members > 0 || name == LOBBY);
-        let shown: Vec<String> = (listed.iter())
-            .map(|(name, members)| format!("{name} ({members})"))
-            .collect();
-        let line = format!("rooms ({}): {}", listed.len(), shown.join(", "));
-        self.here.notice(id, &line);
+        listed
     }
 
     fn list_room_members(&mut self, id: ClientId) {
@@ -509,11 +541,20 @@ impl<E: Elsewhere> Manager<E> {
     /// Once a second: the rooms, and the clients with the most bytes
     /// waiting, for the live view; and the other servers' clock.
     fn publish(&mut self) {
+        if E::KEEPS_EMPTY_ROOMS {
+            let elsewhere = &self.elsewhere;
+            let ttl = self.here.shared.config.room_ttl;
+            let occupied = |room: &str| elsewhere.count_in_room(room) > 0;
+            self.here.rooms.forget_empty(Instant::now(), ttl, occupied);
+        }
         let view = ManagerView {
-            rooms: self.here.rooms.list().len(),
+            rooms: self.room_list().len(),
+            rooms_kept: self.here.rooms.len(),
+            history_bytes: self.here.rooms.history_bytes(),
             deepest_backlogs: self.here.deepest_backlogs(DEEPEST_SHOWN),
         };
         self.here.shared.stats.publish(view);
+        self.here.keep_backlogs_within_budget(true);
         self.guarded(|m| m.elsewhere.news(News::Tick, &mut m.here));
     }
 

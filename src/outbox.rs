@@ -248,6 +248,31 @@ impl Outbox {
     pub(crate) fn backlog_bytes(&self) -> usize {
         self.queue.state.lock().bytes
     }
+
+    /// Gives up on this client to free memory (`--max-total-backlog`):
+    /// everything queued goes, `last` takes its place, and the queue is
+    /// closed, so the writer writes `last` and ends the connection. Returns
+    /// how many lines were dropped, for the stats.
+    pub(crate) fn evict(&mut self, last: OutboundLine) -> u64 {
+        let mut state = self.queue.state.lock();
+        let dropped = mem::take(&mut state.items);
+        state.bytes = 0;
+        state.items.push_back(Item::Line(last));
+        state.closed = true;
+        drop(state);
+        self.queue.wake.notify_one();
+        let mut lines = 0;
+        for item in dropped {
+            match item {
+                Item::Line(line) => {
+                    line.written();
+                    lines += 1;
+                }
+                Item::Gap(count) => lines += count,
+            }
+        }
+        lines
+    }
 }
 
 impl Drop for Outbox {
@@ -393,10 +418,17 @@ pub(crate) struct ControlSender(Arc<Queue>);
 
 impl ControlSender {
     /// Queues `control` for the writer, unless as many are already waiting
-    /// as a door may have (then it is dropped, and false comes back).
+    /// as a door may have (then it is dropped, and false comes back). A
+    /// close always goes, in place of whatever was waiting: it is the
+    /// connection's last word.
     pub(crate) fn send(&self, control: Control) -> bool {
         let mut state = self.0.state.lock();
-        if state.control.len() >= CONTROL_QUEUE || state.writer_gone {
+        if state.writer_gone {
+            return false;
+        }
+        if control.closes {
+            state.control.clear();
+        } else if state.control.len() >= CONTROL_QUEUE {
             return false;
         }
         state.control.push_back(control);

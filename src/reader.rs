@@ -226,33 +226,37 @@ impl<'a> Session<'a> {
 
     /// What came off the socket, judged by the rate limit first: every line
     /// counts against it, whatever it holds, because a flood of bad lines
-    /// costs the server as much as a flood of good ones.
+    /// costs the server as much as a flood of good ones. Lists (`/users`,
+    /// `/rooms`, `/who`, ...) count against a bucket of their own.
     fn on_incoming(&mut self, incoming: Incoming, now: Instant) -> Step {
-        let verdict = (self.flood.as_mut()).map_or(Verdict::Allow, |flood| flood.check(now));
-        match (verdict, incoming) {
-            // The manager tells the client why, on `Left`.
-            (Verdict::Disconnect, _) => Step::Leave(LeaveReason::Flooding),
-            (Verdict::SlowDown, _) => {
-                let limit = self.flood.as_ref().map(FloodGuard::limit);
-                let limit = limit.map_or_else(String::new, |limit| limit.to_string());
-                self.refuse(format!("slow down: at most {limit}"))
-            }
-            (Verdict::Allow, Incoming::Line(line)) => self.on_line(&line),
+        let parsed = match incoming {
+            Incoming::Line(line) => self.decoder.parse(&line, self.name.is_some()),
             // A line cut short by the end of the stream. If the client
             // closed its side, that was its last line; if the server hung
             // up, it was still being typed, and is not ours to post.
-            (Verdict::Allow, Incoming::Unfinished(_)) if self.socket.hung_up_by_server() => {
-                Step::Continue
-            }
-            (Verdict::Allow, Incoming::Unfinished(line)) => self.on_line(&line),
-            (Verdict::Allow, Incoming::TooLong) => {
+            Incoming::Unfinished(_) if self.socket.hung_up_by_server() => return Step::Continue,
+            Incoming::Unfinished(line) => self.decoder.parse(&line, self.name.is_some()),
+            Incoming::End => return Step::Leave(LeaveReason::Closed),
+            Incoming::TooLong => {
                 let max = self.shared.config.max_line;
-                self.refuse(format!("line too long (max {max} bytes)"))
+                Parsed::Refused(format!("line too long (max {max} bytes)"))
             }
-            (Verdict::Allow, Incoming::NotUtf8) => {
-                self.refuse("line is not valid UTF-8".to_string())
+            Incoming::NotUtf8 => Parsed::Refused("line is not valid UTF-8".to_string()),
+        };
+        let query = matches!(&parsed, Parsed::Command(command) if command.is_query());
+        let verdict = (self.flood.as_mut()).map_or(Verdict::Allow, |flood| flood.check(now, query));
+        match verdict {
+            // The manager tells the client why, on `Left`.
+            Verdict::Disconnect => Step::Leave(LeaveReason::Flooding),
+            Verdict::SlowDown => {
+                let limit = self.flood.as_ref().map(FloodGuard::limit);
+                let limit = limit.map_or_else(String::new, |limit| match query {
+                    false => limit.to_string(),
+                    true => limit.queries().to_string(),
+                });
+                self.refuse(format!("slow down: at most {limit}"))
             }
-            (Verdict::Allow, Incoming::End) => Step::Leave(LeaveReason::Closed),
+            Verdict::Allow => self.on_parsed(parsed),
         }
     }
 
@@ -275,8 +279,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn on_line(&mut self, line: &str) -> Step {
-        match self.decoder.parse(line, self.name.is_some()) {
+    fn on_parsed(&mut self, parsed: Parsed) -> Step {
+        match parsed {
             Parsed::WrongProtocol(other) => Step::Leave(LeaveReason::WrongProtocol(other)),
             Parsed::Refused(message) => self.refuse(message),
             Parsed::Name(name) => self.register(&name),

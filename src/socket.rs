@@ -25,6 +25,10 @@ pub(crate) const FULL: &str = "server full, try again later";
 /// What a connection is told when its address has `--max-per-addr` open.
 pub(crate) const TOO_MANY_FROM_ADDR: &str = "too many connections from your address";
 
+/// What a connection is told when its address opens them too fast.
+pub(crate) const TOO_FAST_FROM_ADDR: &str =
+    "too many connections from your address in too little time; wait a few seconds";
+
 /// Turns a connection away with one `! ` line, and closes our side. Written
 /// straight to the socket because this connection has no writer thread (it
 /// never became a client, or its writer could not be started).

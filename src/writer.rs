@@ -26,10 +26,12 @@ use crate::outbox::{Batch, OutboxReader, Outgoing};
 use crate::shared::ClientId;
 use crate::socket::ClientSocket;
 
-/// Take at most this many bytes of lines into one write. Kept under the
-/// allocator's threshold for giving a buffer its own memory mapping
-/// (128 KiB), because mappings per process are limited (see `os_limits`).
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Take at most this many bytes of lines into one write. Small, because a
+/// writer stuck in a write to a client that does not read holds its batch
+/// (10,000 of them hold 160 MiB: docs/RELIABILITY.md's worst case), and
+/// under the allocator's threshold for giving a buffer its own memory
+/// mapping (128 KiB), because mappings per process are limited.
+const MAX_BATCH_BYTES: usize = 16 * 1024;
 
 /// After a big burst, give the buffer back rather than keep it for an idle
 /// client forever.

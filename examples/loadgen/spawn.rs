@@ -100,6 +100,18 @@ fn spawn(args: &Args) -> io::Result<Server> {
 fn start(args: &Args) -> io::Result<Child> {
     let path = args.spawn.as_deref().unwrap_or_default();
     let max_clients = (args.clients + 100).to_string();
+    // A room's own rate (`--room-rate`, since issue 24) would refuse the
+    // senders' lines; an earlier build, run for comparison, has no such
+    // flag and would refuse it.
+    let help = Command::new(path).arg("--help").output();
+    let knows = |flag: &str| {
+        (help.as_ref()).is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(flag))
+    };
+    let room_rate: &[&str] = if knows("--room-rate") {
+        &["--room-rate", "off"]
+    } else {
+        &[]
+    };
     Command::new(path)
         .args([
             "--addr",
@@ -112,6 +124,7 @@ fn start(args: &Args) -> io::Result<Child> {
             "off",
         ])
         .args(["--max-clients", &max_clients])
+        .args(room_rate)
         .args(&args.server_args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

@@ -222,6 +222,12 @@ impl Publisher {
                 .arg(-(history as i64))
                 .arg(-1)
                 .ignore()
+                // A room nobody says anything in for `--room-ttl` goes
+                // from Redis too (the subscriber drops it from the set).
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(self.shared.config.room_ttl.as_secs())
+                .ignore()
                 .cmd("SADD")
                 .arg(ROOMS_KEY)
                 .arg(&room)

@@ -157,8 +157,7 @@ impl Relay {
     /// the room's history, unless it is already there (read from Redis's
     /// copy when the subscriber connected).
     fn remote_said(&mut self, line_id: Option<LineId>, room: &str, text: &str, here: &mut Here) {
-        let history = here.rooms.history_of(room);
-        if line_id.is_some_and(|id| history.contains(id)) {
+        if line_id.is_some_and(|id| here.rooms.has_line(room, id)) {
             return;
         }
         let Some(says) = said(text) else {
@@ -166,7 +165,9 @@ impl Relay {
             return;
         };
         let line = OutboundLine::timed(says, &here.shared.gauges.fanout);
-        history.record(line_id, line.clone());
+        // With `--max-rooms` full here, the line still reaches whoever is
+        // in the room here (nobody, if it does not exist); it is not kept.
+        let _ = here.rooms.record_in(room, line_id, line.clone());
         here.send_to_room(room, &line, None);
         line.fan_out_done();
     }
@@ -327,7 +328,7 @@ impl Elsewhere for Relay {
                 let lines = (lines.into_iter())
                     .filter_map(|(id, text)| Some((id, OutboundLine::new(said(&text)?))))
                     .collect();
-                here.rooms.history_of(&room).merge(lines);
+                let _ = here.rooms.merge_history(&room, lines);
             }
             ClusterEvent::Link { side, up } => self.on_link(side, up, here),
         }

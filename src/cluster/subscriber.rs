@@ -140,6 +140,14 @@ fn read_histories(client: &Client, limit: usize) -> RedisResult<Vec<RoomHistory>
             .arg(-(limit as i64))
             .arg(-1)
             .query(&mut connection)?;
+        if entries.is_empty() {
+            // Its history ran out (`--room-ttl`): the room is gone.
+            redis::cmd("SREM")
+                .arg(ROOMS_KEY)
+                .arg(&room_key)
+                .query::<()>(&mut connection)?;
+            continue;
+        }
         let mut room_name = None;
         let mut lines = Vec::new();
         for entry in entries {

@@ -13,6 +13,7 @@
 //! answer pings by themselves.
 
 use std::io::{self, BufReader, Read};
+use std::time::Instant;
 
 use super::{Decode, Encode, Parsed};
 use crate::line::OutboundLine;
@@ -76,6 +77,9 @@ pub(crate) enum CloseCode {
     Unsupported,
     /// 1007: a text message that is not UTF-8.
     InvalidData,
+    /// 1008: the client broke the server's policy (a flood of frames that
+    /// carry no line).
+    PolicyViolation,
     /// 1009: a message longer than `--max-line`.
     TooBig,
 }
@@ -87,6 +91,7 @@ impl CloseCode {
             CloseCode::ProtocolError => 1002,
             CloseCode::Unsupported => 1003,
             CloseCode::InvalidData => 1007,
+            CloseCode::PolicyViolation => 1008,
             CloseCode::TooBig => 1009,
         }
     }
@@ -101,6 +106,14 @@ const OP_PONG: u8 = 0xA;
 
 /// The magic string of RFC 6455, section 1.3.
 const HANDSHAKE_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Whether a `Sec-WebSocket-Key` is what RFC 6455 (4.1) asks of a client:
+/// 16 random bytes in base64, which is 24 characters ending in `==`.
+pub(crate) fn is_a_key(key: &str) -> bool {
+    let key = key.trim().as_bytes();
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24 && key[..22].iter().all(base64) && &key[22..] == b"=="
+}
 
 /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`: proof that
 /// the server read the key, so a cache or a confused server cannot fake the
@@ -123,6 +136,8 @@ pub(crate) struct FrameReader<R> {
     message: Vec<u8>,
     in_message: bool,
     closed: bool,
+    /// Frames that bring no line, counted against a budget.
+    frames: FrameBudget,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -134,6 +149,7 @@ impl<R: Read> FrameReader<R> {
             message: Vec::new(),
             in_message: false,
             closed: false,
+            frames: FrameBudget::new(),
         }
     }
 
@@ -187,6 +203,10 @@ impl<R: Read> FrameReader<R> {
         if rsv != 0 {
             return Err(self.refuse(CloseCode::ProtocolError, "reserved bits set"));
         }
+        // RFC 6455, 5.2: the most significant bit of a 64-bit length must be 0.
+        if length > i64::MAX as u64 {
+            return Err(self.refuse(CloseCode::ProtocolError, "a length with its top bit set"));
+        }
         if !masked {
             return Err(self.refuse(CloseCode::ProtocolError, "client frames must be masked"));
         }
@@ -211,6 +231,13 @@ impl<R: Read> FrameReader<R> {
     }
 
     fn on_frame(&mut self, header: Header) -> io::Result<Option<Incoming>> {
+        // Frames that bring no line (pings, pongs, empty fragments) are
+        // counted: a client may send some, not a flood of them.
+        let carries_text = matches!(header.opcode, OP_TEXT | OP_CONTINUATION);
+        let brings_no_line = !carries_text || header.length == 0;
+        if brings_no_line && !self.frames.allow(Instant::now()) {
+            return Err(self.refuse(CloseCode::PolicyViolation, "too many frames without a line"));
+        }
         match header.opcode {
             OP_PING | OP_PONG | OP_CLOSE => self.on_control(header),
             OP_TEXT if self.in_message => Err(self.refuse(
@@ -227,7 +254,10 @@ impl<R: Read> FrameReader<R> {
     }
 
     fn on_text(&mut self, header: Header) -> io::Result<Option<Incoming>> {
-        if self.message.len() as u64 + header.length > self.max_message as u64 {
+        // Checked: a continuation's length is the client's to choose, and a
+        // sum that wrapped around would pass the test below.
+        let total = (self.message.len() as u64).checked_add(header.length);
+        if total.is_none_or(|total| total > self.max_message as u64) {
             return Err(self.refuse(CloseCode::TooBig, "message longer than --max-line"));
         }
         let payload = self.read_payload(&header)?;
@@ -264,7 +294,11 @@ impl<R: Read> FrameReader<R> {
                 let _ = self.control.send(control);
             }
             OP_CLOSE => {
-                // The client closes: answer with a close, and end.
+                // The client closes: answer with a close, and end; unless
+                // its close frame itself breaks the protocol (RFC 6455, 7.4).
+                if let Err((code, why)) = check_close(&payload) {
+                    return Err(self.refuse(code, why));
+                }
                 let _ = self.control.send(close_control(CloseCode::Normal, ""));
                 self.closed = true;
                 return Ok(Some(Incoming::End));
@@ -272,6 +306,58 @@ impl<R: Read> FrameReader<R> {
             _ => {} // an unasked-for pong: nothing to do
         }
         Ok(None)
+    }
+}
+
+/// Whether a client's close frame is well formed: empty, or a code a peer
+/// may send (RFC 6455, 7.4.1 and 7.4.2) and a reason in UTF-8.
+fn check_close(payload: &[u8]) -> Result<(), (CloseCode, &'static str)> {
+    let refused = |why| Err((CloseCode::ProtocolError, why));
+    match payload {
+        [] => Ok(()),
+        [_] => refused("a close frame with half a code"),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            let allowed = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !allowed {
+                return refused("a close code a client may not send");
+            }
+            match std::str::from_utf8(reason) {
+                Ok(_) => Ok(()),
+                Err(_) => Err((CloseCode::InvalidData, "a close reason that is not UTF-8")),
+            }
+        }
+    }
+}
+
+/// Frames a client may send that bring no line: a burst, then a few a
+/// second. A browser sends a pong now and then; a flood is refused.
+#[derive(Debug)]
+struct FrameBudget {
+    left: f64,
+    last: Instant,
+}
+
+impl FrameBudget {
+    const BURST: f64 = 64.0;
+    const PER_SECOND: f64 = 8.0;
+
+    fn new() -> Self {
+        FrameBudget {
+            left: Self::BURST,
+            last: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let gained = now.saturating_duration_since(self.last).as_secs_f64() * Self::PER_SECOND;
+        self.left = (self.left + gained).min(Self::BURST);
+        self.last = now;
+        if self.left < 1.0 {
+            return false;
+        }
+        self.left -= 1.0;
+        true
     }
 }
 

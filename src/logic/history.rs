@@ -25,11 +25,22 @@ pub(crate) struct LineId {
     pub(crate) seq: u64,
 }
 
+/// What a kept line costs beyond its text: its place in the buffer, and
+/// the line's own bookkeeping.
+pub(crate) const KEPT_LINE_BYTES: usize = 64;
+
+/// The bytes a kept line costs, for the bound on all histories together.
+pub(crate) fn kept_cost(line: &OutboundLine) -> usize {
+    line.as_bytes().len() + KEPT_LINE_BYTES
+}
+
 #[derive(Debug)]
 pub(crate) struct History {
     lines: VecDeque<(Option<LineId>, OutboundLine)>,
     /// At most this many lines are kept; 0 keeps none.
     limit: usize,
+    /// What the kept lines cost, by [`kept_cost`].
+    bytes: usize,
 }
 
 impl History {
@@ -39,18 +50,39 @@ impl History {
             // nothing, whatever the limit.
             lines: VecDeque::new(),
             limit,
+            bytes: 0,
         }
     }
 
     /// Keeps `line`, forgetting the oldest line if the buffer is full.
-    pub(crate) fn record(&mut self, id: Option<LineId>, line: OutboundLine) {
+    /// Returns the bytes it now costs more (or less) than before.
+    pub(crate) fn record(&mut self, id: Option<LineId>, line: OutboundLine) -> isize {
         if self.limit == 0 {
-            return;
+            return 0;
         }
+        let mut change = 0;
         if self.lines.len() == self.limit {
-            self.lines.pop_front();
+            change -= self.forget_oldest() as isize;
         }
+        let cost = kept_cost(&line);
+        self.bytes += cost;
         self.lines.push_back((id, line));
+        change + cost as isize
+    }
+
+    /// Forgets the oldest line; the bytes it cost.
+    pub(crate) fn forget_oldest(&mut self) -> usize {
+        let Some((_, line)) = self.lines.pop_front() else {
+            return 0;
+        };
+        let cost = kept_cost(&line);
+        self.bytes -= cost;
+        cost
+    }
+
+    /// What the kept lines cost.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The kept lines, oldest first.
@@ -65,8 +97,10 @@ impl History {
 
     /// Takes `shared` (Redis's copy, oldest first) as the history, followed
     /// by the lines kept here that it lacks (said here while Redis could not
-    /// be reached), and keeps the last `limit` of them.
-    pub(crate) fn merge(&mut self, shared: Vec<(LineId, OutboundLine)>) {
+    /// be reached), and keeps the last `limit` of them. Returns the bytes it
+    /// now costs more (or less) than before.
+    pub(crate) fn merge(&mut self, shared: Vec<(LineId, OutboundLine)>) -> isize {
+        let before = self.bytes as isize;
         let ids: HashSet<LineId> = shared.iter().map(|(id, _)| *id).collect();
         let only_here = mem::take(&mut self.lines)
             .into_iter()
@@ -76,9 +110,11 @@ impl History {
             .map(|(id, line)| (Some(id), line))
             .chain(only_here)
             .collect();
+        self.bytes = 0;
         for (id, line) in merged {
             self.record(id, line);
         }
+        self.bytes as isize - before
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -40,6 +40,17 @@ pub enum Command {
     Quit,
 }
 
+impl Command {
+    /// Whether it only asks for a list or a page of text: what a browser's
+    /// page asks for on its own, whenever someone comes or goes.
+    pub fn is_query(&self) -> bool {
+        matches!(
+            self,
+            Command::Users | Command::Rooms | Command::Who | Command::Stats | Command::Help
+        )
+    }
+}
+
 /// Why a line could not be turned into a [`Command`]. Its `Display` is the
 /// text of the `! ` line the client gets back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +70,11 @@ impl fmt::Display for ParseError {
             ParseError::UnknownCommand(word) => {
                 write!(f, "unknown command /{}, try /help", excerpt(word))
             }
+            ParseError::ControlCharacter(c) if is_bidi_control(*c) => write!(
+                f,
+                "line not sent: it contains the bidirectional control U+{:04X}",
+                *c as u32
+            ),
             ParseError::ControlCharacter(c) => write!(
                 f,
                 "line not sent: it contains the control character U+{:04X}",
@@ -146,11 +162,20 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
 }
 
 /// The first character in `text` that must not reach another user's
-/// terminal: C0 controls but tab, DEL, and C1 controls. An escape sequence
-/// can clear a screen or draw a fake line; refusing the whole line (rather
-/// than silently stripping) tells the sender exactly what happened.
+/// screen: C0 controls but tab, DEL, C1 controls, and the bidirectional
+/// controls. An escape sequence can clear a screen or draw a fake line; a
+/// bidirectional override shows `see \u{202e}txt.exe` as `see exe.txt`.
+/// Refusing the whole line (rather than silently stripping) tells the
+/// sender exactly what happened.
 pub fn find_control(text: &str) -> Option<char> {
-    text.chars().find(|c| c.is_control() && *c != '\t')
+    (text.chars()).find(|&c| (c.is_control() && c != '\t') || is_bidi_control(c))
+}
+
+/// The embeddings, overrides and isolates of Unicode's bidirectional
+/// algorithm (U+202A to U+202E, U+2066 to U+2069), and its marks
+/// (U+200E, U+200F, U+061C): invisible, and able to reorder what follows.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
 /// What separates words, and what a blank line is made of: spaces and
@@ -403,6 +428,21 @@ mod tests {
         assert_eq!(
             parse("c1 \u{9b}2J"),
             Err(ParseError::ControlCharacter('\u{9b}'))
+        );
+        for bidi in ['\u{202e}', '\u{202a}', '\u{2066}', '\u{2069}', '\u{200f}'] {
+            assert_eq!(
+                parse(&format!("see {bidi}txt.exe")),
+                Err(ParseError::ControlCharacter(bidi))
+            );
+        }
+        assert_eq!(
+            ParseError::ControlCharacter('\u{202e}').to_string(),
+            "line not sent: it contains the bidirectional control U+202E"
+        );
+        assert_eq!(
+            parse("שלום and مرحبا"),
+            Ok(say("שלום and مرحبا")),
+            "right-to-left text is fine"
         );
         let message = ParseError::ControlCharacter('\u{1b}').to_string();
         assert!(message.contains("U+001B") && !message.contains('\u{1b}'));

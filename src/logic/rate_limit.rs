@@ -35,6 +35,24 @@ impl RateLimit {
     }
 }
 
+impl RateLimit {
+    /// The limit on lists, which each client has beside this one.
+    pub(crate) fn queries(self) -> QueryLimit {
+        QueryLimit(self)
+    }
+}
+
+/// `100 lists per 10 s`, as clients are told.
+pub(crate) struct QueryLimit(RateLimit);
+
+impl fmt::Display for QueryLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RateLimit { lines, per } = self.0;
+        let lists = lines.saturating_mul(QUERIES_PER_LINE);
+        write!(f, "{lists} lists per {} s", per.as_secs())
+    }
+}
+
 impl fmt::Display for RateLimit {
     /// `20 lines per 10 s`, as clients are told.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -48,9 +66,9 @@ impl fmt::Display for RateLimit {
 pub(crate) const FLOOD_TOLERANCE: u32 = 5;
 
 /// The classic token bucket: holds up to `capacity` tokens, gains them back
-/// at a steady rate, and each line takes one.
+/// at a steady rate, and each line (or connection) takes one.
 #[derive(Clone, Debug)]
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     capacity: f64,
     tokens: f64,
     per_second: f64,
@@ -58,7 +76,8 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn full(capacity: u32, per: Duration, now: Instant) -> Self {
+    /// A full bucket of `capacity`, refilled at `capacity` per `per`.
+    pub(crate) fn full(capacity: u32, per: Duration, now: Instant) -> Self {
         TokenBucket {
             capacity: f64::from(capacity),
             tokens: f64::from(capacity),
@@ -67,7 +86,7 @@ impl TokenBucket {
         }
     }
 
-    fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
         self.last = now;
@@ -77,6 +96,15 @@ impl TokenBucket {
         } else {
             false
         }
+    }
+}
+
+impl TokenBucket {
+    /// Whether the bucket would be full at `now`: its owner has been quiet
+    /// long enough to be forgotten.
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.per_second >= self.capacity
     }
 }
 
@@ -91,21 +119,33 @@ pub(crate) enum Verdict {
     Disconnect,
 }
 
-/// One client's flood control: a bucket for its lines, and a second one for
-/// the lines refused by the first, which is what tells a fast typist (a few
-/// refusals) from a flood (refusals by the hundred).
+/// One client's flood control: a bucket for its lines, a second one for the
+/// lists it asks for (`/users`, `/rooms`, `/who`: a browser's page asks for
+/// them whenever someone comes or goes, so they must not use up what its
+/// person may say), and a third for the lines refused by those, which is
+/// what tells a fast typist (a few refusals) from a flood (refusals by the
+/// hundred).
 #[derive(Clone, Debug)]
 pub(crate) struct FloodGuard {
     limit: RateLimit,
     lines: TokenBucket,
+    queries: TokenBucket,
     refusals: TokenBucket,
 }
+
+/// Lists a client may ask for, as a multiple of the chat limit.
+pub(crate) const QUERIES_PER_LINE: u32 = 5;
 
 impl FloodGuard {
     pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
         FloodGuard {
             limit,
             lines: TokenBucket::full(limit.lines, limit.per, now),
+            queries: TokenBucket::full(
+                limit.lines.saturating_mul(QUERIES_PER_LINE),
+                limit.per,
+                now,
+            ),
             refusals: TokenBucket::full(
                 limit.lines.saturating_mul(FLOOD_TOLERANCE),
                 limit.per,
@@ -118,9 +158,15 @@ impl FloodGuard {
         self.limit
     }
 
-    /// Asks about one line arriving at `now`.
-    pub(crate) fn check(&mut self, now: Instant) -> Verdict {
-        if self.lines.try_take(now) {
+    /// Asks about one line arriving at `now`; `query` if it only asks for
+    /// a list.
+    pub(crate) fn check(&mut self, now: Instant, query: bool) -> Verdict {
+        let bucket = if query {
+            &mut self.queries
+        } else {
+            &mut self.lines
+        };
+        if bucket.try_take(now) {
             Verdict::Allow
         } else if self.refusals.try_take(now) {
             Verdict::SlowDown
@@ -156,36 +202,54 @@ mod tests {
         let start = Instant::now();
         let mut guard = FloodGuard::new(limit(3, 10), start);
         for _ in 0..3 {
-            assert_eq!(guard.check(start), Verdict::Allow);
+            assert_eq!(guard.check(start, false), Verdict::Allow);
         }
-        assert_eq!(guard.check(start), Verdict::SlowDown);
+        assert_eq!(guard.check(start, false), Verdict::SlowDown);
     }
 
     #[test]
     fn tokens_come_back_at_the_steady_rate() {
         let start = Instant::now();
         let mut guard = FloodGuard::new(limit(2, 10), start);
-        guard.check(start);
-        guard.check(start);
-        assert_eq!(guard.check(start), Verdict::SlowDown);
+        guard.check(start, false);
+        guard.check(start, false);
+        assert_eq!(guard.check(start, false), Verdict::SlowDown);
         // One line per 5 s comes back.
-        assert_eq!(guard.check(start + Duration::from_secs(5)), Verdict::Allow);
         assert_eq!(
-            guard.check(start + Duration::from_secs(5)),
+            guard.check(start + Duration::from_secs(5), false),
+            Verdict::Allow
+        );
+        assert_eq!(
+            guard.check(start + Duration::from_secs(5), false),
             Verdict::SlowDown
         );
         // Never more than the burst, however long the pause.
         let later = start + Duration::from_secs(3600);
-        assert_eq!(guard.check(later), Verdict::Allow);
-        assert_eq!(guard.check(later), Verdict::Allow);
-        assert_eq!(guard.check(later), Verdict::SlowDown);
+        assert_eq!(guard.check(later, false), Verdict::Allow);
+        assert_eq!(guard.check(later, false), Verdict::Allow);
+        assert_eq!(guard.check(later, false), Verdict::SlowDown);
+    }
+
+    #[test]
+    fn lists_have_a_bucket_of_their_own() {
+        let start = Instant::now();
+        let mut guard = FloodGuard::new(limit(2, 10), start);
+        // A page asking for lists whenever someone comes or goes...
+        for n in 0..2 * QUERIES_PER_LINE {
+            assert_eq!(guard.check(start, true), Verdict::Allow, "list {n}");
+        }
+        assert_eq!(guard.check(start, true), Verdict::SlowDown);
+        // ...has not used up what its person may say.
+        assert_eq!(guard.check(start, false), Verdict::Allow);
+        assert_eq!(guard.check(start, false), Verdict::Allow);
+        assert_eq!(guard.check(start, false), Verdict::SlowDown);
     }
 
     #[test]
     fn a_flood_past_the_tolerance_is_disconnected() {
         let start = Instant::now();
         let mut guard = FloodGuard::new(limit(2, 10), start);
-        let verdicts: Vec<Verdict> = (0..2 + 10 + 1).map(|_| guard.check(start)).collect();
+        let verdicts: Vec<Verdict> = (0..2 + 10 + 1).map(|_| guard.check(start, false)).collect();
         assert_eq!(&verdicts[..2], &[Verdict::Allow; 2]);
         assert_eq!(&verdicts[2..12], &[Verdict::SlowDown; 10]);
         assert_eq!(verdicts[12], Verdict::Disconnect);
@@ -214,7 +278,7 @@ mod properties {
             let mut allowed = 0u64;
             for gap in gaps_ms {
                 now += Duration::from_millis(gap);
-                if guard.check(now) == Verdict::Allow {
+                if guard.check(now, false) == Verdict::Allow {
                     allowed += 1;
                 }
             }

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::line::{OutboundLine, Says};
-use crate::logic::rooms::Rooms;
-use crate::outbox::{Delivery, Outbox, Wakeups};
+use crate::logic::rooms::{Limits, Rooms};
+use crate::outbox::{self, Delivery, Outbox, Wakeups};
 use crate::shared::{ClientId, Shared, Tally};
 
 /// A connected client, as the manager keeps it.
@@ -28,6 +28,15 @@ pub(super) struct Member {
     outbox: Outbox,
 }
 
+/// Bytes queued between two additions of every backlog, at most (besides
+/// the one each second): about 16 MiB, a fraction of a second of a busy
+/// server, and a small part of the budget.
+const CHECK_BUDGET_EVERY: usize = 16 * 1024 * 1024;
+
+/// What a client given up on for the total budget is told.
+const EVICTED: &str = "disconnected: the server is short of memory for slow connections, \
+                       and yours was the furthest behind";
+
 pub(crate) struct Here {
     pub(crate) shared: Arc<Shared>,
     members: HashMap<ClientId, Member>,
@@ -37,6 +46,9 @@ pub(crate) struct Here {
     /// The writers given lines while they slept, woken once the batch of
     /// events is handled (`outbox.rs`, "The hand-over").
     wakeups: Wakeups,
+    /// Bytes queued since the backlogs were last added up: past
+    /// [`CHECK_BUDGET_EVERY`], they are added up again.
+    queued_since_check: usize,
     /// The `/users` reply, made once and shared until someone joins, leaves
     /// or is renamed. Building it is O(clients log clients) (copy and sort
     /// every name); a thousand clients asking at once would otherwise keep
@@ -48,9 +60,15 @@ impl Here {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         Here {
             members: HashMap::new(),
-            rooms: Rooms::new(shared.config.history),
+            rooms: Rooms::new(Limits {
+                history_lines: shared.config.history,
+                history_bytes: shared.config.max_history_bytes,
+                rooms: shared.config.max_rooms,
+                rate: shared.config.room_rate,
+            }),
             tally: Tally::default(),
             wakeups: Wakeups::default(),
+            queued_since_check: 0,
             users_reply: None,
             shared,
         }
@@ -92,7 +110,7 @@ impl Here {
         let Some(member) = self.members.get_mut(&id) else {
             return;
         };
-        member.deliver(line, &mut self.tally, &mut self.wakeups);
+        self.queued_since_check += member.deliver(line, &mut self.tally, &mut self.wakeups);
     }
 
     pub(crate) fn reply(&mut self, id: ClientId, says: Says) {
@@ -121,7 +139,8 @@ impl Here {
                 continue;
             }
             if let Some(member) = self.members.get_mut(&id) {
-                member.deliver(line.clone(), &mut self.tally, &mut self.wakeups);
+                self.queued_since_check +=
+                    member.deliver(line.clone(), &mut self.tally, &mut self.wakeups);
             }
         }
     }
@@ -200,6 +219,49 @@ impl Here {
         }
     }
 
+    /// Adds up every backlog once a second, or sooner after a lot has been
+    /// queued, and keeps the total within `--max-total-backlog`.
+    pub(super) fn keep_backlogs_within_budget(&mut self, every_second: bool) {
+        if !every_second && self.queued_since_check < CHECK_BUDGET_EVERY {
+            return;
+        }
+        self.queued_since_check = 0;
+        let budget = self.shared.config.max_total_backlog;
+        let mut backlogs: Vec<(usize, ClientId)> = (self.members.iter())
+            .map(|(id, member)| (member.outbox.backlog_bytes(), *id))
+            .filter(|(bytes, _)| *bytes > 0)
+            .collect();
+        let mut total: usize = backlogs.iter().map(|(bytes, _)| bytes).sum();
+        if total <= budget {
+            return;
+        }
+        // The furthest behind go first, until the total is a tenth under
+        // the budget, so that the next check does not start again at once.
+        backlogs.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        let enough = budget - budget / 10;
+        for (bytes, id) in backlogs {
+            if total <= enough {
+                break;
+            }
+            self.evict(id, total);
+            total -= bytes;
+        }
+    }
+
+    fn evict(&mut self, id: ClientId, total: usize) {
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        let who = member.name.as_deref().unwrap_or("(no name)");
+        log::warn!(
+            "{who} ({}): disconnected: the slow clients' backlogs held {total} bytes, \
+             over --max-total-backlog, and this one was the furthest behind",
+            member.peer
+        );
+        let notice = OutboundLine::error(EVICTED);
+        self.tally.dropped += member.outbox.evict(notice);
+    }
+
     /// The clients with the most bytes waiting, deepest first, for the live
     /// view: (name, or `#id` before one is chosen; bytes).
     pub(super) fn deepest_backlogs(&self, shown: usize) -> Vec<(String, usize)> {
@@ -238,9 +300,14 @@ impl Here {
 
 impl Member {
     /// One line to this client, through the slow-consumer policy, counted.
-    fn deliver(&mut self, line: OutboundLine, tally: &mut Tally, wakeups: &mut Wakeups) {
+    /// Returns the bytes it queued.
+    fn deliver(&mut self, line: OutboundLine, tally: &mut Tally, wakeups: &mut Wakeups) -> usize {
+        let cost = outbox::cost(&line);
         match self.outbox.deliver(line, wakeups) {
-            Delivery::Queued => tally.delivered += 1,
+            Delivery::Queued => {
+                tally.delivered += 1;
+                return cost;
+            }
             Delivery::Dropped => tally.dropped += 1,
             Delivery::HungUp => {
                 tally.dropped += 1;
@@ -252,5 +319,6 @@ impl Member {
                 );
             }
         }
+        0
     }
 }

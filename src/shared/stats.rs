@@ -72,7 +72,12 @@ struct State {
 /// and the clients with the most bytes waiting in their backlogs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ManagerView {
+    /// Rooms `/rooms` lists: someone is in them, or the lobby.
     pub rooms: usize,
+    /// Rooms in memory, empty ones kept for their history included.
+    pub rooms_kept: usize,
+    /// What every room's history holds, in bytes.
+    pub history_bytes: usize,
     /// (name, or `#id` before one is chosen; bytes), deepest first.
     pub deepest_backlogs: Vec<(String, usize)>,
 }
@@ -166,8 +171,13 @@ impl Stats {
     /// here but in the client directory; the caller passes it in, having read
     /// it *before* taking this lock: no thread holds both locks at once.
     pub(crate) fn snapshot(&self, online: usize) -> StatsSnapshot {
-        let counters = self.lock().counters;
+        let state = self.lock();
+        let (counters, rooms, rooms_kept) =
+            (state.counters, state.live.rooms, state.live.rooms_kept);
+        drop(state);
         StatsSnapshot {
+            rooms,
+            rooms_kept,
             online,
             connections_open: counters.connections_open,
             connections_accepted: counters.connections_accepted,
@@ -210,6 +220,10 @@ pub struct StatsSnapshot {
     pub cluster_received: u64,
     /// With `--redis`: messages for other servers that never reached Redis.
     pub cluster_unpublished: u64,
+    /// Rooms `/rooms` lists, as the manager last said (once a second).
+    pub rooms: usize,
+    /// Rooms in memory, empty ones kept for their history included.
+    pub rooms_kept: usize,
     pub uptime: Duration,
 }
 
@@ -275,6 +289,7 @@ mod tests {
                         stats.publish(ManagerView {
                             rooms,
                             deepest_backlogs: Vec::new(),
+                            ..ManagerView::default()
                         });
                     } else {
                         stats.snapshot(n);

@@ -93,12 +93,15 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
     })
 }
 
-/// A whole response: status line, headers and body, ready to write.
+/// A whole response: status line, headers and body, ready to write. For
+/// `HEAD` (`head_only`), the same head, saying the body's length, and no
+/// body (RFC 9110, 9.3.2).
 pub(crate) fn response(
     status: u16,
     content_type: &str,
     extra_headers: &[(&str, &str)],
     body: &[u8],
+    head_only: bool,
 ) -> Vec<u8> {
     let mut head = String::new();
     let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason(status));
@@ -110,7 +113,9 @@ pub(crate) fn response(
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
+    if !head_only {
+        bytes.extend_from_slice(body);
+    }
     bytes
 }
 
@@ -128,11 +133,17 @@ pub(crate) fn switching_protocols(accept_key: &str) -> Vec<u8> {
 pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
     let body = format!("{status} {}: {why}\n", reason(status));
     let allow: &[(&str, &str)] = if status == 405 {
-        &[("Allow", "GET")]
+        &[("Allow", "GET, HEAD")]
     } else {
         &[]
     };
-    response(status, "text/plain; charset=utf-8", allow, body.as_bytes())
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        allow,
+        body.as_bytes(),
+        false,
+    )
 }
 
 fn reason(status: u16) -> &'static str {
@@ -143,6 +154,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        421 => "Misdirected Request",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
@@ -191,12 +203,20 @@ mod tests {
 
     #[test]
     fn responses_say_their_length_and_close() {
-        let bytes = response(200, "text/plain", &[], b"hi");
+        let bytes = response(200, "text/plain", &[], b"hi", false);
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(text.contains("Content-Length: 2\r\n") && text.contains("Connection: close\r\n"));
         assert!(text.ends_with("\r\n\r\nhi"));
         let not_allowed = String::from_utf8(error_response(405, "only GET")).unwrap();
-        assert!(not_allowed.contains("Allow: GET\r\n"), "{not_allowed}");
+        assert!(
+            not_allowed.contains("Allow: GET, HEAD\r\n"),
+            "{not_allowed}"
+        );
+        let head = String::from_utf8(response(200, "text/plain", &[], b"hi", true)).unwrap();
+        assert!(
+            head.contains("Content-Length: 2\r\n") && head.ends_with("\r\n\r\n"),
+            "{head}"
+        );
     }
 }

@@ -36,6 +36,7 @@ pub fn test_config() -> Config {
         addr: "127.0.0.1:0".to_string(),
         history: 0,
         rate_limit: None,
+        room_rate: None,
         max_per_addr: 0,
         http: None,
         ..Config::default()
@@ -90,6 +91,54 @@ pub fn register_all<const N: usize>(addr: SocketAddr, names: [&str; N]) -> [Clie
         Ok(clients) => clients,
         Err(_) => unreachable!("one client per name"),
     }
+}
+
+/// A TCP connection to `to` from the loopback address `from` (any of
+/// 127.0.0.0/8 is this machine), so that a test can be several addresses
+/// at once. std cannot bind before it connects; libc can.
+pub fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = to else {
+        panic!("connect_from speaks IPv4 only, not to {to}");
+    };
+    let address = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let (local, remote) = (address(from, 0), address(to.ip().octets(), to.port()));
+    let length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket takes no pointers; the descriptor it returns is ours.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was returned by socket above and is owned by nothing
+    // else; from here the TcpStream owns it and closes it.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    // SAFETY: the pointer and length describe `local`, a live sockaddr_in
+    // on our stack, read by the kernel during the call only.
+    let bound = unsafe { libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), length) };
+    assert_eq!(
+        bound,
+        0,
+        "bind to {from:?}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: as above, for `remote`.
+    let connected =
+        unsafe { libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), length) };
+    assert_eq!(
+        connected,
+        0,
+        "connect to {to}: {}",
+        std::io::Error::last_os_error()
+    );
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("set_read_timeout");
+    stream
 }
 
 pub struct Client {

@@ -54,10 +54,21 @@ impl WsClient {
         label: &str,
         origin: Option<&str>,
     ) -> Result<WsClient, String> {
+        Self::connect_with_host(addr, label, &addr.to_string(), origin)
+    }
+
+    /// Upgrades asking for `host` (what the browser's address bar says),
+    /// with the given `Origin`; `Err` holds the response if refused.
+    pub fn connect_with_host(
+        addr: SocketAddr,
+        label: &str,
+        host: &str,
+        origin: Option<&str>,
+    ) -> Result<WsClient, String> {
         let mut stream = http::connect(addr);
         let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
         let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
         );
         stream
@@ -153,7 +164,12 @@ impl WsClient {
 
     /// The next frame, or why there is none.
     pub fn try_frame(&mut self) -> Result<Frame, String> {
-        let deadline = Instant::now() + DEADLINE;
+        self.try_frame_within(DEADLINE)
+    }
+
+    /// The next frame, if one comes within `wait`.
+    pub fn try_frame_within(&mut self, wait: Duration) -> Result<Frame, String> {
+        let deadline = Instant::now() + wait;
         loop {
             if let Some((frame, used)) = parse(&self.pending) {
                 self.pending.drain(..used);

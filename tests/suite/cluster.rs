@@ -359,3 +359,45 @@ fn a_killed_servers_users_leave_the_others_within_the_ttl() {
         thread::sleep(Duration::from_millis(100)); // polling interval, not synchronisation
     }
 }
+
+#[test]
+fn a_room_nobody_is_in_is_forgotten_here_and_in_redis_after_its_time() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let server = start_server(Config {
+        room_ttl: Duration::from_secs(2),
+        history: 10,
+        ..config(&redis)
+    });
+    let mut alice = Client::register(server.local_addr(), "alice");
+    alice.send("/join brief");
+    alice.expect_prefix("* you joined #brief;");
+    alice.send("said once");
+    // Redis's copy of the room's history is given a time to live...
+    let ttl = wait_until(
+        "the room's history in Redis to have a time to live",
+        || redis.command(&["TTL", "threadchat:history:brief"]),
+        |ttl| matches!(ttl.as_deref(), Some(":1") | Some(":2")),
+    );
+    assert!(ttl.is_some());
+    wait_until(
+        "the server to count the room",
+        || server.stats().rooms_kept,
+        |kept| *kept == 2,
+    );
+    alice.send("/leave");
+    alice.expect_prefix("* you joined #lobby;");
+    // ...and, with nobody in it anywhere, the room goes here after 2 s,
+    // and from Redis 2 s after its last line.
+    wait_until(
+        "the empty room to be forgotten here",
+        || server.stats().rooms_kept,
+        |kept| *kept == 1,
+    );
+    wait_until(
+        "the room's history to expire in Redis",
+        || redis.command(&["EXISTS", "threadchat:history:brief"]),
+        |exists| exists.as_deref() == Some(":0"),
+    );
+}

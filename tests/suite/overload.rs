@@ -54,7 +54,7 @@ fn first_control(text: &str) -> Option<char> {
 fn random_bytes_from_many_clients_harm_nobody() {
     const FUZZERS: u64 = 6;
     const BYTES_EACH: usize = 200 * 1024;
-    let mut server = start_binary(&["--rate-limit", "off"]);
+    let mut server = start_binary(&["--rate-limit", "off", "--room-rate", "off"]);
     let addr = server.addr;
 
     let mut alice = Client::register(addr, "alice");
@@ -215,7 +215,7 @@ fn the_web_door_out_of_descriptors_warns_once_per_episode() {
     // As the chat acceptor does: one warning when accepting starts to fail,
     // one line when it works again, and nothing in between, however long
     // the shortage lasts (the web door used to warn ten times a second).
-    let mut server = start_binary_with(&["--http", "127.0.0.1:0"], Some(40));
+    let mut server = start_binary_with(&["--http", "127.0.0.1:0", "--max-per-addr", "0"], Some(40));
     let line = (server.log()).wait_for_line("web page at http://", "the web door's address");
     let web: std::net::SocketAddr = line
         .rsplit("http://")

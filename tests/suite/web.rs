@@ -43,7 +43,7 @@ fn the_page_is_served_whole_and_unknown_paths_and_methods_are_refused() {
         &format!("POST / HTTP/1.1\r\nHost: {web}\r\nContent-Length: 0\r\n\r\n"),
     );
     assert_eq!(status(&post), 405);
-    assert!(post.contains("Allow: GET\r\n"));
+    assert!(post.contains("Allow: GET, HEAD\r\n"));
     assert_eq!(status(&http::request(web, "hello there\r\n\r\n")), 400);
     let huge = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
     assert_eq!(status(&http::request(web, &huge)), 431);

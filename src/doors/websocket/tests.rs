@@ -229,3 +229,72 @@ fn server_frames_are_unmasked_with_the_shortest_length() {
     WsEncoder.ping(&mut out);
     assert_eq!(&out[..2], &[0x89, 10], "a ping with a 10-byte payload");
 }
+
+/// A frame header a client could send with any length at all, masked, with
+/// no payload after it.
+fn header_only(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
+    let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode, 0x80 | 127];
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&[1, 2, 3, 4]);
+    out
+}
+
+#[test]
+fn a_length_that_would_wrap_around_is_refused_not_a_panic() {
+    // A first fragment, then a continuation claiming 2^64 - 2 bytes: the
+    // sum of the two used to wrap around and pass the size check.
+    let mut bytes = client_frame(false, OP_TEXT, b"ab");
+    bytes.extend(header_only(true, OP_CONTINUATION, u64::MAX - 1));
+    refused(bytes, 100, CloseCode::ProtocolError);
+    // Just under the top bit: a length a client may send, but far too big.
+    let mut bytes = client_frame(false, OP_TEXT, b"ab");
+    bytes.extend(header_only(true, OP_CONTINUATION, i64::MAX as u64));
+    refused(bytes, 100, CloseCode::TooBig);
+}
+
+#[test]
+fn a_close_frame_must_carry_a_code_a_client_may_send() {
+    for code in [999u16, 1004, 1005, 1006, 1015, 2999, 5000] {
+        refused(
+            client_frame(true, OP_CLOSE, &code.to_be_bytes()),
+            100,
+            CloseCode::ProtocolError,
+        );
+    }
+    refused(
+        client_frame(true, OP_CLOSE, &[0x03]),
+        100,
+        CloseCode::ProtocolError,
+    );
+    let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+    bad_reason.extend_from_slice(b"\xff");
+    refused(
+        client_frame(true, OP_CLOSE, &bad_reason),
+        100,
+        CloseCode::InvalidData,
+    );
+    // A good one is answered with a close and ends the stream.
+    for code in [1000u16, 1001, 3000, 4999] {
+        let (mut frames, _) = reader(client_frame(true, OP_CLOSE, &code.to_be_bytes()), 100);
+        assert_eq!(frames.next_line().unwrap(), Incoming::End, "code {code}");
+    }
+}
+
+#[test]
+fn floods_of_frames_that_bring_no_line_are_refused() {
+    let pings: Vec<u8> = (0..5_000)
+        .flat_map(|_| client_frame(true, OP_PING, b"p"))
+        .collect();
+    refused(pings, 100, CloseCode::PolicyViolation);
+    let mut empties = client_frame(false, OP_TEXT, b"a");
+    empties.extend((0..200_000).flat_map(|_| client_frame(false, OP_CONTINUATION, b"")));
+    refused(empties, 100, CloseCode::PolicyViolation);
+    // A browser's few pings and a fragmented line are fine.
+    let mut fine: Vec<u8> = (0..10)
+        .flat_map(|_| client_frame(true, OP_PING, b"p"))
+        .collect();
+    fine.extend(client_frame(false, OP_TEXT, b"hel"));
+    fine.extend(client_frame(true, OP_CONTINUATION, b"lo"));
+    let (mut frames, _) = reader(fine, 100);
+    assert_eq!(frames.next_line().unwrap(), line("hello"));
+}

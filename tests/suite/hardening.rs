@@ -1,0 +1,400 @@
+//! The red-team findings on the web door and the limits, one regression test
+//! each (docs/PROTOCOL.md, "Limits", says what a client sees at each limit).
+//! Every test here failed on the server as it was before the fixes.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::common::http::{self, status};
+use crate::common::process::start_binary;
+use crate::common::ws::{WsClient, CLOSE, TEXT};
+use crate::common::{connect_from, register_all, start_server, test_config, Client, DEADLINE};
+use threadchat::{Config, RateLimit, ServerHandle};
+
+/// The test defaults with the web door on and the per-address limits as a
+/// real server has them (`test_config` turns them off).
+fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
+    let server = start_server(Config {
+        http: Some("127.0.0.1:0".to_string()),
+        max_per_addr: 64,
+        ..config
+    });
+    let web = server.web_addr().expect("the web door is on");
+    (server, web)
+}
+
+/// `GET /health` from `from`, the status.
+fn health_from(from: [u8; 4], web: SocketAddr) -> u16 {
+    let mut stream = connect_from(from, web);
+    let request = format!("GET /health HTTP/1.1\r\nHost: {web}\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    status(&http::read_until_closed(&mut stream))
+}
+
+#[test]
+fn slow_request_heads_from_one_address_cannot_lock_others_out() {
+    let (_server, web) = web_server(test_config());
+    // Mallory opens connection after connection and never finishes a head.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut stream = connect_from([127, 0, 0, 1], web);
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\n");
+        held.push(stream);
+    }
+    // Only a few of those are let in; the rest are told at once.
+    let mut refused = 0;
+    for stream in &mut held {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut start = [0u8; 12];
+        if matches!(stream.read(&mut start), Ok(n) if n > 0 && start.starts_with(b"HTTP/1.1 503")) {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 20 - 4,
+        "{refused} of 20 unfinished heads refused; expected at least 16"
+    );
+    // Another address is served, and so is the page's own polling.
+    assert_eq!(health_from([127, 0, 0, 2], web), 200);
+    // A connection that sends nothing at all is let go after 3 s, not the
+    // head's 10 s.
+    let started = Instant::now();
+    let mut silent = connect_from([127, 0, 0, 3], web);
+    let answer = http::read_until_closed(&mut silent);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn lists_a_page_asks_for_do_not_use_up_what_its_person_may_say() {
+    let (server, web) = web_server(Config {
+        rate_limit: Some(RateLimit {
+            lines: 20,
+            per: Duration::from_secs(10),
+        }),
+        ..test_config()
+    });
+    let mut page = WsClient::register(web, "webby");
+    // As the page does after every joined, left or renamed notice, forty
+    // times in a row: twice the chat limit.
+    for _ in 0..20 {
+        page.send("/who");
+        page.send("/rooms");
+    }
+    for _ in 0..40 {
+        let frame = page.frame();
+        let text = frame.text();
+        assert!(
+            text.starts_with("* in #lobby") || text.starts_with("* rooms ("),
+            "expected a list, got {text:?}"
+        );
+    }
+    // And its person can still say something.
+    let mut bob = Client::register(server.local_addr(), "bob");
+    page.expect("* bob joined");
+    page.send("still allowed to talk");
+    bob.expect("[lobby] webby: still allowed to talk");
+}
+
+#[test]
+fn a_host_that_is_not_ours_is_refused_so_dns_rebinding_gets_nothing() {
+    let (_server, web) = web_server(Config {
+        http_hosts: vec!["chat.example.org".to_string()],
+        public_origins: vec!["https://chat.example.org".to_string()],
+        ..test_config()
+    });
+    let evil = format!("rebind.evil.example:{}", web.port());
+    let stats = http::request(
+        web,
+        &format!("GET /stats.json HTTP/1.1\r\nHost: {evil}\r\n\r\n"),
+    );
+    assert_eq!(status(&stats), 421, "{stats}");
+    let upgrade = WsClient::connect_with_host(web, "evil", &evil, Some(&format!("http://{evil}")));
+    let Err(refused) = upgrade else {
+        panic!("a rebound page must not get a WebSocket");
+    };
+    assert_eq!(status(&refused), 421, "{refused}");
+    // Behind a TLS proxy: the public origin, and the name it was given.
+    let proxied = WsClient::connect_with_host(
+        web,
+        "proxied",
+        "chat.example.org",
+        Some("https://chat.example.org"),
+    );
+    assert!(proxied.is_ok(), "{:?}", proxied.err());
+    // HTTP/1.1 without a Host at all is a bad request.
+    assert_eq!(
+        status(&http::request(web, "GET /health HTTP/1.1\r\n\r\n")),
+        400
+    );
+}
+
+#[test]
+fn rooms_are_bounded_and_the_answer_says_so() {
+    let server = start_server(Config {
+        max_rooms: 3,
+        ..test_config()
+    });
+    let [mut alice, mut bob, mut carol] =
+        register_all(server.local_addr(), ["alice", "bob", "carol"]);
+    alice.send("/join one");
+    alice.expect_prefix("* you joined #one;");
+    bob.skip_until("* alice left");
+    bob.send("/join two");
+    bob.expect_prefix("* you joined #two;");
+    carol.skip_until("* bob left");
+    carol.send("/join three");
+    carol.expect("! too many rooms (at most 3): join one that /rooms lists");
+    carol.send("/join one");
+    carol.expect_prefix("* you joined #one;");
+}
+
+#[test]
+fn a_room_takes_so_many_lines_whoever_says_them() {
+    let server = start_server(Config {
+        room_rate: Some(RateLimit {
+            lines: 10,
+            per: Duration::from_secs(10),
+        }),
+        ..test_config()
+    });
+    let [mut alice, mut bob, mut reader] =
+        register_all(server.local_addr(), ["alice", "bob", "reader"]);
+    // Twenty lines between two people, each far within their own limit.
+    for n in 0..10 {
+        alice.send(&format!("alice {n}"));
+        bob.send(&format!("bob {n}"));
+    }
+    let mut received = 0;
+    let mut busy = 0;
+    let deadline = Instant::now() + DEADLINE;
+    while received + busy < 20 && Instant::now() < deadline {
+        for (speaker, name) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+            while let Ok(line) = speaker.try_line(Duration::from_millis(50)) {
+                if line == "! #lobby is busy: at most 10 lines per 10 s; try again in a moment" {
+                    busy += 1;
+                } else {
+                    assert!(line.starts_with('['), "{name} got {line:?}");
+                }
+            }
+        }
+        while let Ok(line) = reader.try_line(Duration::from_millis(50)) {
+            assert!(line.starts_with("[lobby] "), "{line:?}");
+            received += 1;
+        }
+    }
+    assert_eq!(
+        (received, busy),
+        (10, 10),
+        "ten lines through, ten refused and told"
+    );
+}
+
+#[test]
+fn bidirectional_controls_are_refused_on_every_door() {
+    let (server, web) = web_server(test_config());
+    let mut alice = Client::register(server.local_addr(), "alice");
+    let mut page = WsClient::register(web, "webby");
+    alice.expect("* webby joined");
+    let spoof = "see \u{202e}txt.exe";
+    let refused = "! line not sent: it contains the bidirectional control U+202E";
+    alice.send(spoof);
+    alice.expect(refused);
+    page.send(spoof);
+    page.expect(refused);
+    page.send("plain");
+    alice.expect("[lobby] webby: plain");
+}
+
+#[test]
+fn one_address_cannot_open_connections_without_end() {
+    let server = start_server(Config {
+        max_per_addr: 64,
+        ..test_config()
+    });
+    // Connect, and close at once, as fast as possible: the churn used to
+    // be let in without end (each connection closed before the cap).
+    let mut told = None;
+    for n in 0..500 {
+        let mut client = Client::connect(server.local_addr(), &format!("churn {n}"));
+        let first = client.line();
+        if first.starts_with("! too many connections from your address in too little time") {
+            told = Some(n);
+            break;
+        }
+    }
+    let told = told.expect("500 connections in a burst from one address, none refused");
+    assert!(
+        told >= 64,
+        "refused after {told}: a class of 60 arriving at once must get in"
+    );
+}
+
+#[test]
+fn websocket_conformance_close_codes_keys_head_and_floods() {
+    let (_server, web) = web_server(test_config());
+    // A close code a client may not send is answered 1002.
+    let mut page = WsClient::register(web, "webby");
+    page.send_frame(true, CLOSE, &1005u16.to_be_bytes(), true);
+    page.expect_close(1002);
+    // An empty key is not a handshake.
+    let empty_key = format!(
+        "GET /ws HTTP/1.1\r\nHost: {web}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: \r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    assert_eq!(status(&http::request(web, &empty_key)), 400);
+    // HEAD: the headers of GET, no body.
+    let head = http::request(
+        web,
+        &format!("HEAD /health HTTP/1.1\r\nHost: {web}\r\n\r\n"),
+    );
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(
+        head.ends_with("\r\n\r\n") && head.contains("Content-Length: "),
+        "{head:?}"
+    );
+    // A flood of pings is refused with 1008, and the page can see why.
+    let mut flooder = WsClient::register(web, "flooder");
+    for _ in 0..200 {
+        flooder.send_frame(true, 0x9, b"p", true);
+    }
+    loop {
+        let frame = flooder.frame();
+        match frame.opcode {
+            CLOSE => {
+                assert_eq!(frame.close_code(), Some(1008));
+                break;
+            }
+            TEXT => panic!("a line after the flood: {:?}", frame.text()),
+            _ => {} // pongs for the first pings
+        }
+    }
+}
+
+#[test]
+fn a_request_line_cannot_write_escape_sequences_into_the_log() {
+    let mut server = start_binary(&["--http", "127.0.0.1:0"]);
+    let line = (server.log()).wait_for_line("web page at http://", "the web door's address");
+    let web: SocketAddr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let nasty = "rebind.\u{1b}]0;owned\u{7}\u{1b}[2J.example";
+    let answer = http::request(
+        web,
+        &format!("GET /health HTTP/1.1\r\nHost: {nasty}\r\n\r\n"),
+    );
+    assert_eq!(status(&answer), 421, "{answer}");
+    let logged = (server.log()).wait_for_line("refused a request", "the refusal's log line");
+    assert!(
+        !logged.contains('\u{1b}') && !logged.contains('\u{7}'),
+        "raw control characters: {logged:?}"
+    );
+    assert!(logged.contains("\\u{1b}"), "escaped: {logged:?}");
+}
+
+#[test]
+fn connection_churn_is_logged_once_then_counted() {
+    let mut server = start_binary(&["--max-per-addr", "2"]);
+    let addr = server.addr;
+    let [_alice, _bob] = register_all(addr, ["alice", "bob"]);
+    // 300 refused connections from the same address, in a few seconds:
+    // each used to start a new "episode", and a warning of its own.
+    for _ in 0..300 {
+        let mut refused = Client::connect(addr, "churn");
+        let _ = refused.try_line(DEADLINE);
+    }
+    server.log().wait_for_line(
+        "connections from it in the last minute",
+        "the one warning about the churn",
+    );
+    // A line of our own, after the churn, so that the log has caught up.
+    let mut late = Client::connect(addr, "late");
+    let _ = late.try_line(DEADLINE);
+    let log = server.log().text();
+    let warnings = (log.lines())
+        .filter(|line| line.contains("WARN") && line.contains("127.0.0.1"))
+        .count();
+    assert_eq!(
+        warnings, 1,
+        "one warning for the whole churn, then counts once a minute: {log}"
+    );
+}
+
+#[test]
+fn past_the_total_backlog_budget_the_client_furthest_behind_goes_first() {
+    let mut server = start_binary(&[
+        "--max-backlog",
+        "64K",
+        "--max-total-backlog",
+        "96K",
+        "--rate-limit",
+        "off",
+        "--room-rate",
+        "off",
+    ]);
+    let addr = server.addr;
+    let [mut talker, mut reader, mut stuck_a, mut stuck_b] =
+        register_all(addr, ["talker", "reader", "stuck-a", "stuck-b"]);
+    // The two stuck clients stop reading: their kernel buffers fill, then
+    // their backlogs; two full backlogs are over the budget, one is not.
+    let line = "x".repeat(1000);
+    let mut sent = 0;
+    let evicted = loop {
+        // Ten at a time, read before the next ten: the reader is never
+        // more than 10 KB behind, so while the total is over the budget one
+        // of the stuck clients is always further behind than it (each
+        // holds at most 64 KB, and together they hold more than 86 KB).
+        for _ in 0..10 {
+            talker.send(&line);
+        }
+        sent += 10;
+        for _ in 0..10 {
+            let got = reader.line();
+            assert!(!got.starts_with("! "), "the reader was told {got:?}");
+        }
+        let log = server.log().text();
+        if let Some(line) = log
+            .lines()
+            .find(|line| line.contains("over --max-total-backlog"))
+        {
+            break line.to_string();
+        }
+        assert!(
+            sent < 50_000,
+            "50,000 lines and no client was given up on for the budget"
+        );
+    };
+    assert!(
+        evicted.contains("stuck-a") || evicted.contains("stuck-b"),
+        "{evicted}"
+    );
+    // The reader that keeps up lost nothing, and the talker is still there.
+    talker.send("after the eviction");
+    let between = reader.skip_until("[lobby] talker: after the eviction");
+    assert!(
+        between
+            .iter()
+            .all(|line| line.starts_with("[lobby] talker: ") || line.ends_with(" left")),
+        "{between:?}"
+    );
+    // The one given up on is told, once it reads what its socket holds.
+    let gone = if evicted.contains("stuck-a") {
+        &mut stuck_a
+    } else {
+        &mut stuck_b
+    };
+    let said = gone.skip_until(
+        "! disconnected: the server is short of memory for slow connections, and yours was the furthest behind",
+    );
+    assert!(!said.is_empty());
+    gone.expect_closed();
+}
