@@ -402,7 +402,7 @@ impl<E: Elsewhere> Manager<E> {
         let shown: Vec<String> = (listed.iter())
             .map(|(name, members)| format!("{name} ({members})"))
             .collect();
-        let line = format!("rooms ({}): {}", listed.len(), shown.join(", "));
+        let line = protocol::listing("rooms", &shown, protocol::MAX_LIST_BYTES);
         self.here.notice(id, &line);
     }
 
@@ -445,7 +445,8 @@ impl<E: Elsewhere> Manager<E> {
                 .map(|(name, _)| name),
         );
         names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
-        let line = format!("in #{room} ({}): {}", names.len(), names.join(", "));
+        let title = format!("in #{room}");
+        let line = protocol::listing(&title, &names, protocol::MAX_LIST_BYTES);
         self.here.notice(id, &line);
     }
 

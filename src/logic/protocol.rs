@@ -309,9 +309,58 @@ pub fn whisper_sent(to: &str, text: &str) -> String {
     format!("[dm to {to}] {text}")
 }
 
+/// The most bytes a list reply (`/users`, `/who`, `/rooms`) takes. A list
+/// longer than that names what fits and says how many more there are: a
+/// reply is one line, and a writer stuck on a client that does not read
+/// holds the whole line, so an unbounded list would make every such client
+/// cost as much as the longest list (docs/RELIABILITY.md, "Memory").
+pub const MAX_LIST_BYTES: usize = 8 * 1024;
+
+/// `TITLE (N): a, b, c`, cut after the items that fit in `max_bytes`,
+/// with `… and M more` in place of the rest.
+pub fn listing(title: &str, items: &[String], max_bytes: usize) -> String {
+    let mut line = format!("{title} ({}): ", items.len());
+    for (shown, item) in items.iter().enumerate() {
+        let rest = items.len() - shown;
+        // This item must leave room for the tail that may follow it.
+        let tail_after = match rest {
+            1 => 0,
+            _ => format!(", … and {} more", rest - 1).len(),
+        };
+        if line.len() + 2 + item.len() + tail_after > max_bytes {
+            line.push_str(&format!("… and {rest} more"));
+            return line;
+        }
+        if shown > 0 {
+            line.push_str(", ");
+        }
+        line.push_str(item);
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_list_names_what_fits_and_counts_the_rest() {
+        let names: Vec<String> = (0..2000).map(|n| format!("user{n:04}")).collect();
+        let line = listing("online", &names, MAX_LIST_BYTES);
+        assert!(line.len() <= MAX_LIST_BYTES, "{} bytes", line.len());
+        assert!(
+            line.starts_with("online (2000): user0000, user0001, "),
+            "{line}"
+        );
+        let shown = line.matches("user").count();
+        assert!(
+            line.ends_with(&format!("… and {} more", 2000 - shown)),
+            "{line}"
+        );
+        let short = listing("in #rust", &names[..3], MAX_LIST_BYTES);
+        assert_eq!(short, "in #rust (3): user0000, user0001, user0002");
+        assert_eq!(listing("rooms", &[], MAX_LIST_BYTES), "rooms (0): ");
+    }
 
     fn say(text: &str) -> Command {
         Command::Say(text.to_string())

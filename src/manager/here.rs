@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::line::{OutboundLine, Says};
+use crate::logic::protocol;
 use crate::logic::rooms::{Limits, Rooms};
 use crate::outbox::{self, Delivery, Outbox, Wakeups};
 use crate::shared::{ClientId, Shared, Tally};
@@ -200,7 +201,7 @@ impl Here {
                 let mut names = shared.clients.names();
                 names.extend(others());
                 names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
-                let line = format!("online ({}): {}", names.len(), names.join(", "));
+                let line = protocol::listing("online", &names, protocol::MAX_LIST_BYTES);
                 OutboundLine::notice(&line)
             })
             .clone()

@@ -296,3 +296,23 @@ fn a_door_may_have_only_a_few_control_items_waiting() {
     assert_eq!(taken.len(), 4, "{taken:?}");
     assert_eq!(taken[0], Outgoing::Control(pong(0)));
 }
+
+#[test]
+fn a_writer_takes_at_most_its_batch_and_one_line_more() {
+    // What a writer stuck in a write can hold is its batch: the bound it
+    // asks for, passed by at most the last line taken (docs/RELIABILITY.md,
+    // "Memory").
+    let (mut outbox, reader) = outbox_for(10);
+    let mut tally = Tally::default();
+    for n in 0..10 {
+        counted(&mut outbox, line(n), &mut tally);
+    }
+    let mut taken = Vec::new();
+    let far = Some(Instant::now() + NEVER);
+    assert_eq!(
+        reader.next_batch(&mut taken, 3 * LINE_COST - 1, far),
+        Batch::Taken
+    );
+    assert_eq!(texts(taken), ["line 00", "line 01", "line 02"]);
+    assert_eq!(outbox.backlog_bytes(), 7 * LINE_COST);
+}

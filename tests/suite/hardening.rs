@@ -398,3 +398,39 @@ fn past_the_total_backlog_budget_the_client_furthest_behind_goes_first() {
     assert!(!said.is_empty());
     gone.expect_closed();
 }
+
+#[test]
+fn a_list_too_long_for_one_reply_names_what_fits_and_counts_the_rest() {
+    // Memory section of the issue: a reply is one line, and a writer stuck
+    // on a client that never reads holds all of it; lists are bounded so
+    // that every such client costs at most a batch.
+    let server = start_server(Config {
+        announce_up_to: 0,
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let mut clients: Vec<Client> = (0..340)
+        .map(|n| Client::register(addr, &format!("a-rather-long-name-{n:05}")))
+        .collect();
+    let asker = &mut clients[0];
+    for (command, title) in [
+        ("/users", "* online (340): "),
+        ("/who", "* in #lobby (340): "),
+    ] {
+        asker.send(command);
+        let reply = asker.line();
+        assert!(reply.starts_with(title), "{command}: {reply:?}");
+        assert!(
+            reply.len() <= 8 * 1024 + 2,
+            "{command}: a reply of {} bytes",
+            reply.len()
+        );
+        let shown = reply.matches("a-rather-long-name-").count();
+        assert!(shown > 250, "{command}: only {shown} names shown");
+        let tail = format!("… and {} more", 340 - shown);
+        assert!(
+            reply.ends_with(&tail),
+            "{command}: expected {tail:?} at the end of {reply:?}"
+        );
+    }
+}
