@@ -500,8 +500,10 @@ impl<E: Elsewhere> Manager<E> {
         self.here.users_changed();
         self.announce(id, &name, Change::Quit);
         self.here.rooms.leave(id);
-        self.here.disconnect(id);
+        // The name is free before the connection closes, so that someone
+        // who sees their connection end can come back under it at once.
         self.here.shared.clients.release(&name, id);
+        self.here.disconnect(id);
         self.elsewhere.news(News::Left { name }, &mut self.here);
     }
 

@@ -43,6 +43,7 @@ impl Server {
     /// threads. Returns once the server is accepting connections.
     pub fn start(mut config: Config) -> Result<ServerHandle, StartError> {
         os_limits::fit_max_clients(&mut config);
+        platform::say_what_is_not_set();
         let (listener, local_addr) = bind(&config.addr)?;
         let web_listener = config.http.as_deref().map(bind).transpose()?;
         log::info!("listening on {local_addr}");

@@ -95,13 +95,18 @@ pub fn register_all<const N: usize>(addr: SocketAddr, names: [&str; N]) -> [Clie
 
 /// A TCP connection to `to` from the loopback address `from` (any of
 /// 127.0.0.0/8 is this machine), so that a test can be several addresses
-/// at once. std cannot bind before it connects; libc can.
+/// at once. std cannot bind before it connects; libc can, on Unix (the
+/// tests that need several addresses run there only).
+#[cfg(unix)]
 pub fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
     use std::os::fd::FromRawFd;
     let SocketAddr::V4(to) = to else {
         panic!("connect_from speaks IPv4 only, not to {to}");
     };
     let address = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        // The BSDs' socket addresses start with their own length.
+        #[cfg(any(target_os = "macos", target_os = "freebsd"))]
+        sin_len: std::mem::size_of::<libc::sockaddr_in>() as u8,
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
         sin_addr: libc::in_addr {

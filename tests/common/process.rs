@@ -429,6 +429,25 @@ pub fn python_module_available(module: &str, package: &str) -> bool {
     found
 }
 
+/// Whether this system has Linux's /proc, which the calling test reads (or
+/// Linux's own tools); one SKIPPED line when it does not, so that
+/// `cargo test` on macOS and Windows passes what it can run.
+pub fn has_linux_proc() -> bool {
+    if !cfg!(target_os = "linux") {
+        eprintln!("SKIPPED: needs Linux's /proc");
+    }
+    cfg!(target_os = "linux")
+}
+
+/// Whether the calling test can send Unix signals (SIGTERM, SIGINT) with
+/// `kill`; one SKIPPED line when not (Windows).
+pub fn has_unix_signals() -> bool {
+    if !cfg!(unix) {
+        eprintln!("SKIPPED: needs Unix signals");
+    }
+    cfg!(unix)
+}
+
 fn missing(what: &str, package: &str) {
     assert!(
         std::env::var_os("CI").is_none(),

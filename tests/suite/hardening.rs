@@ -2,14 +2,17 @@
 //! each (docs/PROTOCOL.md, "Limits", says what a client sees at each limit).
 //! Every test here failed on the server as it was before the fixes.
 
+#[cfg(unix)]
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
+use crate::common::connect_from;
 use crate::common::http::{self, status};
 use crate::common::process::start_binary;
 use crate::common::ws::{WsClient, CLOSE, TEXT};
-use crate::common::{connect_from, register_all, start_server, test_config, Client, DEADLINE};
+use crate::common::{register_all, start_server, test_config, Client, DEADLINE};
 use threadchat::{Config, RateLimit, ServerHandle};
 
 /// The test defaults with the web door on and the per-address limits as a
@@ -25,6 +28,7 @@ fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
 }
 
 /// `GET /health` from `from`, the status.
+#[cfg(unix)]
 fn health_from(from: [u8; 4], web: SocketAddr) -> u16 {
     let mut stream = connect_from(from, web);
     let request = format!("GET /health HTTP/1.1\r\nHost: {web}\r\n\r\n");
@@ -33,6 +37,7 @@ fn health_from(from: [u8; 4], web: SocketAddr) -> u16 {
 }
 
 #[test]
+#[cfg(unix)]
 fn slow_request_heads_from_one_address_cannot_lock_others_out() {
     let (_server, web) = web_server(test_config());
     // Mallory opens connection after connection and never finishes a head.

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::process::{run, threadchat, tool_available};
+use crate::common::process::{has_linux_proc, run, threadchat, tool_available};
 
 const SHIM: &str = r#"
 #define _GNU_SOURCE
@@ -64,6 +64,9 @@ fn run_failing(shim: &PathBuf, fail: u32) -> (Option<i32>, String) {
 
 #[test]
 fn a_thread_that_cannot_start_is_named_and_the_server_exits_1() {
+    if !has_linux_proc() {
+        return;
+    }
     let Some(shim) = build_shim() else {
         return;
     };
