@@ -10,6 +10,11 @@ const $ = (id) => document.getElementById(id);
 let socket = null, myName = null, wantName = null, retryMs = 500, quitting = false;
 // Replies to the page's own /rooms and /who go to the side bar, not the log.
 let pendingRooms = 0, pendingWho = 0;
+// The side bar is asked for again at most once per REFRESH_MS, however many
+// people come and go: a class arriving at once must not spend its pages'
+// list budget (docs/PROTOCOL.md, "From a browser").
+const REFRESH_MS = 2000;
+let lastRefresh = -Infinity, refreshTimer = null;
 
 function colourOf(name) {
   let h = 2166136261;
@@ -17,24 +22,54 @@ function colourOf(name) {
   return `hsl(${(h >>> 0) % 360}, 60%, 35%)`;
 }
 
+// What the server's lines look like (docs/PROTOCOL.md). Names and rooms are
+// ASCII letters, digits, - and _, so none of these can match another's
+// line; whispers are tried first all the same, so "[dm from mallory]
+// admin: ..." is always a whisper from mallory.
+const NAME = "[A-Za-z0-9_-]{1,24}", ROOM = "[A-Za-z0-9_-]{1,32}";
+const DM = new RegExp(`^\\[dm (from|to) (${NAME})\\] (.*)$`);
+const CHAT = new RegExp(`^\\[(${ROOM})\\] (${NAME}): (.*)$`);
+const ACTION = new RegExp(`^\\[(${ROOM})\\] \\* (${NAME}) (.*)$`);
+
+function nameNode(name) {
+  const who = document.createElement("b");
+  who.textContent = name;
+  who.style.color = colourOf(name);
+  return who;
+}
+
+// One line of the log: what the page draws around it, then the line's own
+// text in a <bdi class="text">, isolated (page.css says why).
+function lineNode(text) {
+  const div = document.createElement("div");
+  const body = document.createElement("bdi");
+  body.className = "text";
+  let m;
+  if ((m = DM.exec(text))) {
+    div.className = "dm";
+    div.append(`[dm ${m[1]} `, nameNode(m[2]), "] ");
+    body.textContent = m[3];
+  } else if ((m = CHAT.exec(text))) {
+    div.className = "chat";
+    div.append(`[${m[1]}] `, nameNode(m[2]), ": ");
+    body.textContent = m[3];
+  } else if ((m = ACTION.exec(text))) {
+    div.className = "action";
+    div.append(`[${m[1]}] * `, nameNode(m[2]), " ");
+    body.textContent = m[3];
+  } else {
+    if (text.startsWith("! ")) div.className = "error";
+    else if (text.startsWith("* ")) div.className = "notice";
+    body.textContent = text;
+  }
+  div.append(body);
+  return div;
+}
+
 function append(text) {
   const log = $("log");
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-  const div = document.createElement("div");
-  const chat = /^\[([^\]]+)\] ([^:* ][^:]*): (.*)$/.exec(text);
-  if (chat) {
-    div.append(`[${chat[1]}] `);
-    const who = document.createElement("b");
-    who.textContent = chat[2];
-    who.style.color = colourOf(chat[2]);
-    div.append(who, ": " + chat[3]);
-  } else {
-    div.textContent = text;
-    if (text.startsWith("! ")) div.className = "error";
-    else if (text.startsWith("* ")) div.className = "notice";
-    else if (text.startsWith("[dm ")) div.className = "dm";
-  }
-  log.append(div);
+  log.append(lineNode(text));
   while (log.childElementCount > 2000) log.firstElementChild.remove();
   if (atBottom) log.scrollTop = log.scrollHeight;
 }
@@ -61,8 +96,18 @@ function list(ul, items, onClick) {
 
 function refreshSidebar() {
   if (!socket || socket.readyState !== WebSocket.OPEN || !myName) return;
+  lastRefresh = performance.now();
   pendingRooms++; socket.send("/rooms");
   pendingWho++; socket.send("/who");
+}
+
+// Asks for the side bar now if it has not been asked for in REFRESH_MS,
+// or else once that time is up: at most one refresh per REFRESH_MS, and the
+// last comes after the last change, so the side bar ends up right.
+function refreshSoon() {
+  if (refreshTimer !== null) return;  // the one due will see this change too
+  const wait = Math.max(0, lastRefresh + REFRESH_MS - performance.now());
+  refreshTimer = setTimeout(() => { refreshTimer = null; refreshSidebar(); }, wait);
 }
 
 function onLine(text) {
@@ -86,7 +131,8 @@ function onLine(text) {
     myName = m[1];
     $("naming").classList.remove("open");
     setStatus("connected as " + myName, false);
-    refreshSidebar();
+    $("room").textContent = "#" + m[2];
+    refreshSoon();
   }
   if (!myName && text.startsWith("! ")) {
     // A refused name: ask again, with the reason.
@@ -95,7 +141,9 @@ function onLine(text) {
     $("naming").classList.add("open");
   }
   if ((m = /^\* you are now (\S+)$/.exec(text))) { myName = m[1]; wantName = m[1]; setStatus("connected as " + myName, false); }
-  if (/^\* (you joined #|\S+ joined$|\S+ left$|\S+ is now known as )/.test(text)) refreshSidebar();
+  // The room header at once, so that what is said next is shown in it.
+  if ((m = /^\* you joined #(\S+);/.exec(text))) $("room").textContent = "#" + m[1];
+  if (/^\* (you joined #|you are now |\S+ joined$|\S+ left$|\S+ is now known as )/.test(text)) refreshSoon();
   append(text);
 }
 
@@ -112,7 +160,7 @@ function send(text) {
 function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
   socket = new WebSocket(url);
-  socket.onopen = () => { retryMs = 500; setStatus("connected", false); };
+  socket.onopen = () => { retryMs = 500; pendingRooms = pendingWho = 0; setStatus("connected", false); };
   socket.onmessage = (event) => onLine(event.data);
   socket.onclose = (event) => {
     myName = null;
@@ -194,5 +242,5 @@ async function poll() {
 
 connect();
 setInterval(poll, 1000);
-setInterval(refreshSidebar, 5000);
+setInterval(refreshSoon, 5000);  // counts in other rooms change unannounced
 poll();
