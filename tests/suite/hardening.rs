@@ -218,6 +218,61 @@ fn bidirectional_controls_are_refused_on_every_door() {
     alice.expect("[lobby] webby: plain");
 }
 
+/// The value of a response's header `name`, ignoring its case.
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response
+        .split_once("\r\n\r\n")
+        .map_or(response, |(head, _)| head);
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+#[test]
+fn the_page_and_its_files_come_with_a_policy_that_allows_only_themselves() {
+    let (_server, web) = web_server(test_config());
+    let page = http::get(web, "/");
+    assert_eq!(status(&page), 200, "{page}");
+    let policy = header(&page, "Content-Security-Policy")
+        .unwrap_or_else(|| panic!("GET / has no Content-Security-Policy: {page}"));
+    let directive = |name: &str| {
+        (policy.split(';').map(str::trim))
+            .find_map(|d| d.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in {policy:?}"))
+    };
+    for (name, value) in [
+        ("default-src", "'none'"),
+        ("script-src", "'self'"),
+        ("style-src", "'self'"),
+        ("connect-src", "'self'"),
+        ("frame-ancestors", "'none'"),
+    ] {
+        assert_eq!(directive(name), value, "{policy}");
+    }
+    assert_eq!(header(&page, "X-Content-Type-Options"), Some("nosniff"));
+    assert_eq!(header(&page, "Referrer-Policy"), Some("no-referrer"));
+    // Nothing inline for the policy to refuse: the script and style are files.
+    let html = http::body(&page);
+    assert!(html.contains("<script src=\"/page.js\"") && html.contains("href=\"/page.css\""));
+    for inline in ["<script>", "<style", " style=", "javascript:"] {
+        assert!(!html.contains(inline), "the page has {inline}...");
+    }
+    for (path, kind) in [("/page.js", "text/javascript"), ("/page.css", "text/css")] {
+        let file = http::get(web, path);
+        assert_eq!(status(&file), 200, "{file}");
+        let content_type = header(&file, "Content-Type").unwrap_or("");
+        assert!(content_type.starts_with(kind), "{path}: {file}");
+        assert_eq!(
+            header(&file, "X-Content-Type-Options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert!(header(&file, "Content-Security-Policy").is_some(), "{path}");
+        assert!(!http::body(&file).is_empty(), "{path}");
+    }
+}
+
 #[test]
 fn one_address_cannot_open_connections_without_end() {
     let server = start_server(Config {
