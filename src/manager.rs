@@ -550,14 +550,17 @@ impl<E: Elsewhere> Manager<E> {
             let occupied = |room: &str| elsewhere.count_in_room(room) > 0;
             self.here.rooms.forget_empty(Instant::now(), ttl, occupied);
         }
+        // The budget first, so that the view shows what is left after it.
+        self.here.keep_backlogs_within_budget(true);
+        let (backlog_bytes, deepest_backlogs) = self.here.backlogs(DEEPEST_SHOWN);
         let view = ManagerView {
             rooms: self.room_list().len(),
             rooms_kept: self.here.rooms.len(),
             history_bytes: self.here.rooms.history_bytes(),
-            deepest_backlogs: self.here.deepest_backlogs(DEEPEST_SHOWN),
+            backlog_bytes,
+            deepest_backlogs,
         };
         self.here.shared.stats.publish(view);
-        self.here.keep_backlogs_within_budget(true);
         self.guarded(|m| m.elsewhere.news(News::Tick, &mut m.here));
     }
 

@@ -261,11 +261,13 @@ impl Here {
         );
         let notice = OutboundLine::error(EVICTED);
         self.tally.dropped += member.outbox.evict(notice);
+        self.tally.evicted += 1;
     }
 
-    /// The clients with the most bytes waiting, deepest first, for the live
-    /// view: (name, or `#id` before one is chosen; bytes).
-    pub(super) fn deepest_backlogs(&self, shown: usize) -> Vec<(String, usize)> {
+    /// What every backlog holds together, and the clients with the most
+    /// bytes waiting, deepest first, for the live view: (name, or `#id`
+    /// before one is chosen; bytes).
+    pub(super) fn backlogs(&self, shown: usize) -> (usize, Vec<(String, usize)>) {
         let mut deepest: Vec<(String, usize)> = (self.members.iter())
             .map(|(id, member)| {
                 let who = member.name.clone().unwrap_or_else(|| id.to_string());
@@ -273,9 +275,10 @@ impl Here {
             })
             .filter(|(_, bytes)| *bytes > 0)
             .collect();
+        let total = deepest.iter().map(|(_, bytes)| bytes).sum();
         deepest.sort_unstable_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
         deepest.truncate(shown);
-        deepest
+        (total, deepest)
     }
 
     /// At shutdown: `line` to every client, every name let go, and every

@@ -392,3 +392,41 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     drop(events_tx);
     manager.join().expect("the manager thread does not panic");
 }
+
+#[test]
+fn past_the_total_backlog_budget_the_deepest_goes_and_the_view_counts_what_is_left() {
+    let mut h = harness(Config {
+        max_total_backlog: 1000,
+        ..config()
+    });
+    let alice = h.register(1, "alice");
+    let deep = h.register(2, "deep");
+    for n in 0..20 {
+        h.chat(1, &format!("{n:>100}"));
+    }
+    let shallow = h.register(3, "shallow");
+    h.chat(1, "one");
+    h.chat(1, "two");
+    alice.take();
+    let (before, _) = h.manager.here.backlogs(0);
+    assert!(before > 1000, "{before} bytes should be over the budget");
+    h.manager.publish();
+    let view = h.shared.stats.manager_view();
+    let left = view.backlog_bytes;
+    assert!(left > 0 && left < 900, "{left} bytes left");
+    assert_eq!(
+        view.deepest_backlogs,
+        [("shallow".to_string(), left)],
+        "only the shallow backlog is left"
+    );
+    assert_eq!(h.shared.snapshot().clients_evicted, 1);
+    let told = deep.take();
+    assert!(
+        told.last()
+            .is_some_and(|line| line.starts_with("! disconnected")),
+        "{told:?}"
+    );
+    assert!(deep.is_closed());
+    assert_eq!(shallow.take(), ["[lobby] alice: one", "[lobby] alice: two"]);
+    assert!(!shallow.is_closed());
+}

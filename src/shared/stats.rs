@@ -26,6 +26,7 @@ struct Counters {
     lines_refused: u64,
     cluster_received: u64,
     cluster_unpublished: u64,
+    clients_evicted: u64,
 }
 
 /// What the manager routed while handling one event: it counts locally and
@@ -46,6 +47,9 @@ pub(crate) struct Tally {
     /// With `--redis`: messages for the other servers that never reached
     /// Redis (the queue to the `redis-publisher` was full, or Redis was down).
     pub cluster_unpublished: u64,
+    /// Clients given up on because the backlogs together passed
+    /// `--max-total-backlog`.
+    pub evicted: u64,
 }
 
 impl Tally {
@@ -78,6 +82,9 @@ pub struct ManagerView {
     pub rooms_kept: usize,
     /// What every room's history holds, in bytes.
     pub history_bytes: usize,
+    /// What every client's backlog holds together, in bytes (what
+    /// `--max-total-backlog` bounds).
+    pub backlog_bytes: usize,
     /// (name, or `#id` before one is chosen; bytes), deepest first.
     pub deepest_backlogs: Vec<(String, usize)>,
 }
@@ -165,6 +172,7 @@ impl Stats {
         counters.lines_refused += tally.refused;
         counters.cluster_received += tally.cluster_received;
         counters.cluster_unpublished += tally.cluster_unpublished;
+        counters.clients_evicted += tally.evicted;
     }
 
     /// A copy of the counters. `online` (registered clients) is not counted
@@ -188,6 +196,7 @@ impl Stats {
             lines_refused: counters.lines_refused,
             cluster_received: counters.cluster_received,
             cluster_unpublished: counters.cluster_unpublished,
+            clients_evicted: counters.clients_evicted,
             uptime: self.started.elapsed(),
         }
     }
@@ -220,6 +229,9 @@ pub struct StatsSnapshot {
     pub cluster_received: u64,
     /// With `--redis`: messages for other servers that never reached Redis.
     pub cluster_unpublished: u64,
+    /// Clients disconnected because the backlogs together passed
+    /// `--max-total-backlog` (the furthest behind first).
+    pub clients_evicted: u64,
     /// Rooms `/rooms` lists, as the manager last said (once a second).
     pub rooms: usize,
     /// Rooms in memory, empty ones kept for their history included.
@@ -334,6 +346,7 @@ mod tests {
             refused: 3,
             cluster_received: 4,
             cluster_unpublished: 1,
+            evicted: 1,
         };
         stats.add(tally);
         stats.add(tally);
@@ -345,9 +358,10 @@ mod tests {
                 snapshot.lines_delivered,
                 snapshot.lines_dropped,
                 snapshot.cluster_received,
-                snapshot.cluster_unpublished
+                snapshot.cluster_unpublished,
+                snapshot.clients_evicted
             ),
-            (7, 2, 10, 4, 8, 2)
+            (7, 2, 10, 4, 8, 2, 2)
         );
     }
 

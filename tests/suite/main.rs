@@ -25,6 +25,7 @@ mod cluster;
 mod hardening;
 mod hostile;
 mod overload;
+mod prometheus;
 mod rooms;
 mod shape;
 mod startup;
