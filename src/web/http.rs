@@ -4,8 +4,11 @@
 //! only says what they mean.
 //!
 //! Every connection carries one request and is closed after the answer
-//! (`Connection: close`), so there is no keep-alive, no chunked body, and
-//! no request body at all: the door only serves `GET`.
+//! (`Connection: close`), so there is no keep-alive and no chunked body.
+//! The one request with a body is the curl door's `POST /say`, which must
+//! say its `Content-Length`; its connection's thread reads the body. An
+//! event stream's answer has no length either: it lasts until the
+//! connection closes.
 
 use std::fmt::Write as _;
 
@@ -18,6 +21,8 @@ pub(crate) struct Request {
     pub(crate) method: String,
     /// The path, without any `?query`.
     pub(crate) path: String,
+    /// What follows the `?`, as sent.
+    query: Option<String>,
     /// Header names in lowercase, values trimmed, in order.
     headers: Vec<(String, String)>,
 }
@@ -29,6 +34,19 @@ impl Request {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// The value of `name=` in the query, percent-decoded (`+` a space);
+    /// `Err` when it is not valid percent-encoded UTF-8.
+    pub(crate) fn query_param(&self, name: &str) -> Result<Option<String>, ()> {
+        let Some(query) = &self.query else {
+            return Ok(None);
+        };
+        let pair = query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        });
+        pair.map(percent_decode).transpose().map_err(|_| ())
     }
 
     /// Whether a comma-separated header holds `token`, ignoring case
@@ -85,12 +103,42 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
         let (name, value) = line.split_once(':').ok_or(HeadError::BadRequest)?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
-    let path = target.split('?').next().unwrap_or(target).to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_string())),
+        None => (target, None),
+    };
     Ok(Request {
         method: method.to_string(),
-        path,
+        path: path.to_string(),
+        query,
         headers,
     })
+}
+
+/// `%XX` escapes as their bytes, `+` as a space (a form's encoding), and
+/// the result must be UTF-8.
+fn percent_decode(text: &str) -> Result<String, ()> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, after)) = rest.split_first() {
+        rest = after;
+        match byte {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = rest
+                    .get(..2)
+                    .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+                let hex = hex.and_then(|hex| std::str::from_utf8(hex).ok());
+                let value = hex
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                    .ok_or(())?;
+                bytes.push(value);
+                rest = &rest[2..];
+            }
+            _ => bytes.push(byte),
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| ())
 }
 
 /// A whole response: status line, headers and body, ready to write. For
@@ -119,6 +167,30 @@ pub(crate) fn response(
     bytes
 }
 
+/// `204 No Content`: done, nothing to say (no length: RFC 9110, 8.6).
+pub(crate) fn no_content() -> Vec<u8> {
+    b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_vec()
+}
+
+/// `100 Continue`: the head is accepted, send the body (curl waits a
+/// second for this before it sends a body over 1 KiB).
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The head of an event stream: no length, as it lasts until the
+/// connection closes; nothing may store it, and a proxy must not hold it
+/// back (`X-Accel-Buffering` is nginx's switch for that).
+pub(crate) fn event_stream_head(extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n",
+    );
+    for (name, value) in extra_headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
 /// The WebSocket handshake's answer: no body, and the connection stays
 /// open for frames.
 pub(crate) fn switching_protocols(accept_key: &str) -> Vec<u8> {
@@ -131,16 +203,21 @@ pub(crate) fn switching_protocols(accept_key: &str) -> Vec<u8> {
 
 /// A plain-text error page: the status and one sentence.
 pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
-    let body = format!("{status} {}: {why}\n", reason(status));
     let allow: &[(&str, &str)] = if status == 405 {
         &[("Allow", "GET, HEAD")]
     } else {
         &[]
     };
+    error_with(status, why, allow)
+}
+
+/// An error page with headers of its own (`Allow: POST`, `Retry-After`).
+pub(crate) fn error_with(status: u16, why: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let body = format!("{status} {}: {why}\n", reason(status));
     response(
         status,
         "text/plain; charset=utf-8",
-        allow,
+        headers,
         body.as_bytes(),
         false,
     )
@@ -149,13 +226,18 @@ pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
         421 => "Misdirected Request",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Unknown",
@@ -178,6 +260,26 @@ mod tests {
         assert_eq!(request.header("host"), Some("127.0.0.1:7880"));
         assert!(request.header_has("connection", "upgrade"));
         assert!(!request.header_has("connection", "close"));
+    }
+
+    #[test]
+    fn query_parameters_are_found_and_percent_decoded() {
+        let head = b"GET /events?x=1&name=caf%C3%A9+au&empty=&bare HTTP/1.1\r\n\r\n";
+        let request = parse_head(head).unwrap();
+        assert_eq!(request.path, "/events");
+        assert_eq!(request.query_param("name"), Ok(Some("café au".into())));
+        assert_eq!(request.query_param("empty"), Ok(Some(String::new())));
+        assert_eq!(request.query_param("bare"), Ok(Some(String::new())));
+        assert_eq!(request.query_param("missing"), Ok(None));
+        for bad in [
+            "name=%", "name=%4", "name=%zz", "name=%+1", "name=%ff", "name=%C3",
+        ] {
+            let head = format!("GET /events?{bad} HTTP/1.1\r\n\r\n");
+            let request = parse_head(head.as_bytes()).unwrap();
+            assert_eq!(request.query_param("name"), Err(()), "{bad}");
+        }
+        let plain = parse_head(b"GET /events HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(plain.query_param("name"), Ok(None));
     }
 
     #[test]
