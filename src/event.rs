@@ -10,6 +10,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::line::LineId;
 use crate::logic::protocol::WrongProtocol;
 use crate::outbox::Outbox;
 use crate::shared::ClientId;
@@ -60,6 +61,17 @@ impl fmt::Display for LeaveReason {
     }
 }
 
+/// A name a door claimed in the client directory before its connection
+/// became a client: the curl door answers a taken name with 409 before its
+/// event stream starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub(crate) name: String,
+    /// The last room line the client had (`Last-Event-ID`): its history
+    /// replay starts after it.
+    pub(crate) resume_after: Option<LineId>,
+}
+
 /// Everything that reaches the manager. Each variant is one thing a client
 /// did or asked for; the manager alone decides who hears about it.
 ///
@@ -71,11 +83,13 @@ pub(crate) enum Event {
     /// A connection was accepted. `outbox` is the manager's end of the
     /// client's queue (with the hang-up handle inside); the manager holds
     /// the only one, so dropping it is what tells the writer the connection
-    /// is over.
+    /// is over. `named` when its door claimed a name before (the curl door):
+    /// it is registered at once, without a name prompt.
     Connected {
         id: ClientId,
         peer: SocketAddr,
         outbox: Outbox,
+        named: Option<Named>,
     },
     /// The reader claimed `name` in the client directory for this client.
     Registered { id: ClientId, name: String },

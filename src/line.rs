@@ -7,6 +7,7 @@
 //! (`doors/`). The fan-out timer inside a chat line is the one thing here
 //! that several threads change, and it is atomics only.
 
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,6 +82,44 @@ impl Says {
     }
 }
 
+/// A room line's identity: the server that said it first, and its number
+/// there. Every chat line and action gets one from the manager as it is
+/// said. History is searched by it, so that a line read from Redis's copy
+/// and heard again live (`--redis`) is shown once, and an event stream
+/// (the curl door) resumes after the last line it was sent
+/// (`Last-Event-ID`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct LineId {
+    /// The id of the server it was said on: chosen at random at start, so
+    /// that an id from before a restart names no line of the new run.
+    pub(crate) server: u64,
+    pub(crate) seq: u64,
+}
+
+impl LineId {
+    /// Reads back what [`Display`](fmt::Display) wrote: `SERVER-SEQ`, the
+    /// server in hexadecimal, the number in decimal.
+    pub(crate) fn parse(text: &str) -> Option<LineId> {
+        let (server, seq) = text.trim().split_once('-')?;
+        let digits = |s: &str, radix: u32| {
+            !s.is_empty() && s.len() <= 20 && s.chars().all(|c| c.is_digit(radix))
+        };
+        if !(digits(server, 16) && digits(seq, 10)) {
+            return None;
+        }
+        Some(LineId {
+            server: u64::from_str_radix(server, 16).ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for LineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}-{}", self.server, self.seq)
+    }
+}
+
 /// One line on its way to clients. Cloning shares it: a chat line sent to a
 /// room of a thousand people is made once and queued a thousand times.
 #[derive(Clone, Debug)]
@@ -89,6 +128,8 @@ pub(crate) struct OutboundLine(Arc<Line>);
 #[derive(Debug)]
 struct Line {
     says: Says,
+    /// A room line's number (chat lines and actions); `None` for the rest.
+    id: Option<LineId>,
     /// The line protocol's spelling, `\n` included.
     text: Box<str>,
     /// For a chat line being fanned out: how long until its last recipient
@@ -111,7 +152,13 @@ struct FanoutTimer {
 
 impl OutboundLine {
     pub(crate) fn new(says: Says) -> Self {
-        OutboundLine::with_timer(says, None)
+        OutboundLine::with_timer(says, None, None)
+    }
+
+    /// A room line kept with its number: read back from another server's
+    /// history (`--redis`).
+    pub(crate) fn numbered(says: Says, id: LineId) -> Self {
+        OutboundLine::with_timer(says, Some(id), None)
     }
 
     /// `* TEXT`
@@ -124,23 +171,25 @@ impl OutboundLine {
         OutboundLine::new(Says::Error(text.to_string()))
     }
 
-    /// A line whose fan-out is timed into `histogram`. The manager calls
-    /// [`fan_out_done`](Self::fan_out_done) once it has queued every copy.
-    pub(crate) fn timed(says: Says, histogram: &Arc<Histogram>) -> Self {
+    /// A room line, numbered `id`, whose fan-out is timed into
+    /// `histogram`. The manager calls [`fan_out_done`](Self::fan_out_done)
+    /// once it has queued every copy.
+    pub(crate) fn timed(says: Says, id: Option<LineId>, histogram: &Arc<Histogram>) -> Self {
         let timer = FanoutTimer {
             started: Instant::now(),
             pending: AtomicUsize::new(1),
             queued: AtomicUsize::new(0),
             histogram: histogram.clone(),
         };
-        OutboundLine::with_timer(says, Some(timer))
+        OutboundLine::with_timer(says, id, Some(timer))
     }
 
-    fn with_timer(says: Says, fanout: Option<FanoutTimer>) -> Self {
+    fn with_timer(says: Says, id: Option<LineId>, fanout: Option<FanoutTimer>) -> Self {
         let mut text = says.spelled();
         text.push('\n');
         OutboundLine(Arc::new(Line {
             says,
+            id,
             text: text.into_boxed_str(),
             fanout,
         }))
@@ -151,6 +200,7 @@ impl OutboundLine {
     pub(crate) fn verbatim(text: &str) -> Self {
         OutboundLine(Arc::new(Line {
             says: Says::Notice(text.to_string()),
+            id: None,
             text: format!("{text}\n").into_boxed_str(),
             fanout: None,
         }))
@@ -166,12 +216,18 @@ impl OutboundLine {
         self.0.text.trim_end_matches('\n')
     }
 
-    /// The same line without a timer: a history replay is not a fan-out.
+    /// The same line, with its number, without a timer: a history replay
+    /// is not a fan-out.
     pub(crate) fn untimed(&self) -> OutboundLine {
         match &self.0.fanout {
             None => self.clone(),
-            Some(_) => OutboundLine::new(self.0.says.clone()),
+            Some(_) => OutboundLine::with_timer(self.0.says.clone(), self.0.id, None),
         }
+    }
+
+    /// A room line's number.
+    pub(crate) fn id(&self) -> Option<LineId> {
+        self.0.id
     }
 
     pub(crate) fn is_timed(&self) -> bool {
@@ -245,7 +301,8 @@ mod tests {
     #[test]
     fn a_fan_out_is_timed_once_when_its_last_copy_is_written() {
         let histogram = Arc::new(Histogram::default());
-        let line = OutboundLine::timed(chat("hi"), &histogram);
+        let id = LineId { server: 7, seq: 1 };
+        let line = OutboundLine::timed(chat("hi"), Some(id), &histogram);
         line.queued();
         line.queued();
         // A fast writer: its copy is written before the manager is done.
@@ -261,12 +318,31 @@ mod tests {
         replayed.written();
         assert_eq!(histogram.snapshot().count, 1);
         assert_eq!(replayed, line, "same text");
+        assert_eq!(replayed.id(), Some(id), "and the same number");
+    }
+
+    #[test]
+    fn a_line_id_reads_back_as_written_and_nothing_else_reads() {
+        let id = LineId {
+            server: 0x9f3c_2a1b_4d5e_6f70,
+            seq: 17,
+        };
+        assert_eq!(id.to_string(), "9f3c2a1b4d5e6f70-17");
+        assert_eq!(LineId::parse(&id.to_string()), Some(id));
+        assert_eq!(LineId::parse(" 0-0 "), Some(LineId { server: 0, seq: 0 }));
+        for bad in [
+            "", "-", "17", "0-", "-1", "x-1", "0-1a", "0--1", "0-+1", "0-1-2",
+        ] {
+            assert_eq!(LineId::parse(bad), None, "{bad:?}");
+        }
+        let too_big = format!("{}0-1", "f".repeat(16));
+        assert_eq!(LineId::parse(&too_big), None);
     }
 
     #[test]
     fn a_line_nobody_received_is_not_timed() {
         let histogram = Arc::new(Histogram::default());
-        let line = OutboundLine::timed(chat("to an empty room"), &histogram);
+        let line = OutboundLine::timed(chat("to an empty room"), None, &histogram);
         line.fan_out_done();
         assert_eq!(histogram.snapshot().count, 0);
     }

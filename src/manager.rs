@@ -17,6 +17,8 @@ mod here;
 pub(crate) use elsewhere::{Alone, Elsewhere, News};
 pub(crate) use here::Here;
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -25,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, select, tick, Receiver};
 
-use crate::event::{Event, LeaveReason};
-use crate::line::{Change, OutboundLine, Says};
+use crate::event::{Event, LeaveReason, Named};
+use crate::line::{Change, LineId, OutboundLine, Says};
+use crate::logic::history::History;
 use crate::logic::names::NAME_RULE;
 use crate::logic::protocol;
 use crate::logic::rate_limit::FLOOD_TOLERANCE;
@@ -106,8 +109,16 @@ fn drain(shared: &Shared, events_rx: &Receiver<Event>) {
     for event in events_rx.iter() {
         match event {
             // Delivered, then dropped: closing the queue wakes its writer.
-            Event::Connected { mut outbox, .. } => {
+            Event::Connected {
+                id,
+                mut outbox,
+                named,
+                ..
+            } => {
                 outbox.deliver(goodbye.clone(), &mut wakeups);
+                if let Some(named) = named {
+                    shared.clients.release(&named.name, id);
+                }
             }
             Event::Registered { id, name } => shared.clients.release(&name, id),
             Event::Renamed { id, new, .. } => shared.clients.release(&new, id),
@@ -119,6 +130,11 @@ fn drain(shared: &Shared, events_rx: &Receiver<Event>) {
 pub(crate) struct Manager<E: Elsewhere> {
     here: Here,
     elsewhere: E,
+    /// This server's part of every [`LineId`]: the cluster's id for it, or
+    /// a random one when alone.
+    server: u64,
+    /// Room lines said here so far: the last one's number.
+    said: u64,
 }
 
 impl<E: Elsewhere> Manager<E> {
@@ -127,7 +143,16 @@ impl<E: Elsewhere> Manager<E> {
         if E::KEEPS_EMPTY_ROOMS {
             here.rooms.keep_empty_rooms();
         }
-        Manager { here, elsewhere }
+        // Not a secret, only different from the last run's: std seeds each
+        // `RandomState` from the operating system's random source.
+        let random = || RandomState::new().build_hasher().finish();
+        let server = elsewhere.server_id().unwrap_or_else(random);
+        Manager {
+            here,
+            elsewhere,
+            server,
+            said: 0,
+        }
     }
 
     /// Handles one event. A bug that panics while handling it loses that
@@ -160,8 +185,13 @@ impl<E: Elsewhere> Manager<E> {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected { id, peer, outbox } => self.on_connected(id, peer, outbox),
-            Event::Registered { id, name } => self.on_registered(id, name),
+            Event::Connected {
+                id,
+                peer,
+                outbox,
+                named,
+            } => self.on_connected(id, peer, outbox, named),
+            Event::Registered { id, name } => self.on_registered(id, name, None),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
             Event::Chat { id, text } => self.say_in_room(id, text, false),
             Event::Action { id, text } => self.say_in_room(id, text, true),
@@ -177,14 +207,24 @@ impl<E: Elsewhere> Manager<E> {
         }
     }
 
-    fn on_connected(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox) {
+    fn on_connected(
+        &mut self,
+        id: ClientId,
+        peer: SocketAddr,
+        outbox: Outbox,
+        named: Option<Named>,
+    ) {
         log::debug!("{id} connected from {peer}");
         self.here.connect(id, peer, outbox);
         self.here.notice(id, "welcome to threadchat");
-        self.prompt_for_name(id);
+        match named {
+            Some(Named { name, resume_after }) => self.on_registered(id, name, resume_after),
+            None => self.prompt_for_name(id),
+        }
     }
 
-    fn on_registered(&mut self, id: ClientId, name: String) {
+    /// `resume_after`: the history replay starts after that line.
+    fn on_registered(&mut self, id: ClientId, name: String, resume_after: Option<LineId>) {
         let Some(member) = self.here.member_mut(id) else {
             // Cannot happen (Connected always comes first), but if it did the
             // name must not stay claimed by nobody.
@@ -195,7 +235,7 @@ impl<E: Elsewhere> Manager<E> {
         member.name = Some(name.clone());
         self.here.users_changed();
         let online = self.here.shared.clients.len() + self.elsewhere.user_count();
-        self.enter_room(id, &name, LOBBY, |room, _| {
+        self.enter_room(id, &name, LOBBY, resume_after, |room, _| {
             format!("welcome {name}! you are in {room}; {online} online. /help lists the commands")
         });
         let room = LOBBY.to_string();
@@ -225,7 +265,7 @@ impl<E: Elsewhere> Manager<E> {
         self.announce(id, &name, Change::Parted);
         log::debug!("{name} ({id}) goes to {room}");
         let elsewhere = self.elsewhere.count_in_room(room);
-        self.enter_room(id, &name, room, |room, members| {
+        self.enter_room(id, &name, room, None, |room, members| {
             format!("you joined #{room}; {} here", members + elsewhere)
         });
         if let Some(room) = self.here.rooms.room_of(id).map(str::to_string) {
@@ -236,7 +276,9 @@ impl<E: Elsewhere> Manager<E> {
 
     /// Puts `id` in `room` and tells it, in this order: the `greeting` (made
     /// from the room's name and member count), the room's history between a
-    /// header line and what comes next, then `* NAME joined` to the others.
+    /// header line and what comes next (only what came after
+    /// `resume_after`, if given: [`replay`]), then `* NAME joined` to the
+    /// others.
     ///
     /// The manager handles one event at a time, so no chat line can slip in
     /// between the replay and the live stream: a line said before this event
@@ -247,6 +289,7 @@ impl<E: Elsewhere> Manager<E> {
         id: ClientId,
         name: &str,
         room: &str,
+        resume_after: Option<LineId>,
         greeting: impl FnOnce(&str, usize) -> String,
     ) {
         let Ok(entered) = self.here.rooms.enter(id, room) else {
@@ -255,13 +298,7 @@ impl<E: Elsewhere> Manager<E> {
             return;
         };
         let greeting = OutboundLine::notice(&greeting(entered.name, entered.members));
-        let history = entered.history;
-        let mut replay = Vec::with_capacity(history.len() + 1);
-        if !history.is_empty() {
-            let header = format!("last {} messages in #{}", history.len(), entered.name);
-            replay.push(OutboundLine::notice(&header));
-            replay.extend(history.lines().map(OutboundLine::untimed));
-        }
+        let replay = replay(entered.name, entered.history, resume_after);
         self.here.send(id, greeting);
         for line in replay {
             self.here.send(id, line);
@@ -307,11 +344,16 @@ impl<E: Elsewhere> Manager<E> {
                 text,
             },
         };
-        let line = OutboundLine::timed(says, &self.here.shared.gauges.fanout);
+        self.said += 1;
+        let line_id = LineId {
+            server: self.server,
+            seq: self.said,
+        };
+        let line = OutboundLine::timed(says, Some(line_id), &self.here.shared.gauges.fanout);
         self.here.send_to_room(&room, &line, Some(id));
         line.fan_out_done();
-        let line_id = self.elsewhere.said(id, &room, &line, &mut self.here);
-        self.here.rooms.record(id, line_id, line);
+        self.elsewhere.said(id, &room, &line, &mut self.here);
+        self.here.rooms.record(id, Some(line_id), line);
     }
 
     /// A line over `--room-rate`: its speaker is told, and nobody else.
@@ -577,6 +619,34 @@ impl<E: Elsewhere> Manager<E> {
         self.here
             .notice(id, &format!("choose a name ({NAME_RULE}):"));
     }
+}
+
+/// What a newcomer to `room` is shown of its past: a header and the lines
+/// its history keeps. Resuming after a line (an event stream's
+/// `Last-Event-ID`), only the lines since it; or, when the history no longer
+/// keeps that line, a `! ` line saying some may have been missed, then
+/// everything it keeps.
+fn replay(room: &str, history: &History, resume_after: Option<LineId>) -> Vec<OutboundLine> {
+    let mut replay = Vec::with_capacity(history.len() + 2);
+    if let Some(after) = resume_after {
+        if let Some(since) = history.after(after) {
+            let header = format!("{} messages in #{room} since event {after}", since.len());
+            replay.push(OutboundLine::notice(&header));
+            replay.extend(since.map(OutboundLine::untimed));
+            return replay;
+        }
+        let missed = format!(
+            "cannot resume after event {after}: #{room} no longer keeps it \
+             (or it was said in another room), so lines may have been missed"
+        );
+        replay.push(OutboundLine::error(&missed));
+    }
+    if !history.is_empty() {
+        let header = format!("last {} messages in #{room}", history.len());
+        replay.push(OutboundLine::notice(&header));
+        replay.extend(history.lines().map(OutboundLine::untimed));
+    }
+    replay
 }
 
 #[cfg(test)]

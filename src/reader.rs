@@ -3,7 +3,9 @@
 //! starts the connection's writer thread, and joins it at the end.
 //!
 //! It owns the reading side of the socket, through the connection's door
-//! (`doors/`), and the client's flood guard and deadlines. It turns each
+//! (`doors/`; an event stream's door reads the lines its `/say` requests
+//! leave in an inbox, and only watches the socket for the peer's close),
+//! and the client's flood guard and deadlines. It turns each
 //! line into an [`Event`] and sends it to the manager over the shared
 //! events channel (`events_tx`); it never writes to a client's queue. It
 //! changes two shared things, through their methods: it claims names in the
@@ -28,7 +30,7 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 
 use crate::doors::{Decode, Door, Parsed};
-use crate::event::{Event, LeaveReason};
+use crate::event::{Event, LeaveReason, Named};
 use crate::logic::line_reader::Incoming;
 use crate::logic::names::{self, NAME_RULE};
 use crate::logic::protocol::Command;
@@ -46,6 +48,9 @@ pub(crate) struct ReaderStart {
     pub(crate) peer: SocketAddr,
     pub(crate) socket: Arc<ClientSocket>,
     pub(crate) door: Door,
+    /// A name the door claimed already (with [`claim_name`]), to be
+    /// registered at once; `None` for a client that will send one.
+    pub(crate) named: Option<Named>,
     pub(crate) events_tx: Sender<Event>,
     pub(crate) shared: Arc<Shared>,
     /// Where to say "my connection is over" to the acceptor.
@@ -58,6 +63,7 @@ pub(crate) fn run(start: ReaderStart) {
         peer,
         socket,
         door,
+        named,
         events_tx,
         shared,
         finished_tx,
@@ -67,7 +73,7 @@ pub(crate) fn run(start: ReaderStart) {
     let hangup = Hangup::new(&socket);
     let (outbox, outbox_reader, control) =
         outbox(config.max_backlog, hangup, config.queue_full_timeout);
-    let writer = match start_writer(id, &socket, outbox_reader, door, &shared) {
+    let writer = match start_writer(id, &socket, outbox_reader, &door, &shared) {
         Ok(writer) => writer,
         Err(error) => {
             // No writer, so no client yet: say why straight to the socket,
@@ -75,6 +81,9 @@ pub(crate) fn run(start: ReaderStart) {
             log::warn!("cannot start a writer thread for {peer}: {error}; refused it");
             socket::turn_away(socket.stream(), BUSY);
             shared.stats.refuse_opened_connection();
+            if let Some(named) = &named {
+                shared.clients.release(&named.name, id);
+            }
             let _ = finished_tx.send(id);
             return;
         }
@@ -83,9 +92,8 @@ pub(crate) fn run(start: ReaderStart) {
     // See `Manager::guarded` for what `catch_unwind` and `AssertUnwindSafe`
     // do.
     let session = panic::catch_unwind(AssertUnwindSafe(|| {
-        read_session(
-            id, peer, &socket, outbox, door, control, &events_tx, &shared,
-        )
+        let client = Client { id, peer, named };
+        read_session(client, &socket, outbox, door, control, &events_tx, &shared)
     }));
     let reason = session.unwrap_or_else(|_| {
         log::error!("reader {id} panicked; disconnecting that client");
@@ -110,28 +118,33 @@ fn start_writer(
     id: ClientId,
     socket: &Arc<ClientSocket>,
     outbox_reader: OutboxReader,
-    door: Door,
+    door: &Door,
     shared: &Arc<Shared>,
 ) -> io::Result<JoinHandle<()>> {
     let socket = socket.clone();
     let shared = shared.clone();
     let ping_after = door.pings().then_some(shared.config.ping_after);
+    let encoder = door.encoder();
     thread::Builder::new()
         .name(format!("writer-{}", id.0))
         .stack_size(shared.config.client_stack_bytes)
         .spawn(move || {
             let _role = shared.gauges.running(Role::Writer);
             platform::do_not_preempt_the_waker();
-            let encoder = door.encoder();
             writer::run(id, socket, outbox_reader, encoder, ping_after)
         })
 }
 
-/// Reads lines until the client goes; returns why it went.
-#[allow(clippy::too_many_arguments)]
-fn read_session(
+/// Who the reader reads for.
+struct Client {
     id: ClientId,
     peer: SocketAddr,
+    named: Option<Named>,
+}
+
+/// Reads lines until the client goes; returns why it went.
+fn read_session(
+    client: Client,
     socket: &ClientSocket,
     outbox: Outbox,
     door: Door,
@@ -139,22 +152,39 @@ fn read_session(
     events_tx: &Sender<Event>,
     shared: &Shared,
 ) -> LeaveReason {
+    let Client { id, peer, named } = client;
+    let name = named.as_ref().map(|named| named.name.clone());
     // First event of every connection, so the manager knows the client
     // before anything else about it arrives.
-    let connected = Event::Connected { id, peer, outbox };
+    let connected = Event::Connected {
+        id,
+        peer,
+        outbox,
+        named,
+    };
     if events_tx.send(connected).is_err() {
+        if let Some(name) = &name {
+            // Nobody is left to release it for us.
+            shared.clients.release(name, id);
+        }
         return LeaveReason::ServerClosing;
     }
     let config = &shared.config;
     let connected_at = Instant::now();
     let name_deadline = connected_at + config.name_timeout;
+    // Named already: the idle deadline, as after a name line.
+    let deadline = match name {
+        None => Some(name_deadline),
+        Some(_) => config.idle_timeout.map(|idle| connected_at + idle),
+    };
     // A door whose clients answer pings: silent for twice `--ping-after`
     // (its writer pinged after the first) means gone.
-    let silence = door.pings().then_some(config.ping_after * 2);
-    let timed = TimedStream::new(socket, Some(name_deadline), silence);
+    let silence = door.hears_pongs().then_some(config.ping_after * 2);
+    let timed = TimedStream::new(socket, deadline, silence);
     let decoder = door.decoder(&timed, config.max_line, control);
     let mut session = Session::new(id, events_tx, shared, socket, decoder, connected_at);
-    session.deadline = Some(name_deadline);
+    session.name = name;
+    session.deadline = deadline;
     match session.decoder.wrong_protocol() {
         Ok(Some(other)) => return LeaveReason::WrongProtocol(other),
         Ok(None) => {}
@@ -178,6 +208,38 @@ fn read_session(
         };
         timed.set_deadline(session.deadline);
     }
+}
+
+/// Claims `name` for `id` here, then (with `--redis`) on every server.
+/// Readers call it, and a door that must know before its client is one
+/// (the curl door).
+pub(crate) fn claim_name(shared: &Shared, name: &str, id: ClientId) -> Result<(), NameRefused> {
+    let taken = format!("name \"{name}\" is taken, choose another");
+    if shared.clients.claim(name, id).is_err() {
+        return Err(NameRefused {
+            taken: true,
+            message: taken,
+        });
+    }
+    let elsewhere = shared.names_elsewhere.as_ref();
+    if let Some(Err(message)) = elsewhere.map(|names| names.claim(name)) {
+        shared.clients.release(name, id);
+        return Err(NameRefused {
+            taken: message == taken,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// Why [`claim_name`] said no.
+#[derive(Debug)]
+pub(crate) struct NameRefused {
+    /// Someone has it, here or on another server (else the other servers
+    /// could not be asked).
+    pub(crate) taken: bool,
+    /// The `! ` line that says so.
+    pub(crate) message: String,
 }
 
 /// What to do after a line.
@@ -364,18 +426,8 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Claims `name` here, then (with `--redis`) on every server; the
-    /// refusal to send back if either says no.
     fn claim(&self, name: &str) -> Result<(), String> {
-        if self.directory.claim(name, self.id).is_err() {
-            return Err(format!("name \"{name}\" is taken, choose another"));
-        }
-        let elsewhere = self.shared.names_elsewhere.as_ref();
-        if let Some(Err(refusal)) = elsewhere.map(|names| names.claim(name)) {
-            self.directory.release(name, self.id);
-            return Err(refusal);
-        }
-        Ok(())
+        claim_name(self.shared, name, self.id).map_err(|refused| refused.message)
     }
 
     fn refuse(&self, message: String) -> Step {

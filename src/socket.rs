@@ -158,7 +158,7 @@ impl<'a> TimedStream<'a> {
 
     /// How long the next read may wait: the nearer of the deadline and
     /// the end of the allowed silence; `None` for as long as it takes.
-    fn time_left(&self) -> Option<Duration> {
+    pub(crate) fn time_left(&self) -> Option<Duration> {
         let until_deadline =
             (self.deadline.get()).map(|d| d.saturating_duration_since(Instant::now()));
         let until_silent = (self.silence).map(|s| s.saturating_sub(self.socket.quiet_for()));
@@ -170,6 +170,12 @@ impl<'a> TimedStream<'a> {
 
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
         self.deadline.set(deadline);
+    }
+
+    /// The socket under it, for a door that waits elsewhere (an event
+    /// stream waits on its inbox) and only checks the socket now and then.
+    pub(crate) fn socket(&self) -> &ClientSocket {
+        self.socket
     }
 }
 

@@ -32,8 +32,6 @@ pub(crate) struct Link {
 pub(crate) struct Relay {
     link: Link,
     roster: Roster,
-    /// The number of the next line said here.
-    next_seq: u64,
     /// What each Redis thread last reported; `None` before its first report.
     publisher_up: Option<bool>,
     subscriber_up: Option<bool>,
@@ -50,7 +48,6 @@ impl Relay {
         Relay {
             link,
             roster: Roster::default(),
-            next_seq: 0,
             publisher_up: None,
             subscriber_up: None,
             told_unreachable: false,
@@ -164,7 +161,7 @@ impl Relay {
             log::debug!("cluster: a room line we cannot read: {text:?}");
             return;
         };
-        let line = OutboundLine::timed(says, &here.shared.gauges.fanout);
+        let line = OutboundLine::timed(says, line_id, &here.shared.gauges.fanout);
         // With `--max-rooms` full here, the line still reaches whoever is
         // in the room here (nobody, if it does not exist); it is not kept.
         let _ = here.rooms.record_in(room, line_id, line.clone());
@@ -326,7 +323,7 @@ impl Elsewhere for Relay {
             }
             ClusterEvent::History { room, lines } => {
                 let lines = (lines.into_iter())
-                    .filter_map(|(id, text)| Some((id, OutboundLine::new(said(&text)?))))
+                    .filter_map(|(id, text)| Some((id, OutboundLine::numbered(said(&text)?, id))))
                     .collect();
                 let _ = here.rooms.merge_history(&room, lines);
             }
@@ -371,27 +368,26 @@ impl Elsewhere for Relay {
         }
     }
 
-    fn said(
-        &mut self,
-        speaker: ClientId,
-        room: &str,
-        line: &OutboundLine,
-        here: &mut Here,
-    ) -> Option<LineId> {
-        self.next_seq += 1;
+    fn server_id(&self) -> Option<u64> {
+        Some(self.link.server.0)
+    }
+
+    /// The manager numbers the lines said here, with our id
+    /// ([`server_id`](Elsewhere::server_id)): the others read the same
+    /// [`LineId`] from the message.
+    fn said(&mut self, speaker: ClientId, room: &str, line: &OutboundLine, here: &mut Here) {
+        let Some(id) = line.id() else {
+            return;
+        };
         let said = Body::Said {
             room: room.to_string(),
-            seq: self.next_seq,
+            seq: id.seq,
             line: line.text().to_string(),
         };
         if !self.publish(said, here) && self.reachable() != Some(false) {
             let warning = "the other servers are behind: that line reached this server only";
             here.error(speaker, warning);
         }
-        Some(LineId {
-            server: self.link.server.0,
-            seq: self.next_seq,
-        })
     }
 
     fn whisper(

@@ -12,6 +12,7 @@
 //!
 //! Adding a door is a file beside this one and a variant of [`Door`].
 
+pub(crate) mod events;
 pub(crate) mod line;
 pub(crate) mod websocket;
 
@@ -24,12 +25,16 @@ use crate::outbox::ControlSender;
 use crate::socket::TimedStream;
 
 /// Every kind of door a client can come in by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Door {
     /// Plain lines: `nc`, the terminal client (docs/PROTOCOL.md).
     Lines,
     /// A browser's WebSocket, upgraded by the web door (RFC 6455).
     WebSocket,
+    /// An event stream (`curl -N`, `EventSource`): lines out as
+    /// Server-Sent Events; lines in from its `/say` requests, through this
+    /// inbox.
+    Events(events::Inbox),
 }
 
 impl Door {
@@ -44,22 +49,36 @@ impl Door {
         match self {
             Door::Lines => Box::new(line::LineDecoder::new(input, max_line)),
             Door::WebSocket => Box::new(websocket::WsDecoder::new(input, max_line, control)),
+            Door::Events(inbox) => Box::new(events::EventsDecoder::new(input, inbox)),
         }
     }
 
     /// The writing half, for the writer thread.
-    pub(crate) fn encoder(self) -> Box<dyn Encode> {
+    pub(crate) fn encoder(&self) -> Box<dyn Encode> {
         match self {
             Door::Lines => Box::new(line::LineEncoder),
             Door::WebSocket => Box::new(websocket::WsEncoder),
+            Door::Events(_) => Box::new(events::EventsEncoder),
         }
     }
 
-    /// Whether this door's clients answer pings, so that a silent one can
-    /// be asked whether it is still there (`--ping-after`).
-    pub(crate) fn pings(self) -> bool {
+    /// Whether the writer sends a quiet client this door's ping after
+    /// `--ping-after`: a WebSocket ping, an event stream's comment line
+    /// (so that a proxy keeps the connection, and a write to a vanished
+    /// peer fails).
+    pub(crate) fn pings(&self) -> bool {
         match self {
             Door::Lines => false,
+            Door::WebSocket | Door::Events(_) => true,
+        }
+    }
+
+    /// Whether this door's clients answer pings, so that one silent for
+    /// twice `--ping-after` is gone. An event stream's client sends nothing
+    /// on it, ever.
+    pub(crate) fn hears_pongs(&self) -> bool {
+        match self {
+            Door::Lines | Door::Events(_) => false,
             Door::WebSocket => true,
         }
     }

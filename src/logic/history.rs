@@ -6,24 +6,17 @@
 //! recording a line costs one pointer copy, and replaying fifty lines to a
 //! newcomer costs fifty.
 //!
-//! With `--redis`, each line also carries its [`LineId`], so that a line
-//! read from Redis's copy of the history and heard again live is kept, and
-//! shown, once.
+//! Each line is kept with its [`LineId`], so that a line read from Redis's
+//! copy of the history and heard again live (`--redis`) is kept, and shown,
+//! once, and so that an event stream that reconnects (the curl door's
+//! `Last-Event-ID`) is sent the lines after the last one it had.
 
 use std::collections::{HashSet, VecDeque};
 use std::mem;
 
 use crate::line::OutboundLine;
 
-/// A chat line's identity across servers (`--redis`): the server that said
-/// it first, and its number there. History replays and live lines are
-/// matched by it, so that no line is shown twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct LineId {
-    /// The id of the server it was said on.
-    pub(crate) server: u64,
-    pub(crate) seq: u64,
-}
+pub(crate) use crate::line::LineId;
 
 /// What a kept line costs beyond its text: its place in the buffer, and
 /// the line's own bookkeeping.
@@ -95,6 +88,15 @@ impl History {
         self.lines.iter().any(|(kept, _)| *kept == Some(id))
     }
 
+    /// The kept lines said after the one numbered `id`, oldest first; `None`
+    /// when that line is not kept here (forgotten, or said in another room),
+    /// so that whatever came between it and the oldest kept line may have
+    /// been missed.
+    pub(crate) fn after(&self, id: LineId) -> Option<impl ExactSizeIterator<Item = &OutboundLine>> {
+        let at = self.lines.iter().position(|(kept, _)| *kept == Some(id))?;
+        Some(self.lines.range(at + 1..).map(|(_, line)| line))
+    }
+
     /// Takes `shared` (Redis's copy, oldest first) as the history, followed
     /// by the lines kept here that it lacks (said here while Redis could not
     /// be reached), and keeps the last `limit` of them. Returns the bytes it
@@ -156,6 +158,27 @@ mod tests {
         let mut history = History::new(0);
         history.record(None, OutboundLine::verbatim("gone"));
         assert!(history.is_empty());
+    }
+
+    #[test]
+    fn the_lines_after_a_kept_one_are_found_and_a_forgotten_one_is_not() {
+        let id = |seq| LineId { server: 9, seq };
+        let mut history = History::new(3);
+        for seq in 1..=4 {
+            history.record(Some(id(seq)), OutboundLine::verbatim(&seq.to_string()));
+        }
+        fn after(history: &History, seq: u64) -> Option<Vec<String>> {
+            let id = LineId { server: 9, seq };
+            let lines = history.after(id)?;
+            Some(lines.map(|line| line.text().to_string()).collect())
+        }
+        assert_eq!(after(&history, 2), Some(vec!["3".into(), "4".into()]));
+        assert_eq!(after(&history, 4), Some(vec![]), "the last: nothing since");
+        assert_eq!(after(&history, 1), None, "forgotten: lines may be missed");
+        assert_eq!(
+            history.after(LineId { server: 8, seq: 3 }).map(|l| l.len()),
+            None
+        );
     }
 
     #[test]

@@ -14,7 +14,6 @@ use crossbeam_channel::{never, Receiver};
 
 use super::Here;
 use crate::line::OutboundLine;
-use crate::logic::history::LineId;
 use crate::shared::ClientId;
 
 /// What the manager asks of, and tells, the other servers.
@@ -35,17 +34,15 @@ pub(crate) trait Elsewhere {
     /// Something happened here that the other servers should hear of.
     fn news(&mut self, _news: News, _here: &mut Here) {}
 
-    /// `line` was said in `room` here: the others are told, and the line's
-    /// id for the history comes back.
-    fn said(
-        &mut self,
-        _speaker: ClientId,
-        _room: &str,
-        _line: &OutboundLine,
-        _here: &mut Here,
-    ) -> Option<LineId> {
+    /// This server's id among the others, for the [`LineId`](crate::line::LineId) of each line
+    /// said here; `None` when alone (the manager picks one).
+    fn server_id(&self) -> Option<u64> {
         None
     }
+
+    /// `line` (numbered with its [`LineId`](crate::line::LineId)) was said in `room` here: the
+    /// others are told.
+    fn said(&mut self, _speaker: ClientId, _room: &str, _line: &OutboundLine, _here: &mut Here) {}
 
     /// A whisper to `to`, who is not on this server: true if another server
     /// has that name (the sender has then been answered).

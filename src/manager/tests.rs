@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::{Alone, Elsewhere, Manager};
 use crate::config::Config;
-use crate::event::{Event, LeaveReason};
+use crate::event::{Event, LeaveReason, Named};
+use crate::line::LineId;
 use crate::outbox::{self, Batch, OutboxReader, Outgoing};
 use crate::shared::{ClientId, Shared};
 use crate::socket::Hangup;
@@ -30,6 +31,16 @@ impl Queue {
             .filter_map(|outgoing| match outgoing {
                 Outgoing::Line(line) | Outgoing::DropNotice(line) => Some(line.text().to_string()),
                 Outgoing::Control(_) => None,
+            })
+            .collect()
+    }
+
+    /// Everything queued so far, with each room line's number.
+    fn take_numbered(&self) -> Vec<(Option<LineId>, String)> {
+        (self.0.take_now().into_iter())
+            .filter_map(|outgoing| match outgoing {
+                Outgoing::Line(line) => Some((line.id(), line.text().to_string())),
+                _ => None,
             })
             .collect()
     }
@@ -78,6 +89,7 @@ impl<E: Elsewhere> Harness<E> {
             id: ClientId(n),
             peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
             outbox,
+            named: None,
         });
         let queue = Queue(outbox_reader);
         assert_eq!(
@@ -114,6 +126,36 @@ impl<E: Elsewhere> Harness<E> {
             "{welcome:?}"
         );
         (queue, welcome)
+    }
+
+    /// A connection whose door claimed `name` first (the curl door):
+    /// registered at once, resuming after `resume_after`. Returns all it
+    /// was sent.
+    fn connect_named(
+        &mut self,
+        n: u64,
+        name: &str,
+        resume_after: Option<LineId>,
+    ) -> (Queue, Vec<String>) {
+        let never = Duration::from_secs(3600);
+        let (outbox, outbox_reader, _control) = outbox::outbox(64 * 1024, Hangup::none(), never);
+        self.shared
+            .clients
+            .claim(name, ClientId(n))
+            .expect("name free");
+        let named = Named {
+            name: name.to_string(),
+            resume_after,
+        };
+        self.send(Event::Connected {
+            id: ClientId(n),
+            peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
+            outbox,
+            named: Some(named),
+        });
+        let queue = Queue(outbox_reader);
+        let seen = queue.take();
+        (queue, seen)
     }
 
     pub(crate) fn chat(&mut self, n: u64, text: &str) {
@@ -194,6 +236,88 @@ fn entering_a_room_replays_its_history_between_header_and_live_lines() {
     );
     h.chat(1, "live");
     assert_eq!(bob.take(), ["[lobby] alice: live"]);
+}
+
+#[test]
+fn every_room_line_is_numbered_in_order_and_replayed_with_its_number() {
+    let mut h = harness(Config {
+        history: 5,
+        ..config()
+    });
+    let _alice = h.register(1, "alice");
+    let bob = h.register(2, "bob");
+    h.chat(1, "one");
+    h.chat(1, "two");
+    let live = bob.take_numbered();
+    let ids: Vec<LineId> = live.iter().filter_map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 2, "{live:?}");
+    assert_eq!(ids[0].server, ids[1].server);
+    assert_eq!(ids[1].seq, ids[0].seq + 1);
+    // A newcomer's replay carries the same numbers; notices carry none.
+    let carol = h.connect_with_backlog(3, 64 * 1024);
+    h.shared.clients.claim("carol", ClientId(3)).expect("free");
+    h.send(Event::Registered {
+        id: ClientId(3),
+        name: "carol".to_string(),
+    });
+    let replayed = carol.take_numbered();
+    assert_eq!(replayed[replayed.len() - 2..], live[..], "{replayed:?}");
+    assert!(replayed[..replayed.len() - 2]
+        .iter()
+        .all(|(id, _)| id.is_none()));
+}
+
+#[test]
+fn a_named_client_gets_no_prompt_and_resumes_after_its_last_line_or_is_told() {
+    let mut h = harness(Config {
+        history: 3,
+        ..config()
+    });
+    let _alice = h.register(1, "alice");
+    let bob = h.register(2, "bob");
+    for text in ["one", "two", "three"] {
+        h.chat(1, text);
+    }
+    let ids: Vec<LineId> = (bob.take_numbered().into_iter())
+        .filter_map(|(id, _)| id)
+        .collect();
+    let (_carol, seen) = h.connect_named(3, "carol", Some(ids[0]));
+    assert!(
+        seen[1].starts_with("* welcome carol! you are in lobby;"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen[..1].iter().chain(&seen[2..]).collect::<Vec<_>>(),
+        [
+            "* welcome to threadchat",
+            &format!("* 2 messages in #lobby since event {}", ids[0]),
+            "[lobby] alice: two",
+            "[lobby] alice: three",
+        ],
+        "no name prompt, and only what came after"
+    );
+    let (_dave, seen) = h.connect_named(4, "dave", Some(ids[2]));
+    assert_eq!(
+        seen[2..],
+        [format!("* 0 messages in #lobby since event {}", ids[2])]
+    );
+    // A line the history no longer keeps: told, then everything kept.
+    h.chat(1, "four");
+    let (_erin, seen) = h.connect_named(5, "erin", Some(ids[0]));
+    assert_eq!(
+        seen[2..],
+        [
+            format!(
+                "! cannot resume after event {}: #lobby no longer keeps it \
+                 (or it was said in another room), so lines may have been missed",
+                ids[0]
+            ),
+            "* last 3 messages in #lobby".to_string(),
+            "[lobby] alice: two".to_string(),
+            "[lobby] alice: three".to_string(),
+            "[lobby] alice: four".to_string(),
+        ]
+    );
 }
 
 #[test]
@@ -347,6 +471,7 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
                     id: ClientId(n),
                     peer,
                     outbox,
+                    named: None,
                 })
                 .expect("the manager's channel is open");
             outbox_reader

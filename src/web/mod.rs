@@ -11,13 +11,20 @@
 //! where, after the WebSocket handshake, the same thread becomes that
 //! client's reader: it runs `reader::run` with the WebSocket door
 //! (`doors/websocket.rs`), and from there a browser is a client like any
-//! other. These threads read the stats and the gauges for `/health`,
-//! `/metrics` and `/stats.json`, through `Shared`'s methods (each takes its
-//! lock and lets go), and never hold a lock while they write.
+//! other. The curl door (`curl.rs`) does the same for `GET /events`, with
+//! the event-stream door (`doors/events.rs`); a `POST /say` is a short
+//! request that hands its line to the inbox of the stream its token names
+//! ([`Streams`], the door's one lock, a leaf). These threads read the stats
+//! and the gauges for `/health`, `/metrics` and `/stats.json`, through
+//! `Shared`'s methods (each takes its lock and lets go), and never hold a
+//! lock while they write.
 
+mod curl;
 pub(crate) mod http;
 pub(crate) mod metrics;
 mod request;
+mod streams;
+mod token;
 mod visitors;
 
 use std::io::{self, Write};
@@ -35,10 +42,11 @@ use crate::shared::{ClientId, Shared};
 use crate::shutdown::ShutdownSignal;
 use crate::socket::ClientSocket;
 use request::Connection;
+use streams::Streams;
 use visitors::Visitors;
 
-/// HTTP connections served at once (WebSocket clients count as clients,
-/// under `--max-clients`, instead). One more is answered 503 at once. One
+/// HTTP connections served at once (WebSocket clients and event streams
+/// count as clients, under `--max-clients`, instead). One more is answered 503 at once. One
 /// address may hold at most a quarter of them (`visitors.rs`).
 pub(crate) const MAX_HTTP_CONNECTIONS: usize = 64;
 
@@ -60,6 +68,7 @@ pub(crate) fn run(
         events_tx,
         slots: Arc::new(Slots::default()),
         visitors: Visitors::default(),
+        streams: Arc::new(Streams::default()),
         bound: listener.local_addr().ok(),
     };
     let mut connections = Connections::new(WEB_ARRIVALS);
@@ -84,6 +93,7 @@ struct WebDoor {
     events_tx: Sender<Event>,
     slots: Arc<Slots>,
     visitors: Visitors,
+    streams: Arc<Streams>,
     /// Where the door listens: its own address is always a `Host` it
     /// answers to.
     bound: Option<SocketAddr>,
@@ -140,6 +150,7 @@ impl WebDoor {
             finished_tx: connections.finished_tx.clone(),
             bound: self.bound,
             stage,
+            streams: self.streams.clone(),
         };
         let handle = thread::Builder::new()
             .name(format!("http-{}", id.0))

@@ -1,8 +1,9 @@
 //! One HTTP connection, on its own `http-N` thread: read one request,
-//! answer it, close; or, after a WebSocket handshake, become that client's
-//! reader. It reads the stats and the gauges for `/health`, `/metrics` and
-//! `/stats.json` through `Shared`'s methods, and holds no lock while it
-//! writes. Its [`Stage`] tells the web door's acceptor how far it has got.
+//! answer it, close; or, after a WebSocket handshake or an event stream's
+//! head (`curl.rs`), become that client's reader. It reads the stats and
+//! the gauges for `/health`, `/metrics` and `/stats.json` through
+//! `Shared`'s methods, and holds no lock while it writes. Its [`Stage`]
+//! tells the web door's acceptor how far it has got.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -12,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::curl::Stream;
 use super::http::{self, HeadError, Request};
 use super::metrics;
+use super::streams::Streams;
 use super::visitors::Stage;
 use super::Slot;
 use crate::config::Config;
 use crate::doors::{websocket, Door};
-use crate::event::Event;
+use crate::event::{Event, Named};
 use crate::reader::{self, ReaderStart};
 use crate::shared::gauges::Role;
 use crate::shared::{ClientId, Shared};
@@ -35,7 +38,7 @@ const PAGE_JS: &str = include_str!("page.js");
 /// clickjacking). `connect-src 'self'` takes in `ws://` to the page's own
 /// host and port (CSP Level 3's rule for `'self'`), as Chromium does: the
 /// browser test opens the WebSocket under this policy.
-const SECURITY_HEADERS: &[(&str, &str)] = &[
+pub(super) const SECURITY_HEADERS: &[(&str, &str)] = &[
     (
         "Content-Security-Policy",
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -61,37 +64,53 @@ pub(super) struct Connection {
     /// Where the door listens.
     pub(super) bound: Option<SocketAddr>,
     pub(super) stage: Stage,
+    /// The curl door's open event streams, by token.
+    pub(super) streams: Arc<Streams>,
+}
+
+/// How a request was answered.
+enum Answered {
+    /// The connection is done with.
+    Done,
+    /// A WebSocket handshake is accepted (the 101 is sent).
+    WebSocket,
+    /// An event stream is open (its head and token are sent).
+    Events(Stream),
 }
 
 impl Connection {
     pub(super) fn serve(self, slot: Slot) {
-        let upgraded = {
+        let answered = {
             let _role = self.shared.gauges.running(Role::Http);
             let _slot = slot;
             self.answer()
         };
-        if upgraded {
-            self.stage.websocket();
-            // The reader tells the acceptor when it is finished.
-            let stage = self.stage.clone();
-            self.become_client();
-            stage.done();
-        } else {
-            self.stage.done();
-            self.socket.hang_up();
-            let _ = self.finished_tx.send(self.id);
+        // A client's reader tells the acceptor when it is finished.
+        let stage = self.stage.clone();
+        match answered {
+            Answered::Done => {
+                self.socket.hang_up();
+                let _ = self.finished_tx.send(self.id);
+            }
+            Answered::WebSocket => self.become_client(Door::WebSocket, None),
+            Answered::Events(Stream { inbox, named, open }) => {
+                self.become_client(Door::Events(inbox), Some(named));
+                // Only now may its token go: until the reader is done, a
+                // `/say` with it must find the stream.
+                drop(open);
+            }
         }
+        stage.done();
     }
 
-    /// Reads the request and answers it; true for a WebSocket upgrade that
-    /// has been accepted (the 101 is sent).
-    fn answer(&self) -> bool {
+    /// Reads the request and answers it.
+    fn answer(&self) -> Answered {
         let timeout = self.shared.config.http_head_timeout;
-        let request = match read_head(self.socket.stream(), timeout) {
-            Ok(request) => request,
+        let (request, early_body) = match read_head(self.socket.stream(), timeout) {
+            Ok(read) => read,
             Err(status) => {
                 self.send(&http::error_response(status, "could not read the request"));
-                return false;
+                return Answered::Done;
             }
         };
         self.stage.head_read();
@@ -103,9 +122,9 @@ impl Connection {
             request.path,
             self.peer
         );
-        if let Err((status, why)) = self.check(&request) {
-            self.send(&http::error_response(status, why));
-            return false;
+        if let Err(refusal) = self.check(&request) {
+            self.send(&refusal);
+            return Answered::Done;
         }
         let head_only = request.method == "HEAD";
         let (status, content_type, body) = match request.path.as_str() {
@@ -127,11 +146,25 @@ impl Connection {
                 "application/json",
                 metrics::json(&self.shared).into_bytes(),
             ),
-            _ if head_only => {
-                self.send(&http::error_response(405, "a WebSocket is opened with GET"));
-                return false;
+            "/say" => {
+                self.say(&request, early_body);
+                return Answered::Done;
             }
-            _ => return self.upgrade(&request),
+            _ if head_only => {
+                let what = match request.path.as_str() {
+                    "/events" => "an event stream is opened with GET",
+                    _ => "a WebSocket is opened with GET",
+                };
+                self.send(&http::error_response(405, what));
+                return Answered::Done;
+            }
+            "/events" => {
+                return self
+                    .open_stream(&request)
+                    .map_or(Answered::Done, Answered::Events)
+            }
+            _ if self.upgrade(&request) => return Answered::WebSocket,
+            _ => return Answered::Done,
         };
         self.send(&http::response(
             status,
@@ -140,37 +173,46 @@ impl Connection {
             &body,
             head_only,
         ));
-        false
+        Answered::Done
     }
 
     /// The refusals every request may get, in the order a server checks
-    /// them: the path, the method, then the `Host` it asked for.
-    fn check(&self, request: &Request) -> Result<(), (u16, &'static str)> {
+    /// them: the path, the method, then the `Host` it asked for; as the
+    /// response to send.
+    fn check(&self, request: &Request) -> Result<(), Vec<u8>> {
         let known = [
             "/",
             "/page.css",
             "/page.js",
             "/ws",
+            "/events",
+            "/say",
             "/health",
             "/metrics",
             "/stats.json",
         ];
         if !known.contains(&request.path.as_str()) {
-            return Err((404, "no such page"));
+            return Err(http::error_response(404, "no such page"));
         }
-        if request.method != "GET" && request.method != "HEAD" {
-            return Err((405, "only GET and HEAD"));
+        if request.path == "/say" && request.method != "POST" {
+            let why = "a line is said with POST (curl -d)";
+            return Err(http::error_with(405, why, &[("Allow", "POST")]));
+        }
+        if request.path != "/say" && request.method != "GET" && request.method != "HEAD" {
+            return Err(http::error_response(405, "only GET and HEAD"));
         }
         // HTTP/1.1 requires `Host` (RFC 9112, 3.2).
         let Some(host) = request.header("host") else {
-            return Err((400, "a request must say which Host it is for"));
+            let why = "a request must say which Host it is for";
+            return Err(http::error_response(400, why));
         };
         if !host_is_ours(host, self.bound, &self.shared.config) {
             log::warn!(
                 "web: refused a request from {} for Host {host:?} (not one of ours: --http-host names more)",
                 self.peer
             );
-            return Err((421, "this server does not answer to that Host name"));
+            let why = "this server does not answer to that Host name";
+            return Err(http::error_response(421, why));
         }
         Ok(())
     }
@@ -206,16 +248,15 @@ impl Connection {
         }
         // A page from another site may open a WebSocket to us with the
         // visitor's browser; only our own page may chat as the visitor.
-        if !origin_is_ours(request, &self.shared.config) {
-            log::warn!(
-                "web: refused a WebSocket from {} with Origin {:?}",
-                self.peer,
-                request.header("origin")
-            );
+        if !self.origin_is_ours(request, "a WebSocket") {
             self.send(&http::error_response(
                 403,
                 "WebSocket from another site's page",
             ));
+            return false;
+        }
+        if let Err(refusal) = self.stage.become_client() {
+            self.send(&http::error_response(503, refusal.reason()));
             return false;
         }
         let stats = &self.shared.stats;
@@ -231,21 +272,37 @@ impl Connection {
         true
     }
 
-    /// After a handshake: this thread is the client's reader from here.
-    fn become_client(self) {
-        log::debug!("web: {} is a WebSocket client ({})", self.peer, self.id);
+    /// After a handshake or an event stream's head: this thread is the
+    /// client's reader from here.
+    fn become_client(self, door: Door, named: Option<Named>) {
+        log::debug!("web: {} is a {door:?} client ({})", self.peer, self.id);
         reader::run(ReaderStart {
             id: self.id,
             peer: self.peer,
             socket: self.socket,
-            door: Door::WebSocket,
+            door,
+            named,
             events_tx: self.events_tx,
             shared: self.shared,
             finished_tx: self.finished_tx,
         });
     }
 
-    fn send(&self, bytes: &[u8]) {
+    /// Whether `request` comes from no page, or from one of ours (see
+    /// [`origin_is_ours`]); logged when not. `what` names what it asked for.
+    pub(super) fn origin_is_ours(&self, request: &Request, what: &str) -> bool {
+        let ours = origin_is_ours(request, &self.shared.config);
+        if !ours {
+            log::warn!(
+                "web: refused {what} from {} with Origin {:?}",
+                self.peer,
+                request.header("origin")
+            );
+        }
+        ours
+    }
+
+    pub(super) fn send(&self, bytes: &[u8]) {
         let mut stream = self.socket.stream();
         let _ = stream.write_all(bytes);
     }
@@ -289,9 +346,10 @@ fn origin_is_ours(request: &Request, config: &Config) -> bool {
 
 /// Reads a request head: its first byte within [`FIRST_BYTE_TIMEOUT`], all
 /// of it within `timeout` (`http_head_timeout`: a slowloris that dribbles
-/// its headers is cut off) and [`http::MAX_HEAD_BYTES`]; the error is the
-/// status to answer with.
-fn read_head(mut stream: &TcpStream, timeout: Duration) -> Result<Request, u16> {
+/// its headers is cut off) and [`http::MAX_HEAD_BYTES`]; with what was read
+/// after it (the start of a `/say` body). The error is the status to answer
+/// with.
+fn read_head(mut stream: &TcpStream, timeout: Duration) -> Result<(Request, Vec<u8>), u16> {
     let started = Instant::now();
     let deadline = started + timeout;
     let first_byte = started + FIRST_BYTE_TIMEOUT.min(timeout);
@@ -299,11 +357,12 @@ fn read_head(mut stream: &TcpStream, timeout: Duration) -> Result<Request, u16> 
     let mut buffer = [0u8; 1024];
     loop {
         if let Some(end) = http::head_end(&head) {
-            head.truncate(end);
-            return http::parse_head(&head).map_err(|error| match error {
-                HeadError::BadRequest => 400,
+            let early_body = head.split_off(end);
+            let request = http::parse_head(&head).map_err(|error| match error {
+                HeadError::BadRequest => 400_u16,
                 HeadError::TooLarge => 431,
-            });
+            })?;
+            return Ok((request, early_body));
         }
         if head.len() > http::MAX_HEAD_BYTES {
             return Err(431);
