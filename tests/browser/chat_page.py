@@ -8,7 +8,8 @@ docs/web.png. Then what a hostile or busy room does to a page (issue 24):
 a whisper whose text looks like a chat line is drawn as the whisper it is,
 message text is bidi-isolated and wrapped lines are indented, a crowd
 coming and going does not get the page's user refused or disconnected,
-and the page runs under its Content-Security-Policy with no violation.
+the curl door works from the browser's own EventSource and fetch (issue
+25), and the page runs under its Content-Security-Policy with no violation.
 
     python3 tests/browser/chat_page.py target/debug/threadchat
 
@@ -316,6 +317,33 @@ def check_a_crowd_comes_and_goes(page, host, port, present):
     return sent, took
 
 
+def check_an_event_source(page, nc):
+    """The curl door from a browser: an EventSource registers eve, gets its
+    token first, a fetch POST to /say speaks as eve, room lines arrive with
+    their ids, and closing the EventSource lets eve go."""
+    page.execute_script("""
+        window.sse = { token: null, lines: [], said: null };
+        const source = new EventSource("/events?name=eve");
+        source.addEventListener("token", (e) => { window.sse.token = e.data; });
+        source.onmessage = (e) => window.sse.lines.push([e.lastEventId, e.data]);
+        window.sse.source = source;""")
+    token = wait_for("the stream's token", lambda: page.execute_script("return window.sse.token"))
+    assert re.fullmatch(r"[0-9a-f]{32}", token), f"a token of 128 bits in hex; got {token!r}"
+    nc.expect("* eve joined")
+    page.execute_script("""
+        fetch("/say?token=" + window.sse.token, { method: "POST", body: "hello from EventSource" })
+            .then((r) => { window.sse.said = r.status; });""")
+    nc.expect("[lobby] eve: hello from EventSource")
+    said = wait_for("the /say answer", lambda: page.execute_script("return window.sse.said"))
+    assert said == 204, f"/say should answer 204; got {said!r}"
+    nc.send("hi eve")
+    lines = lambda: page.execute_script("return window.sse.lines")
+    got = wait_for("eve's stream to carry carol's line", lambda: [l for l in lines() if l[1] == "[lobby] carol: hi eve"])
+    assert re.fullmatch(r"[0-9a-f]+-[0-9]+", got[0][0]), f"a room line's event id; got {got!r}"
+    page.execute_script("window.sse.source.close()")
+    nc.expect("* eve left")
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/threadchat"
     for tool in ["chromium", "chromedriver", "nc"]:
@@ -381,6 +409,7 @@ def main():
         check_a_spoofed_whisper(bob, mallory)
         check_isolation_and_indent(bob, mallory)
         sent, took = check_a_crowd_comes_and_goes(alice, host, port, ["alice", "bob", "carol", "mallory"])
+        check_an_event_source(bob, nc)
         for page in pages:
             check_the_policy_holds(page)
 
@@ -393,7 +422,7 @@ def main():
         web_port = int(web.rstrip("/").rsplit(":", 1)[1])
         server, chat, web = start_server(binary, web_port)
         wait_for("the page to reconnect as alice", lambda: status() == "connected as alice" and status(), deadline=2 * DEADLINE)
-        print(f"browser test: 9 checks passed, 0 failed (the crowd: {sent} lists asked for in {took:.1f} s); "
+        print(f"browser test: 10 checks passed, 0 failed (the crowd: {sent} lists asked for in {took:.1f} s); "
               "screenshot in docs/web.png")
     finally:
         for page in pages:

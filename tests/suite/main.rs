@@ -22,6 +22,7 @@ mod chat;
 mod classroom;
 mod client;
 mod cluster;
+mod curl;
 mod hardening;
 mod hostile;
 mod overload;
