@@ -17,7 +17,8 @@ pub(crate) mod websocket;
 
 use std::io;
 
-use crate::line::OutboundLine;
+use crate::event::Query;
+use crate::line::{OutboundLine, Refusal, Roster};
 use crate::logic::line_reader::Incoming;
 use crate::logic::protocol::{Command, WrongProtocol};
 use crate::outbox::ControlSender;
@@ -63,6 +64,11 @@ impl Door {
             Door::WebSocket => true,
         }
     }
+
+    /// Whether this door shows a room's members to whoever enters it.
+    pub(crate) fn lists_names_on_entry(self) -> bool {
+        false
+    }
 }
 
 /// The reading half of a door.
@@ -75,8 +81,18 @@ pub(crate) trait Decode {
         Ok(None)
     }
 
-    /// What one line asks for, in this door's language.
-    fn parse(&mut self, line: &str, registered: bool) -> Parsed;
+    /// What one line asks for, in this door's language, from a client
+    /// called `name` (`None` before it has one).
+    fn parse(&mut self, line: &str, name: Option<&str>) -> Parsed;
+
+    /// What a line longer than the door takes gets; `max_line` is
+    /// `--max-line`.
+    fn too_long(&self, max_line: usize) -> Parsed {
+        Parsed::refused(
+            Refusal::TooLong,
+            format!("line too long (max {max_line} bytes)"),
+        )
+    }
 }
 
 /// The writing half of a door.
@@ -97,8 +113,57 @@ pub(crate) enum Parsed {
     /// The name a client without one asks to be known by.
     Name(String),
     Command(Command),
-    /// Refused: the client gets `! MESSAGE` back.
-    Refused(String),
+    /// What the line protocol has no command for (IRC's `PRIVMSG #room`,
+    /// PART, NAMES, WHOIS, ...).
+    Request(Request),
+    /// What the door answers on its own, spelled: sent back in order with
+    /// the client's other lines.
+    Reply(String),
+    /// One line that asks for several things, in order (IRC's `JOIN
+    /// #a,#b`).
+    Several(Vec<Parsed>),
+    /// Refused: the client gets `! MESSAGE` back, and its door the kind.
+    Refused {
+        message: String,
+        refusal: Refusal,
+    },
     /// The client speaks another protocol.
     WrongProtocol(WrongProtocol),
+}
+
+impl Parsed {
+    pub(crate) fn refused(refusal: Refusal, message: String) -> Parsed {
+        Parsed::Refused { message, refusal }
+    }
+
+    /// Whether it only asks for a list or a page of text, which counts
+    /// against the rate limit's bucket for lists.
+    pub(crate) fn is_query(&self) -> bool {
+        match self {
+            Parsed::Command(command) => command.is_query(),
+            Parsed::Request(Request::Members { .. } | Request::Query(_)) => true,
+            Parsed::Reply(_) => true,
+            Parsed::Several(all) => !all.is_empty() && all.iter().all(Parsed::is_query),
+            _ => false,
+        }
+    }
+}
+
+/// What a door's client may ask beyond the line protocol's commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A chat line (or an action) for `room`, which must be the client's.
+    SayIn {
+        room: String,
+        text: String,
+        action: bool,
+    },
+    /// Leave `room` (as typed) for the lobby.
+    Part(String),
+    /// The members of `room` (as typed), or of the client's room.
+    Members {
+        room: Option<String>,
+        roster: Roster,
+    },
+    Query(Query),
 }
