@@ -10,8 +10,12 @@
 //! bytes to its writer through the connection's `ControlSender`, because
 //! only the writer writes to the socket.
 //!
-//! Adding a door is a file beside this one and a variant of [`Door`].
+//! Adding a door is a file beside this one and a variant of [`Door`]. A
+//! door that answers with data (IRC's numerics) spells each line from its
+//! `Says`, and what it answers on its own goes back through the manager
+//! as a [`Parsed::Reply`], in its place among the client's lines.
 
+pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod websocket;
 
@@ -31,6 +35,8 @@ pub(crate) enum Door {
     Lines,
     /// A browser's WebSocket, upgraded by the web door (RFC 6455).
     WebSocket,
+    /// An IRC client: irssi, WeeChat, HexChat (`--irc`).
+    Irc,
 }
 
 impl Door {
@@ -45,6 +51,7 @@ impl Door {
         match self {
             Door::Lines => Box::new(line::LineDecoder::new(input, max_line)),
             Door::WebSocket => Box::new(websocket::WsDecoder::new(input, max_line, control)),
+            Door::Irc => Box::new(irc::IrcDecoder::new(input, max_line)),
         }
     }
 
@@ -53,6 +60,7 @@ impl Door {
         match self {
             Door::Lines => Box::new(line::LineEncoder),
             Door::WebSocket => Box::new(websocket::WsEncoder),
+            Door::Irc => Box::new(irc::IrcEncoder::new()),
         }
     }
 
@@ -61,13 +69,14 @@ impl Door {
     pub(crate) fn pings(self) -> bool {
         match self {
             Door::Lines => false,
-            Door::WebSocket => true,
+            Door::WebSocket | Door::Irc => true,
         }
     }
 
-    /// Whether this door shows a room's members to whoever enters it.
+    /// Whether this door shows a room's members to whoever enters it
+    /// (IRC's 353 after a JOIN).
     pub(crate) fn lists_names_on_entry(self) -> bool {
-        false
+        self == Door::Irc
     }
 }
 

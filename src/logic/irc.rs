@@ -146,12 +146,6 @@ fn unescape_tag_value(value: &str) -> String {
     out
 }
 
-/// The nick of a source `nick!user@host` (or of a server's name).
-pub(crate) fn source_nick(source: &str) -> &str {
-    let end = source.find(['!', '@']).unwrap_or(source.len());
-    &source[..end]
-}
-
 /// A parameter's comma-separated targets (`#a,#b`, `alice,bob`), blanks
 /// left out.
 pub(crate) fn targets(param: &str) -> impl Iterator<Item = &str> {
@@ -318,8 +312,6 @@ mod tests {
     fn a_source_and_tags_before_the_command() {
         let m = message("@id=123;+draft/x;k=a\\sb\\:c\\\\d :bob!b@host PRIVMSG #r :hi");
         assert_eq!(m.source, Some("bob!b@host"));
-        assert_eq!(source_nick(m.source.unwrap_or_default()), "bob");
-        assert_eq!(source_nick("irc.example.org"), "irc.example.org");
         let tags: Vec<(&str, &str)> = m.tags.iter().map(|t| (t.key, t.value.as_str())).collect();
         assert_eq!(tags, [("id", "123"), ("+draft/x", ""), ("k", "a b;c\\d")]);
         assert_eq!(m.params, ["#r", "hi"]);
@@ -499,7 +491,6 @@ mod properties {
                 }
             }
             let _ = ctcp(&line);
-            let _ = source_nick(&line);
         }
 
         /// Tags, a source, a command and parameters, spelled as the spec
