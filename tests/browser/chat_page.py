@@ -85,7 +85,7 @@ class Nc:
 
 def start_server(binary, web_port=0):
     server = subprocess.Popen(
-        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}"],
+        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}", "--irc", "off"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
