@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod http;
+pub mod irc;
 pub mod process;
 pub mod rng;
 pub mod ws;
