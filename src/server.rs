@@ -1,6 +1,8 @@
 //! Starting and stopping the server. Runs on the caller's thread (`main`, or
-//! a test): [`Server::start`] binds the listener, builds the shared state and
-//! the channels, and starts the three long-lived threads; [`ServerHandle`]
+//! a test): [`Server::start`] binds the listeners, builds the shared state and
+//! the channels, and starts the three long-lived threads (and, with `--irc`,
+//! the IRC door's acceptor, the chat acceptor's code on a second listener);
+//! [`ServerHandle`]
 //! stops them and joins them, in the order written in
 //! [`ServerHandle::shutdown`].
 //!

@@ -173,7 +173,7 @@ fn unregistered(registration: &mut Registration, m: &Message) -> Parsed {
         "NICK" => match first {
             None | Some("") => numeric("431", "*", &[], "No nickname given"),
             Some(nick) => match names::validate(nick) {
-                Err(error) => numeric("432", "*", &[nick], &error.to_string()),
+                Err(error) => numeric("432", "*", &[&protocol::excerpt(nick)], &error.to_string()),
                 Ok(()) => {
                     registration.nick = Some(nick.to_string());
                     registration.ready()
@@ -302,7 +302,7 @@ fn targets(me: &str, param: &str, one: impl Fn(&str) -> Parsed) -> Parsed {
     let all: Vec<&str> = irc::targets(param).collect();
     if all.len() > MAX_TARGETS {
         let why = format!("Too many targets: at most {MAX_TARGETS}");
-        return numeric("407", me, &[param], &why);
+        return numeric("407", me, &[&protocol::excerpt(param)], &why);
     }
     match all.as_slice() {
         [] => numeric("411", me, &[], "No recipient given"),
@@ -316,7 +316,7 @@ fn targets(me: &str, param: &str, one: impl Fn(&str) -> Parsed) -> Parsed {
 fn each(me: &str, channels: &str, one: impl Fn(&str) -> Parsed) -> Parsed {
     targets(me, channels, |channel| match channel.starts_with('#') {
         true => one(channel),
-        false => numeric("403", me, &[channel], "No such channel: rooms start with #"),
+        false => no_such_channel(me, channel),
     })
 }
 
@@ -333,7 +333,7 @@ fn whereabouts(name: &str, lookup: Lookup) -> Parsed {
 /// TOPIC: rooms have none (331), and none can be set (482).
 fn topic(me: &str, channel: &str, setting: bool) -> Parsed {
     match (channel.starts_with('#'), setting) {
-        (false, _) => numeric("403", me, &[channel], "No such channel: rooms start with #"),
+        (false, _) => no_such_channel(me, channel),
         (true, false) => numeric("331", me, &[channel], "No topic is set"),
         (true, true) => numeric("482", me, &[channel], "threadchat rooms have no topic"),
     }
@@ -401,6 +401,16 @@ fn cap(m: &Message, me: &str) -> (Parsed, Option<String>) {
         }
     }
     (Parsed::Reply(spelled(out)), Some(subcommand))
+}
+
+fn no_such_channel(me: &str, channel: &str) -> Parsed {
+    let channel = protocol::excerpt(channel);
+    numeric(
+        "403",
+        me,
+        &[&channel],
+        "No such channel: rooms start with #",
+    )
 }
 
 fn need_more_params(me: &str, command: &str) -> Parsed {

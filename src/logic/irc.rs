@@ -9,6 +9,8 @@
 //! business; here is only the grammar, and a few helpers for it (CTCP,
 //! comma-separated targets).
 
+use std::borrow::Cow;
+
 /// The longest line IRC allows, `\r\n` included (tags excepted, which a
 /// client may send only if the server offered `message-tags`; threadchat
 /// offers no capability, so the limit covers them too).
@@ -173,58 +175,66 @@ pub(crate) fn push(
     middle: &[&str],
     trailing: Option<&str>,
 ) {
-    let mut head = String::new();
+    // The head is written once, straight into `out`, and copied from there
+    // for each further piece: a writer spells every line it sends with this.
+    let start = out.len();
     if let Some(source) = source {
-        head.push(':');
-        head.push_str(source);
-        head.push(' ');
+        out.push(b':');
+        out.extend_from_slice(source.as_bytes());
+        out.push(b' ');
     }
-    head.push_str(command);
+    out.extend_from_slice(command.as_bytes());
     for param in middle {
-        head.push(' ');
-        head.push_str(&middle_param(param));
+        out.push(b' ');
+        out.extend_from_slice(middle_param(param).as_bytes());
     }
     let Some(trailing) = trailing else {
-        head.truncate(floor_char_boundary(&head, MAX_BODY));
-        push_line(out, &head, None);
+        // Nicks, channels and numbers: never near the limit, but never past
+        // it, and never cut inside a character.
+        if out.len() - start > MAX_BODY {
+            let head = std::str::from_utf8(&out[start..]).unwrap_or_default();
+            out.truncate(start + floor_char_boundary(head, MAX_BODY));
+        }
+        out.extend_from_slice(b"\r\n");
         return;
     };
-    head.push_str(" :");
+    out.extend_from_slice(b" :");
+    let head = start..out.len();
     // Never less than a few words, whatever the head: the middle parameters
     // are nicks, channels and numbers, far from 510 bytes.
     let room = MAX_BODY.saturating_sub(head.len()).max(64);
-    let text = trailing.replace(['\r', '\n', '\0'], " ");
-    let mut rest = text.as_str();
+    let text: Cow<str> = match trailing.contains(['\r', '\n', '\0']) {
+        true => Cow::Owned(trailing.replace(['\r', '\n', '\0'], " ")),
+        false => Cow::Borrowed(trailing),
+    };
+    let (mut piece, mut rest) = cut(&text, room);
     loop {
-        let (piece, after) = cut(rest, room);
-        push_line(out, &head, Some(piece));
-        if after.is_empty() {
+        out.extend_from_slice(piece.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if rest.is_empty() {
             return;
         }
-        rest = after;
+        out.extend_from_within(head.clone());
+        (piece, rest) = cut(rest, room);
     }
-}
-
-fn push_line(out: &mut Vec<u8>, head: &str, trailing: Option<&str>) {
-    out.extend_from_slice(head.as_bytes());
-    if let Some(trailing) = trailing {
-        out.extend_from_slice(trailing.as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// A middle parameter cannot be empty, hold a space or start with `:`.
 /// The door's are nicks, channels and numbers; this keeps a bug from
 /// breaking the line anyway.
-fn middle_param(param: &str) -> String {
+fn middle_param(param: &str) -> Cow<'_, str> {
+    let clean = |c: char| c != ' ' && !c.is_control();
+    if !param.is_empty() && !param.starts_with(':') && param.chars().all(clean) {
+        return Cow::Borrowed(param);
+    }
     let cleaned: String = (param.chars())
-        .map(|c| if c == ' ' || c.is_control() { '_' } else { c })
+        .map(|c| if clean(c) { c } else { '_' })
         .collect();
-    match cleaned.strip_prefix(':') {
+    Cow::Owned(match cleaned.strip_prefix(':') {
         Some(rest) => format!("_{rest}"),
         None if cleaned.is_empty() => "*".to_string(),
         None => cleaned,
-    }
+    })
 }
 
 /// The first piece of `text` of at most `room` bytes, and what is left

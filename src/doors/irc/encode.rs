@@ -8,7 +8,7 @@
 use super::{push_bare_numeric, push_motd, push_numeric, ISUPPORT, SERVER};
 use crate::doors::Encode;
 use crate::line::{Change, Lookup, OutboundLine, Refusal, Roster, Says};
-use crate::logic::irc;
+use crate::logic::{irc, protocol};
 
 pub(crate) struct IrcEncoder {
     /// `*` until the welcome, as IRC has it.
@@ -180,6 +180,7 @@ impl IrcEncoder {
         found: Option<&(String, String)>,
         lookup: Lookup,
     ) {
+        let asked = &protocol::excerpt(asked);
         match (lookup, found) {
             (Lookup::Whois, Some((name, room))) => {
                 self.numeric(out, "311", &[name, name, SERVER, "*"], name);
@@ -203,12 +204,13 @@ impl IrcEncoder {
     /// An error with an IRC numeric of its own gets it, with threadchat's
     /// sentence as its text; any other is a NOTICE.
     fn error(&self, out: &mut Vec<u8>, text: &str, refusal: &Refusal) {
+        // What the client typed comes back cut short, as in any error.
         let (code, about) = match refusal {
-            Refusal::BadName(name) => ("432", Some(name.clone())),
-            Refusal::NameTaken(name) => ("433", Some(name.clone())),
+            Refusal::BadName(name) => ("432", Some(protocol::excerpt(name))),
+            Refusal::NameTaken(name) => ("433", Some(protocol::excerpt(name))),
             Refusal::NotRegistered => ("451", None),
-            Refusal::NoSuchUser(name) => ("401", Some(name.clone())),
-            Refusal::BadRoom(typed) => ("403", Some(typed.clone())),
+            Refusal::NoSuchUser(name) => ("401", Some(protocol::excerpt(name))),
+            Refusal::BadRoom(typed) => ("403", Some(protocol::excerpt(typed))),
             Refusal::NotInRoom(room) => ("442", Some(channel(room))),
             Refusal::CannotSpeakIn(room) => ("404", Some(channel(room))),
             Refusal::TooLong => ("417", None),

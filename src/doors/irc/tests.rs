@@ -348,6 +348,33 @@ fn what_the_door_answers_on_its_own() {
     assert!(c.reply("PRIV-MSG x").contains(" 421 alice PRIV-MSG "));
 }
 
+#[test]
+fn what_a_client_typed_comes_back_cut_short_and_every_reply_fits_512_bytes() {
+    let mut c = Client::registered("alice");
+    let long = "x".repeat(490);
+    for line in [
+        format!("JOIN {long}"),
+        format!("TOPIC {long}"),
+        format!("{}", "Q".repeat(490)),
+        format!("PRIVMSG {} :hi", vec!["a"; 200].join(",")),
+    ] {
+        let reply = c.reply(&line);
+        assert!(reply.len() <= 512, "{} bytes: {reply:?}", reply.len());
+        assert!(reply.contains('…'), "{reply:?}");
+    }
+    let mut e = IrcEncoder::new();
+    let refusal = Says::Error {
+        text: "name too long: use 1-24 letters, digits, - or _".into(),
+        refusal: Refusal::BadName(long.clone()),
+    };
+    let lines = written(&mut e, refusal);
+    assert!(lines.iter().all(|l| l.len() + 2 <= 512), "{lines:?}");
+    assert!(
+        lines[0].starts_with(":threadchat 432 * xxxxxxxx"),
+        "{lines:?}"
+    );
+}
+
 /// What the encoder writes for `says`, line by line.
 fn written(encoder: &mut IrcEncoder, says: Says) -> Vec<String> {
     let mut out = Vec::new();
