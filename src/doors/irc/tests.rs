@@ -355,7 +355,7 @@ fn what_a_client_typed_comes_back_cut_short_and_every_reply_fits_512_bytes() {
     for line in [
         format!("JOIN {long}"),
         format!("TOPIC {long}"),
-        format!("{}", "Q".repeat(490)),
+        "Q".repeat(490),
         format!("PRIVMSG {} :hi", vec!["a"; 200].join(",")),
     ] {
         let reply = c.reply(&line);
