@@ -568,7 +568,7 @@ fn the_rate_limit_and_flood_control_answer_with_notices() {
 #[test]
 fn a_quiet_irc_client_is_pinged_and_one_that_never_answers_is_let_go() {
     let server = start_server(Config {
-        ping_after: Duration::from_millis(300),
+        ping_after: Duration::from_millis(500),
         ..irc_config()
     });
     let irc = irc_addr(&server);
