@@ -15,7 +15,7 @@ cargo build --release --bins --examples -q
 server=target/release/threadchat
 loadgen=target/release/examples/loadgen
 
-"$server" --addr 127.0.0.1:0 --http off --rate-limit off --max-per-addr 0 \
+"$server" --addr 127.0.0.1:0 --http off --irc off --rate-limit off --max-per-addr 0 \
     --max-clients 11000 2> target/manager_share.log &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT

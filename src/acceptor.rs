@@ -1,7 +1,9 @@
 //! The acceptor thread: owns the chat `TcpListener`, accepts connections,
-//! and starts each one's reader thread (which starts its writer). The web
-//! door's acceptor (`web/`) accepts the same way, with [`accept_until_shutdown`],
-//! and keeps its connections in the same [`Connections`].
+//! and starts each one's reader thread (which starts its writer). The IRC
+//! door's `irc-acceptor` thread runs the same code on its own listener,
+//! with `Door::Irc`. The web door's acceptor (`web/`) accepts the same way,
+//! with [`accept_until_shutdown`], and keeps its connections in the same
+//! [`Connections`].
 //!
 //! It touches the stats lock (to count a connection in, or refuse it when
 //! `--max-clients` are open) and nothing else that is shared. It keeps, in a

@@ -25,9 +25,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, select, tick, Receiver};
 
-use crate::event::{Event, LeaveReason};
-use crate::line::{Change, OutboundLine, Says};
-use crate::logic::names::NAME_RULE;
+use crate::event::{Event, LeaveReason, Query};
+use crate::line::{Change, OutboundLine, Refusal, Roster, Says};
 use crate::logic::protocol;
 use crate::logic::rate_limit::FLOOD_TOLERANCE;
 use crate::logic::rooms::{TooManyRooms, LOBBY};
@@ -160,26 +159,39 @@ impl<E: Elsewhere> Manager<E> {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected { id, peer, outbox } => self.on_connected(id, peer, outbox),
+            Event::Connected {
+                id,
+                peer,
+                outbox,
+                names_on_entry,
+            } => self.on_connected(id, peer, outbox, names_on_entry),
             Event::Registered { id, name } => self.on_registered(id, name),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
-            Event::Chat { id, text } => self.say_in_room(id, text, false),
-            Event::Action { id, text } => self.say_in_room(id, text, true),
+            Event::Chat { id, text, room } => self.say_in_room(id, text, false, room),
+            Event::Action { id, text, room } => self.say_in_room(id, text, true, room),
             Event::Whisper { id, to, text } => self.on_whisper(id, &to, text),
             Event::ListUsers { id } => self.list_users(id),
-            Event::JoinRoom { id, room } => self.on_join_room(id, &room),
+            Event::JoinRoom { id, room, leaving } => self.on_join_room(id, &room, leaving),
             Event::ListRooms { id } => self.list_rooms(id),
-            Event::ListRoomMembers { id } => self.list_room_members(id),
+            Event::ListRoomMembers { id, room, roster } => {
+                self.list_room_members(id, room.as_deref(), roster)
+            }
+            Event::Query { id, query } => self.on_query(id, query),
             Event::ShowStats { id } => self.show_stats(id),
             Event::Help { id } => self.show_help(id),
-            Event::Refused { id, message } => self.on_refused(id, &message),
+            Event::Refused {
+                id,
+                message,
+                refusal,
+            } => self.on_refused(id, &message, refusal),
+            Event::DoorReply { id, text } => self.here.reply(id, Says::Door(text)),
             Event::Left { id, reason } => self.on_left(id, reason),
         }
     }
 
-    fn on_connected(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox) {
+    fn on_connected(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox, names: bool) {
         log::debug!("{id} connected from {peer}");
-        self.here.connect(id, peer, outbox);
+        self.here.connect(id, peer, outbox, names);
         self.here.notice(id, "welcome to threadchat");
         self.prompt_for_name(id);
     }
@@ -195,19 +207,26 @@ impl<E: Elsewhere> Manager<E> {
         member.name = Some(name.clone());
         self.here.users_changed();
         let online = self.here.shared.clients.len() + self.elsewhere.user_count();
-        self.enter_room(id, &name, LOBBY, |room, _| {
-            format!("welcome {name}! you are in {room}; {online} online. /help lists the commands")
+        self.enter_room(id, &name, LOBBY, |room, _| Says::Welcome {
+            name: name.clone(),
+            room: room.to_string(),
+            online,
         });
         let room = LOBBY.to_string();
         self.elsewhere
             .news(News::Arrived { id, name, room }, &mut self.here);
     }
 
-    /// `/join ROOM` and `/leave`: out of one room, into another.
-    fn on_join_room(&mut self, id: ClientId, room: &str) {
+    /// `/join ROOM` and `/leave` (and IRC's PART of `leaving`): out of one
+    /// room, into another.
+    fn on_join_room(&mut self, id: ClientId, room: &str, leaving: Option<String>) {
         let Some(name) = self.here.name_of(id).map(str::to_string) else {
             return;
         };
+        if let Some(leaving) = leaving.filter(|leaving| !self.here.rooms.is_in(id, leaving)) {
+            let refusal = format!("you are not in #{leaving}");
+            return self.here.refuse(id, Refusal::NotInRoom(leaving), &refusal);
+        }
         if self.here.rooms.is_in(id, room) {
             let current = self.here.rooms.room_of(id).unwrap_or(room);
             let line = format!("you are already in #{current}");
@@ -225,8 +244,11 @@ impl<E: Elsewhere> Manager<E> {
         self.announce(id, &name, Change::Parted);
         log::debug!("{name} ({id}) goes to {room}");
         let elsewhere = self.elsewhere.count_in_room(room);
-        self.enter_room(id, &name, room, |room, members| {
-            format!("you joined #{room}; {} here", members + elsewhere)
+        let left = self.here.rooms.room_of(id).map(str::to_string);
+        self.enter_room(id, &name, room, |room, members| Says::Entered {
+            room: room.to_string(),
+            left,
+            members: members + elsewhere,
         });
         if let Some(room) = self.here.rooms.room_of(id).map(str::to_string) {
             self.elsewhere
@@ -235,8 +257,9 @@ impl<E: Elsewhere> Manager<E> {
     }
 
     /// Puts `id` in `room` and tells it, in this order: the `greeting` (made
-    /// from the room's name and member count), the room's history between a
-    /// header line and what comes next, then `* NAME joined` to the others.
+    /// from the room's name and member count), the room's members if its
+    /// door lists them on entry, the room's history between a header line
+    /// and what comes next, then `* NAME joined` to the others.
     ///
     /// The manager handles one event at a time, so no chat line can slip in
     /// between the replay and the live stream: a line said before this event
@@ -247,14 +270,15 @@ impl<E: Elsewhere> Manager<E> {
         id: ClientId,
         name: &str,
         room: &str,
-        greeting: impl FnOnce(&str, usize) -> String,
+        greeting: impl FnOnce(&str, usize) -> Says,
     ) {
         let Ok(entered) = self.here.rooms.enter(id, room) else {
             // Checked by the caller: the lobby always exists, and `/join`
             // asks `can_enter` first.
             return;
         };
-        let greeting = OutboundLine::notice(&greeting(entered.name, entered.members));
+        let greeting = OutboundLine::new(greeting(entered.name, entered.members));
+        let room = entered.name.to_string();
         let history = entered.history;
         let mut replay = Vec::with_capacity(history.len() + 1);
         if !history.is_empty() {
@@ -263,6 +287,13 @@ impl<E: Elsewhere> Manager<E> {
             replay.extend(history.lines().map(OutboundLine::untimed));
         }
         self.here.send(id, greeting);
+        if self
+            .here
+            .member_mut(id)
+            .is_some_and(|member| member.names_on_entry)
+        {
+            self.list_room_members(id, Some(&room), Roster::Names);
+        }
         for line in replay {
             self.here.send(id, line);
         }
@@ -286,8 +317,15 @@ impl<E: Elsewhere> Manager<E> {
     /// A chat line or an action: made once, sent to the rest of the
     /// sender's room (here, and on the other servers), and kept in the
     /// room's history.
-    fn say_in_room(&mut self, id: ClientId, text: String, action: bool) {
+    fn say_in_room(&mut self, id: ClientId, text: String, action: bool, named: Option<String>) {
         self.here.tally.messages_in += 1;
+        if let Some(named) = named.filter(|named| !self.here.rooms.is_in(id, named)) {
+            let refusal = format!("you are not in #{named}: join it to speak there");
+            self.here.tally.refused += 1;
+            return self
+                .here
+                .refuse(id, Refusal::CannotSpeakIn(named), &refusal);
+        }
         if !self.here.rooms.take_turn(id, Instant::now()) {
             return self.room_is_busy(id);
         }
@@ -336,7 +374,11 @@ impl<E: Elsewhere> Manager<E> {
         // Released only now, after the change is ours: a newcomer taking the
         // old name is announced after this rename, never before.
         self.here.shared.clients.release(&old, id);
-        self.here.notice(id, &format!("you are now {new}"));
+        let you = Says::Renamed {
+            old: old.clone(),
+            new: new.clone(),
+        };
+        self.here.reply(id, you);
         if let Some(room) = self.here.rooms.room_of(id).map(str::to_string) {
             let change = Change::Renamed { new: new.clone() };
             let says = Says::Presence {
@@ -377,7 +419,8 @@ impl<E: Elsewhere> Manager<E> {
                 && self.elsewhere.whisper(id, &from, to, &text, &mut self.here) => {}
             None => {
                 let missing = format!("no user named \"{}\" is online", protocol::excerpt(to));
-                self.here.error(id, &missing);
+                self.here
+                    .refuse(id, Refusal::NoSuchUser(to.to_string()), &missing);
             }
         }
     }
@@ -398,12 +441,16 @@ impl<E: Elsewhere> Manager<E> {
     /// Every room with its members on every server; a room with nobody
     /// in it anywhere is not listed, but the lobby always is.
     fn list_rooms(&mut self, id: ClientId) {
-        let listed = self.room_list();
-        let shown: Vec<String> = (listed.iter())
-            .map(|(name, members)| format!("{name} ({members})"))
-            .collect();
-        let line = protocol::listing("rooms", &shown, protocol::MAX_LIST_BYTES);
-        self.here.notice(id, &line);
+        let mut listed = self.room_list();
+        let total = listed.len();
+        let counts = crate::line::room_counts(&listed);
+        listed.truncate(protocol::fitting(
+            "rooms",
+            &counts,
+            protocol::MAX_LIST_BYTES,
+        ));
+        let more = total - listed.len();
+        self.here.reply(id, Says::Rooms(listed, more));
     }
 
     /// What `/rooms` lists: rooms with someone in them, here or elsewhere,
@@ -432,10 +479,18 @@ impl<E: Elsewhere> Manager<E> {
         listed
     }
 
-    fn list_room_members(&mut self, id: ClientId) {
-        let Some(room) = self.here.rooms.room_of(id).map(str::to_string) else {
-            return;
-        };
+    /// The members of `room`, or of the client's own room, here and on
+    /// the other servers.
+    fn list_room_members(&mut self, id: ClientId, room: Option<&str>, roster: Roster) {
+        let rooms = &self.here.rooms;
+        let room = match room {
+            Some(asked) => rooms.spelled(asked).unwrap_or(asked),
+            None => match rooms.room_of(id) {
+                Some(room) => room,
+                None => return,
+            },
+        }
+        .to_string();
         let mut names: Vec<String> = (self.here.rooms.members_of(&room))
             .filter_map(|mate| self.here.name_of(mate).map(str::to_string))
             .collect();
@@ -445,9 +500,49 @@ impl<E: Elsewhere> Manager<E> {
                 .map(|(name, _)| name),
         );
         names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
+        // Cut here, not where it is spelled, so that a queue never holds
+        // more than a list reply's bound (docs/RELIABILITY.md, "Memory").
+        let total = names.len();
         let title = format!("in #{room}");
-        let line = protocol::listing(&title, &names, protocol::MAX_LIST_BYTES);
-        self.here.notice(id, &line);
+        names.truncate(protocol::fitting(&title, &names, protocol::MAX_LIST_BYTES));
+        let members = Says::Members {
+            room,
+            more: total - names.len(),
+            names,
+            roster,
+        };
+        self.here.reply(id, members);
+    }
+
+    /// IRC's WHOIS and WHO NICK, ISON and LUSERS.
+    fn on_query(&mut self, id: ClientId, query: Query) {
+        let says = match query {
+            Query::Whereabouts { name, lookup } => Says::User {
+                found: self.whereabouts(&name),
+                asked: name,
+                lookup,
+            },
+            Query::Online(names) => Says::Online(
+                (names.iter())
+                    .filter_map(|name| self.whereabouts(name).map(|(spelled, _)| spelled))
+                    .collect(),
+            ),
+            Query::Counts => Says::Counts {
+                online: self.here.shared.clients.len() + self.elsewhere.user_count(),
+                rooms: self.room_list().len(),
+            },
+        };
+        self.here.reply(id, says);
+    }
+
+    /// The user called `name` (ignoring case), here or elsewhere, as they
+    /// spell it now, and their room.
+    fn whereabouts(&self, name: &str) -> Option<(String, String)> {
+        if let Some((mate, spelled)) = self.here.registered(name) {
+            let room = self.here.rooms.room_of(mate)?;
+            return Some((spelled, room.to_string()));
+        }
+        (self.elsewhere.users().into_iter()).find(|(theirs, _)| theirs.eq_ignore_ascii_case(name))
     }
 
     /// The counters, then how each lock has been used: taken, and how often
@@ -473,9 +568,9 @@ impl<E: Elsewhere> Manager<E> {
         }
     }
 
-    fn on_refused(&mut self, id: ClientId, message: &str) {
+    fn on_refused(&mut self, id: ClientId, message: &str, refusal: Refusal) {
         self.here.tally.refused += 1;
-        self.here.error(id, message);
+        self.here.refuse(id, refusal, message);
         if self.here.member_mut(id).is_some_and(|m| m.name.is_none()) {
             self.prompt_for_name(id);
         }
@@ -574,8 +669,7 @@ impl<E: Elsewhere> Manager<E> {
     }
 
     fn prompt_for_name(&mut self, id: ClientId) {
-        self.here
-            .notice(id, &format!("choose a name ({NAME_RULE}):"));
+        self.here.reply(id, Says::NamePrompt);
     }
 }
 

@@ -256,7 +256,9 @@ impl Outbox {
     pub(crate) fn evict(&mut self, last: OutboundLine) -> u64 {
         let mut state = self.queue.state.lock();
         let dropped = mem::take(&mut state.items);
-        state.bytes = 0;
+        // The notice is queued like any line, and costs what one does: the
+        // writer subtracts that when it takes it.
+        state.bytes = cost(&last);
         state.items.push_back(Item::Line(last));
         state.closed = true;
         drop(state);

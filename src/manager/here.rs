@@ -13,7 +13,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::line::{OutboundLine, Says};
+use crate::line::{OutboundLine, Refusal, Says};
 use crate::logic::protocol;
 use crate::logic::rooms::{Limits, Rooms};
 use crate::outbox::{self, Delivery, Outbox, Wakeups};
@@ -24,6 +24,8 @@ pub(super) struct Member {
     pub(super) peer: SocketAddr,
     /// `None` until the client has chosen a name.
     pub(super) name: Option<String>,
+    /// Its door lists a room's members to it on entering (IRC).
+    pub(super) names_on_entry: bool,
     /// The only sender of this client's queue; dropping the member drops it,
     /// which ends the writer.
     outbox: Outbox,
@@ -75,10 +77,17 @@ impl Here {
         }
     }
 
-    pub(super) fn connect(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox) {
+    pub(super) fn connect(
+        &mut self,
+        id: ClientId,
+        peer: SocketAddr,
+        outbox: Outbox,
+        names_on_entry: bool,
+    ) {
         let member = Member {
             peer,
             name: None,
+            names_on_entry,
             outbox,
         };
         self.members.insert(id, member);
@@ -126,6 +135,11 @@ impl Here {
     /// `! TEXT` to one client.
     pub(crate) fn error(&mut self, id: ClientId, text: &str) {
         self.send(id, OutboundLine::error(text));
+    }
+
+    /// `! TEXT` to one client, about `refusal`.
+    pub(crate) fn refuse(&mut self, id: ClientId, refusal: Refusal, text: &str) {
+        self.send(id, OutboundLine::refusal(text, refusal));
     }
 
     /// One line, made once, to everyone here in `room` but `except`.

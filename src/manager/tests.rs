@@ -78,6 +78,7 @@ impl<E: Elsewhere> Harness<E> {
             id: ClientId(n),
             peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
             outbox,
+            names_on_entry: false,
         });
         let queue = Queue(outbox_reader);
         assert_eq!(
@@ -120,6 +121,7 @@ impl<E: Elsewhere> Harness<E> {
         self.send(Event::Chat {
             id: ClientId(n),
             text: text.to_string(),
+            room: None,
         });
     }
 }
@@ -142,6 +144,7 @@ fn a_chat_line_reaches_the_room_only_and_is_not_echoed() {
     h.send(Event::JoinRoom {
         id: ClientId(3),
         room: "rust".to_string(),
+        leaving: None,
     });
     alice.take();
     bob.take();
@@ -347,6 +350,7 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
                     id: ClientId(n),
                     peer,
                     outbox,
+                    names_on_entry: false,
                 })
                 .expect("the manager's channel is open");
             outbox_reader

@@ -92,7 +92,7 @@ def start_server(binary, web_port=0):
     # Every client here comes from 127.0.0.1, more than the 64 that one
     # address may have open by default: the crowd below is a class's worth.
     server = subprocess.Popen(
-        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}", "--max-per-addr", "0"],
+        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}", "--max-per-addr", "0", "--irc", "off"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

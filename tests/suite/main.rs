@@ -24,6 +24,7 @@ mod client;
 mod cluster;
 mod hardening;
 mod hostile;
+mod irc;
 mod overload;
 mod prometheus;
 mod rooms;
