@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use crate::logic::protocol::WrongProtocol;
 use crate::outbox::Outbox;
 use crate::shared::ClientId;
+use crate::trace::Trace;
 
 /// Why a client's reader stopped. The manager tells the room the same thing
 /// (`* NAME left`) whatever the reason; the reason goes to the log.
@@ -90,6 +91,16 @@ pub(crate) enum Event {
     Chat { id: ClientId, text: String },
     /// `/me TEXT`.
     Action { id: ClientId, text: String },
+    /// A chat line (or with `action`, a `/me`) after `/trace`: it carries
+    /// its trace, which each thread it passes through notes its time in.
+    Traced {
+        id: ClientId,
+        text: String,
+        action: bool,
+        trace: Trace,
+    },
+    /// `/trace`: the reader will trace the client's next chat line.
+    Tracing { id: ClientId },
     /// `/w NAME TEXT` or `/msg NAME TEXT`.
     Whisper {
         id: ClientId,

@@ -13,6 +13,7 @@
 
 mod elsewhere;
 mod here;
+mod traces;
 
 pub(crate) use elsewhere::{Alone, Elsewhere, News};
 pub(crate) use here::Here;
@@ -23,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{never, select, tick, Receiver};
+use crossbeam_channel::{never, select, tick, Receiver, Select};
 
 use crate::event::{Event, LeaveReason};
 use crate::line::{Change, OutboundLine, Says};
@@ -32,11 +33,18 @@ use crate::logic::protocol;
 use crate::logic::rate_limit::FLOOD_TOLERANCE;
 use crate::logic::rooms::{TooManyRooms, LOBBY};
 use crate::outbox::{Outbox, Wakeups};
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientId, ManagerView, Shared};
 use crate::shutdown::ShutdownSignal;
+use crate::trace::Trace;
+use traces::Traces;
 
 /// How often the manager publishes its view (rooms, deepest backlogs).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// The answer to `/trace`.
+const TRACING: &str = "trace: your next line will be timed through reader, events, manager, \
+                       outboxes, writers and sockets";
 
 /// How many of the deepest backlogs the live view shows.
 const DEEPEST_SHOWN: usize = 5;
@@ -58,6 +66,18 @@ pub(crate) fn run<E: Elsewhere>(
     // Once a second, what only the manager knows goes to the live view.
     let report = tick(REPORT_EVERY);
     loop {
+        let traces_due = manager.traces.due();
+        // Until one of them is ready, the board shows the manager waiting
+        // for its channels; then `select!` takes from it without waiting.
+        thread_states::blocked(State::Channel, || {
+            let mut any = Select::new();
+            any.recv(&events_rx);
+            any.recv(&elsewhere_rx);
+            any.recv(&report);
+            any.recv(shutdown.receiver());
+            any.recv(&traces_due);
+            any.ready()
+        });
         // `select!` waits on several channels at once and runs the arm of
         // whichever is ready first.
         select! {
@@ -80,7 +100,9 @@ pub(crate) fn run<E: Elsewhere>(
             },
             recv(report) -> _ => manager.publish(),
             recv(shutdown.receiver()) -> _ => break,
+            recv(traces_due) -> _ => {}
         }
+        manager.traces.tell_finished(&mut manager.here);
         // Whatever the arm, the writers it gave lines to while they slept
         // are woken now, once each (`outbox.rs`, rule 3).
         manager.here.wake_writers();
@@ -119,6 +141,8 @@ fn drain(shared: &Shared, events_rx: &Receiver<Event>) {
 pub(crate) struct Manager<E: Elsewhere> {
     here: Here,
     elsewhere: E,
+    /// Traced lines not yet written everywhere (`/trace`).
+    traces: Traces,
 }
 
 impl<E: Elsewhere> Manager<E> {
@@ -127,7 +151,11 @@ impl<E: Elsewhere> Manager<E> {
         if E::KEEPS_EMPTY_ROOMS {
             here.rooms.keep_empty_rooms();
         }
-        Manager { here, elsewhere }
+        Manager {
+            here,
+            elsewhere,
+            traces: Traces::default(),
+        }
     }
 
     /// Handles one event. A bug that panics while handling it loses that
@@ -163,8 +191,18 @@ impl<E: Elsewhere> Manager<E> {
             Event::Connected { id, peer, outbox } => self.on_connected(id, peer, outbox),
             Event::Registered { id, name } => self.on_registered(id, name),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
-            Event::Chat { id, text } => self.say_in_room(id, text, false),
-            Event::Action { id, text } => self.say_in_room(id, text, true),
+            Event::Chat { id, text } => self.say_in_room(id, text, false, None),
+            Event::Action { id, text } => self.say_in_room(id, text, true, None),
+            Event::Traced {
+                id,
+                text,
+                action,
+                trace,
+            } => {
+                trace.taken();
+                self.say_in_room(id, text, action, Some(trace));
+            }
+            Event::Tracing { id } => self.here.notice(id, TRACING),
             Event::Whisper { id, to, text } => self.on_whisper(id, &to, text),
             Event::ListUsers { id } => self.list_users(id),
             Event::JoinRoom { id, room } => self.on_join_room(id, &room),
@@ -285,8 +323,8 @@ impl<E: Elsewhere> Manager<E> {
 
     /// A chat line or an action: made once, sent to the rest of the
     /// sender's room (here, and on the other servers), and kept in the
-    /// room's history.
-    fn say_in_room(&mut self, id: ClientId, text: String, action: bool) {
+    /// room's history. A traced one is watched until it is written.
+    fn say_in_room(&mut self, id: ClientId, text: String, action: bool, trace: Option<Trace>) {
         self.here.tally.messages_in += 1;
         if !self.here.rooms.take_turn(id, Instant::now()) {
             return self.room_is_busy(id);
@@ -307,8 +345,13 @@ impl<E: Elsewhere> Manager<E> {
                 text,
             },
         };
-        let line = OutboundLine::timed(says, &self.here.shared.gauges.fanout);
+        let fanout = &self.here.shared.gauges.fanout;
+        let line = OutboundLine::timed_and_traced(says, fanout, trace.clone());
         self.here.send_to_room(&room, &line, Some(id));
+        if let Some(trace) = trace {
+            trace.queued(line.copies_queued());
+            self.traces.watch(id, &line, trace);
+        }
         line.fan_out_done();
         let line_id = self.elsewhere.said(id, &room, &line, &mut self.here);
         self.here.rooms.record(id, line_id, line);
