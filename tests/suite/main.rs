@@ -29,4 +29,5 @@ mod prometheus;
 mod rooms;
 mod shape;
 mod startup;
+mod watch;
 mod web;
