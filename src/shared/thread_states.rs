@@ -323,7 +323,10 @@ impl ThreadBoard {
     /// A board for a server of at most `max_clients` connections: two
     /// threads each, and spare slots.
     pub(crate) fn for_clients(max_clients: usize) -> Self {
-        let slots = max_clients.min(1 << 20) * 2 + SPARE_SLOTS;
+        // Past 65,536 clients the board stops growing (3 MiB): threads
+        // beyond it are counted as untracked. `vm.max_map_count` and
+        // `pid_max` keep a server far below that (docs/ARCHITECTURE.md).
+        let slots = max_clients.min(1 << 16) * 2 + SPARE_SLOTS;
         ThreadBoard {
             named: Default::default(),
             clients: (0..slots).map(|_| Slot::default()).collect(),
