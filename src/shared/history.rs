@@ -196,7 +196,14 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         writer.join().unwrap();
-        assert!(kept > 0, "no sample read while the writer wrote ({left_out} left out)");
-        assert_eq!(history.samples().len(), KEPT, "after the writer, every sample kept");
+        assert!(
+            kept > 0,
+            "no sample read while the writer wrote ({left_out} left out)"
+        );
+        assert_eq!(
+            history.samples().len(),
+            KEPT,
+            "after the writer, every sample kept"
+        );
     }
 }
