@@ -26,6 +26,7 @@ use crate::event::Event;
 use crate::logic::rate_limit::TokenBucket;
 use crate::platform;
 use crate::reader::{self, ReaderStart};
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientId, Shared};
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, ClientSocket, BUSY, FULL, TOO_FAST_FROM_ADDR, TOO_MANY_FROM_ADDR};
@@ -77,7 +78,7 @@ pub(crate) fn accept_until_shutdown(
     let mut failing = 0u64;
     let who = thread::current().name().unwrap_or("acceptor").to_string();
     loop {
-        let accepted = listener.accept();
+        let accepted = thread_states::blocked(State::Accept, || listener.accept());
         // `ServerHandle` wakes us with a connection of its own after it has
         // fired the signal, so the signal is checked before the result.
         if shutdown.has_fired() {

@@ -14,6 +14,7 @@ use crate::line::{Lookup, Refusal, Roster};
 use crate::logic::protocol::WrongProtocol;
 use crate::outbox::Outbox;
 use crate::shared::ClientId;
+use crate::trace::Trace;
 
 /// Why a client's reader stopped. The manager tells the room the same thing
 /// (`* NAME left`) whatever the reason; the reason goes to the log.
@@ -105,6 +106,18 @@ pub(crate) enum Event {
         text: String,
         room: Option<String>,
     },
+    /// A chat line (or with `action`, a `/me`) after `/trace`, with `room`
+    /// as for `Chat`: it carries its trace, which each thread it passes
+    /// through notes its time in.
+    Traced {
+        id: ClientId,
+        text: String,
+        action: bool,
+        room: Option<String>,
+        trace: Trace,
+    },
+    /// `/trace`: the reader will trace the client's next chat line.
+    Tracing { id: ClientId },
     /// `/w NAME TEXT` or `/msg NAME TEXT`.
     Whisper {
         id: ClientId,

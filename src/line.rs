@@ -4,8 +4,9 @@
 //! No thread runs this module. The manager makes each [`OutboundLine`] once
 //! and queues the same one for every recipient (cloning is a reference-count
 //! increment); each recipient's writer thread writes it in its door's form
-//! (`doors/`). The fan-out timer inside a chat line is the one thing here
-//! that several threads change, and it is atomics only.
+//! (`doors/`). The fan-out timer inside a chat line (with, for a line being
+//! traced, its [`Trace`]) is the one thing here that several threads
+//! change, and it is atomics only.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::time::Instant;
 use crate::logic::names::NAME_RULE;
 use crate::logic::protocol;
 use crate::shared::gauges::Histogram;
+use crate::trace::Trace;
 
 /// What a line says, with enough structure for any door to spell it its own
 /// way: an nc client sees `[rust] bob: hi`, and an IRC client sees a
@@ -234,6 +236,8 @@ struct FanoutTimer {
     pending: AtomicUsize,
     queued: AtomicUsize,
     histogram: Arc<Histogram>,
+    /// `/trace`: the line's journey, which each writer notes its write in.
+    trace: Option<Trace>,
 }
 
 impl OutboundLine {
@@ -262,11 +266,22 @@ impl OutboundLine {
     /// A line whose fan-out is timed into `histogram`. The manager calls
     /// [`fan_out_done`](Self::fan_out_done) once it has queued every copy.
     pub(crate) fn timed(says: Says, histogram: &Arc<Histogram>) -> Self {
+        OutboundLine::timed_and_traced(says, histogram, None)
+    }
+
+    /// A timed line that may carry a trace, which each writer notes its
+    /// write in.
+    pub(crate) fn timed_and_traced(
+        says: Says,
+        histogram: &Arc<Histogram>,
+        trace: Option<Trace>,
+    ) -> Self {
         let timer = FanoutTimer {
             started: Instant::now(),
             pending: AtomicUsize::new(1),
             queued: AtomicUsize::new(0),
             histogram: histogram.clone(),
+            trace,
         };
         OutboundLine::with_timer(says, Some(timer))
     }
@@ -329,6 +344,30 @@ impl OutboundLine {
     /// A writer has written one copy, or a queued copy will never be.
     pub(crate) fn written(&self) {
         self.release();
+    }
+
+    /// A writer's `write` with this copy in it has returned: as
+    /// [`written`](Self::written), and the trace, if any, notes the time
+    /// (before the count goes down, which publishes it to the manager).
+    pub(crate) fn written_to_socket(&self) {
+        if let Some(trace) = self.0.fanout.as_ref().and_then(|t| t.trace.as_ref()) {
+            trace.written();
+        }
+        self.release();
+    }
+
+    /// How many copies the manager has queued.
+    pub(crate) fn copies_queued(&self) -> usize {
+        let timer = self.0.fanout.as_ref();
+        timer.map_or(0, |timer| timer.queued.load(Ordering::Relaxed))
+    }
+
+    /// Whether every copy queued has been written (or will never be), and
+    /// the manager is done queueing: `Acquire`, so that what the writers
+    /// noted before their count went down (the trace's times) is seen.
+    pub(crate) fn fan_out_finished(&self) -> bool {
+        let timer = self.0.fanout.as_ref();
+        timer.is_none_or(|timer| timer.pending.load(Ordering::Acquire) == 0)
     }
 
     /// The manager has queued every copy it will.

@@ -13,6 +13,7 @@
 
 mod elsewhere;
 mod here;
+mod traces;
 
 pub(crate) use elsewhere::{Alone, Elsewhere, News};
 pub(crate) use here::Here;
@@ -23,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{never, select, tick, Receiver};
+use crossbeam_channel::{never, select, tick, Receiver, Select};
 
 use crate::event::{Event, LeaveReason, Query};
 use crate::line::{Change, OutboundLine, Refusal, Roster, Says};
@@ -31,11 +32,18 @@ use crate::logic::protocol;
 use crate::logic::rate_limit::FLOOD_TOLERANCE;
 use crate::logic::rooms::{TooManyRooms, LOBBY};
 use crate::outbox::{Outbox, Wakeups};
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientId, ManagerView, Shared};
 use crate::shutdown::ShutdownSignal;
+use crate::trace::Trace;
+use traces::Traces;
 
 /// How often the manager publishes its view (rooms, deepest backlogs).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// The answer to `/trace`.
+const TRACING: &str = "trace: your next line will be timed through reader, events, manager, \
+                       outboxes, writers and sockets";
 
 /// How many of the deepest backlogs the live view shows.
 const DEEPEST_SHOWN: usize = 5;
@@ -57,6 +65,18 @@ pub(crate) fn run<E: Elsewhere>(
     // Once a second, what only the manager knows goes to the live view.
     let report = tick(REPORT_EVERY);
     loop {
+        let traces_due = manager.traces.due();
+        // Until one of them is ready, the board shows the manager waiting
+        // for its channels; then `select!` takes from it without waiting.
+        thread_states::blocked(State::Channel, || {
+            let mut any = Select::new();
+            any.recv(&events_rx);
+            any.recv(&elsewhere_rx);
+            any.recv(&report);
+            any.recv(shutdown.receiver());
+            any.recv(&traces_due);
+            any.ready()
+        });
         // `select!` waits on several channels at once and runs the arm of
         // whichever is ready first.
         select! {
@@ -79,7 +99,9 @@ pub(crate) fn run<E: Elsewhere>(
             },
             recv(report) -> _ => manager.publish(),
             recv(shutdown.receiver()) -> _ => break,
+            recv(traces_due) -> _ => {}
         }
+        manager.traces.tell_finished(&mut manager.here);
         // Whatever the arm, the writers it gave lines to while they slept
         // are woken now, once each (`outbox.rs`, rule 3).
         manager.here.wake_writers();
@@ -118,6 +140,8 @@ fn drain(shared: &Shared, events_rx: &Receiver<Event>) {
 pub(crate) struct Manager<E: Elsewhere> {
     here: Here,
     elsewhere: E,
+    /// Traced lines not yet written everywhere (`/trace`).
+    traces: Traces,
 }
 
 impl<E: Elsewhere> Manager<E> {
@@ -126,7 +150,11 @@ impl<E: Elsewhere> Manager<E> {
         if E::KEEPS_EMPTY_ROOMS {
             here.rooms.keep_empty_rooms();
         }
-        Manager { here, elsewhere }
+        Manager {
+            here,
+            elsewhere,
+            traces: Traces::default(),
+        }
     }
 
     /// Handles one event. A bug that panics while handling it loses that
@@ -167,8 +195,19 @@ impl<E: Elsewhere> Manager<E> {
             } => self.on_connected(id, peer, outbox, names_on_entry),
             Event::Registered { id, name } => self.on_registered(id, name),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
-            Event::Chat { id, text, room } => self.say_in_room(id, text, false, room),
-            Event::Action { id, text, room } => self.say_in_room(id, text, true, room),
+            Event::Chat { id, text, room } => self.say_in_room(id, text, false, room, None),
+            Event::Action { id, text, room } => self.say_in_room(id, text, true, room, None),
+            Event::Traced {
+                id,
+                text,
+                action,
+                room,
+                trace,
+            } => {
+                trace.taken();
+                self.say_in_room(id, text, action, room, Some(trace));
+            }
+            Event::Tracing { id } => self.here.notice(id, TRACING),
             Event::Whisper { id, to, text } => self.on_whisper(id, &to, text),
             Event::ListUsers { id } => self.list_users(id),
             Event::JoinRoom { id, room, leaving } => self.on_join_room(id, &room, leaving),
@@ -316,8 +355,15 @@ impl<E: Elsewhere> Manager<E> {
 
     /// A chat line or an action: made once, sent to the rest of the
     /// sender's room (here, and on the other servers), and kept in the
-    /// room's history.
-    fn say_in_room(&mut self, id: ClientId, text: String, action: bool, named: Option<String>) {
+    /// room's history. A traced one is watched until it is written.
+    fn say_in_room(
+        &mut self,
+        id: ClientId,
+        text: String,
+        action: bool,
+        named: Option<String>,
+        trace: Option<Trace>,
+    ) {
         self.here.tally.messages_in += 1;
         if let Some(named) = named.filter(|named| !self.here.rooms.is_in(id, named)) {
             let refusal = format!("you are not in #{named}: join it to speak there");
@@ -345,8 +391,13 @@ impl<E: Elsewhere> Manager<E> {
                 text,
             },
         };
-        let line = OutboundLine::timed(says, &self.here.shared.gauges.fanout);
+        let fanout = &self.here.shared.gauges.fanout;
+        let line = OutboundLine::timed_and_traced(says, fanout, trace.clone());
         self.here.send_to_room(&room, &line, Some(id));
+        if let Some(trace) = trace {
+            trace.queued(line.copies_queued());
+            self.traces.watch(id, &line, trace);
+        }
         line.fan_out_done();
         let line_id = self.elsewhere.said(id, &room, &line, &mut self.here);
         self.here.rooms.record(id, line_id, line);

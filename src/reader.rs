@@ -37,8 +37,10 @@ use crate::logic::rate_limit::{FloodGuard, Verdict};
 use crate::logic::rooms::LOBBY;
 use crate::outbox::{outbox, ControlSender, Outbox, OutboxReader};
 use crate::shared::gauges::Role;
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientDirectory, ClientId, Shared};
 use crate::socket::{self, ClientSocket, Hangup, TimedStream, BUSY};
+use crate::trace::Trace;
 use crate::{platform, writer};
 
 /// What an acceptor hands a new reader thread.
@@ -206,6 +208,10 @@ struct Session<'a> {
     deadline: Option<Instant>,
     /// `None` when `--rate-limit off`.
     flood: Option<FloodGuard>,
+    /// When the line being handled was read: where a trace starts.
+    read_at: Instant,
+    /// `/trace` was asked for: the next chat line carries a trace.
+    trace_next: bool,
 }
 
 impl<'a> Session<'a> {
@@ -227,6 +233,8 @@ impl<'a> Session<'a> {
             name: None,
             deadline: None,
             flood: (shared.config.rate_limit).map(|limit| FloodGuard::new(limit, now)),
+            read_at: now,
+            trace_next: false,
         }
     }
 
@@ -236,6 +244,7 @@ impl<'a> Session<'a> {
     /// `/rooms`, `/who`, ...) count against a bucket of their own.
     fn on_incoming(&mut self, incoming: Incoming, now: Instant) -> Step {
         let name = self.name.as_deref();
+        self.read_at = now;
         let parsed = match incoming {
             Incoming::Line(line) => self.decoder.parse(&line, name),
             // A line cut short by the end of the stream. If the client
@@ -345,7 +354,12 @@ impl<'a> Session<'a> {
                 roster: Roster::Who,
             },
             Command::Stats => Event::ShowStats { id },
+            Command::Trace => {
+                self.trace_next = true;
+                Event::Tracing { id }
+            }
         };
+        let event = self.traced(event);
         self.send(event)
     }
 
@@ -463,9 +477,33 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// A failed send means the manager is gone: the server is shutting down.
+    /// After `/trace`, the next chat line carries a trace from the time it
+    /// was read (`trace.rs`).
+    fn traced(&mut self, event: Event) -> Event {
+        let (id, text, action, room) = match event {
+            Event::Chat { id, text, room } if self.trace_next => (id, text, false, room),
+            Event::Action { id, text, room } if self.trace_next => (id, text, true, room),
+            event => return event,
+        };
+        self.trace_next = false;
+        let trace = Trace::new(self.read_at);
+        Event::Traced {
+            id,
+            text,
+            action,
+            room,
+            trace,
+        }
+    }
+
+    /// A failed send means the manager is gone: the server is shutting
+    /// down. The board shows the reader waiting while the channel is full.
     fn send(&self, event: Event) -> Step {
-        match self.events_tx.send(event) {
+        if let Event::Traced { trace, .. } = &event {
+            trace.sent();
+        }
+        let sent = thread_states::blocked(State::Channel, || self.events_tx.send(event));
+        match sent {
             Ok(()) => Step::Continue,
             Err(_) => Step::Leave(LeaveReason::ServerClosing),
         }

@@ -288,10 +288,14 @@ impl ServerHandle {
         F: FnOnce() + Send + 'static,
     {
         // If the thread cannot be created, `body` is dropped unrun, and with
-        // it whatever it owned.
+        // it whatever it owned. Each thread is on the thread board by name.
+        let seat = self.shared.gauges.board.seat(name);
         let handle = thread::Builder::new()
             .name(name.to_string())
-            .spawn(body)
+            .spawn(move || {
+                let _on_board = seat.sit();
+                body()
+            })
             .map_err(|source| StartError::Spawn {
                 thread: name,
                 source,

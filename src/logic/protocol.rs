@@ -34,6 +34,8 @@ pub enum Command {
     Who,
     /// `/stats`
     Stats,
+    /// `/trace`: the next chat line's journey through the server's threads.
+    Trace,
     /// `/help`
     Help,
     /// `/quit`
@@ -96,6 +98,7 @@ pub const HELP: &[&str] = &[
     "  /me TEXT           an action: * NAME TEXT",
     "  /nick NEW          change your name",
     "  /stats             server statistics",
+    "  /trace             time your next line through the server's threads",
     "  /help              this list",
     "  /quit              leave",
     "  //TEXT             send a line that starts with /",
@@ -155,6 +158,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "groups" => no_args(args, "/groups", Command::Rooms),
         "who" => no_args(args, "/who", Command::Who),
         "stats" => no_args(args, "/stats", Command::Stats),
+        "trace" => no_args(args, "/trace", Command::Trace),
         "help" => no_args(args, "/help", Command::Help),
         "quit" => no_args(args, "/quit", Command::Quit),
         _ => Err(ParseError::UnknownCommand(word.to_string())),
@@ -412,6 +416,8 @@ mod tests {
         assert_eq!(parse("/users"), Ok(Command::Users));
         assert_eq!(parse("/USERS"), Ok(Command::Users));
         assert_eq!(parse("/stats"), Ok(Command::Stats));
+        assert_eq!(parse("/trace"), Ok(Command::Trace));
+        assert_eq!(parse("/trace it"), Err(ParseError::Usage("/trace")));
         assert_eq!(parse("/help"), Ok(Command::Help));
         assert_eq!(parse("/quit"), Ok(Command::Quit));
         assert_eq!(parse("/quit  "), Ok(Command::Quit));

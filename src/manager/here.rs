@@ -37,7 +37,8 @@ pub(super) struct Member {
 const CHECK_BUDGET_EVERY: usize = 16 * 1024 * 1024;
 
 /// What a client given up on for the total budget is told.
-const EVICTED: &str = "disconnected: the server is short of memory for slow connections, \
+pub(super) const EVICTED: &str =
+    "disconnected: the server is short of memory for slow connections, \
                        and yours was the furthest behind";
 
 pub(crate) struct Here {
@@ -242,7 +243,10 @@ impl Here {
         }
         self.queued_since_check = 0;
         let budget = self.shared.config.max_total_backlog;
+        // A client already given up on holds only its notice until its
+        // writer has written it: it is not given up on again.
         let mut backlogs: Vec<(usize, ClientId)> = (self.members.iter())
+            .filter(|(_, member)| !member.outbox.evicted())
             .map(|(id, member)| (member.outbox.backlog_bytes(), *id))
             .filter(|(bytes, _)| *bytes > 0)
             .collect();

@@ -418,11 +418,20 @@ fn past_the_total_backlog_budget_the_deepest_goes_and_the_view_counts_what_is_le
     let view = h.shared.stats.manager_view();
     let left = view.backlog_bytes;
     assert!(left > 0 && left < 900, "{left} bytes left");
-    assert_eq!(
-        view.deepest_backlogs,
-        [("shallow".to_string(), left)],
-        "only the shallow backlog is left"
+    // The deep one holds only its notice now, and is not given up on
+    // again at the next check.
+    let notice = crate::line::OutboundLine::error(super::here::EVICTED)
+        .text()
+        .len();
+    let deep_left = (view.deepest_backlogs.iter())
+        .find(|(name, _)| name == "deep")
+        .map(|(_, bytes)| *bytes);
+    assert!(
+        deep_left.is_some_and(|bytes| bytes < notice + 64),
+        "the deep one should hold only its notice: {:?}",
+        view.deepest_backlogs
     );
+    h.manager.publish();
     assert_eq!(h.shared.snapshot().clients_evicted, 1);
     let told = deep.take();
     assert!(

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::gauges::{LockStats, LockUse};
+use super::thread_states::{Held, LockId};
 use super::ClientId;
 use crate::logic::names;
 
@@ -41,14 +42,14 @@ pub(crate) struct ClientDirectory {
 impl ClientDirectory {
     /// The write guard, counted in `lock_use`. Private: guards never leave
     /// this type's methods.
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Entry>> {
-        self.lock_use
-            .acquire(|| self.by_key.try_write(), || self.by_key.write())
+    fn write(&self) -> Held<RwLockWriteGuard<'_, HashMap<String, Entry>>> {
+        let by_key = &self.by_key;
+        (self.lock_use).acquire(LockId::Clients, || by_key.try_write(), || by_key.write())
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {
-        self.lock_use
-            .acquire(|| self.by_key.try_read(), || self.by_key.read())
+    fn read(&self) -> Held<RwLockReadGuard<'_, HashMap<String, Entry>>> {
+        let by_key = &self.by_key;
+        (self.lock_use).acquire(LockId::Clients, || by_key.try_read(), || by_key.read())
     }
 
     /// The private helpers that take this lock, by the compiler's names

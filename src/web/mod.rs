@@ -15,6 +15,7 @@
 //! `/metrics` and `/stats.json`, through `Shared`'s methods (each takes its
 //! lock and lets go), and never hold a lock while they write.
 
+mod board;
 pub(crate) mod http;
 pub(crate) mod metrics;
 mod request;

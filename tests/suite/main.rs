@@ -30,4 +30,5 @@ mod prometheus;
 mod rooms;
 mod shape;
 mod startup;
+mod watch;
 mod web;
