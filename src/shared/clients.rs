@@ -244,21 +244,40 @@ mod tests {
 
     #[test]
     fn racing_claims_give_the_name_to_exactly_one() {
-        // Sixteen threads released at once all try for the same name.
+        // Threads try for the same names, in the same order, as fast as
+        // they can. One behind finds each name taken, which is quicker than
+        // taking it, so it catches up, and from then on they try for each
+        // name at about the same instant. A gap of a few instructions
+        // between a check and a claim is hit now and then, if there is
+        // one; so they race again, for new names, for half a second.
+        const THREADS: u64 = 3;
+        const NAMES: usize = 10_000;
         let directory = Arc::new(ClientDirectory::default());
-        let start = Arc::new(Barrier::new(16));
-        let winners: usize = (0..16)
-            .map(|n| {
-                let (directory, start) = (directory.clone(), start.clone());
-                thread::spawn(move || {
-                    start.wait();
-                    directory.claim("same", ClientId(n)).is_ok() as usize
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        for race in 0.. {
+            let racers: Vec<_> = (0..THREADS)
+                .map(|n| {
+                    let directory = directory.clone();
+                    thread::spawn(move || -> Vec<bool> {
+                        (0..NAMES)
+                            .map(|k| directory.claim(&format!("{race}-{k}"), ClientId(n)).is_ok())
+                            .collect()
+                    })
                 })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|thread| thread.join().unwrap())
-            .sum();
-        assert_eq!(winners, 1);
+                .collect();
+            let won: Vec<Vec<bool>> = (racers.into_iter())
+                .map(|racer| racer.join().expect("a claiming thread"))
+                .collect();
+            for k in 0..NAMES {
+                let winners = won.iter().filter(|won| won[k]).count();
+                assert_eq!(
+                    winners, 1,
+                    "race {race}, name {k}: {winners} of {THREADS} threads racing for it were given it"
+                );
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+        }
     }
 }
