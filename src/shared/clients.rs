@@ -225,11 +225,16 @@ mod tests {
             });
         }
         for _ in 0..3 {
-            let finished = done_rx.recv_timeout(std::time::Duration::from_secs(15));
-            assert!(
-                finished.is_ok(),
-                "a thread did not finish its rounds in 15 s: deadlocked on the directory's lock"
-            );
+            if done_rx
+                .recv_timeout(std::time::Duration::from_secs(15))
+                .is_err()
+            {
+                #[cfg(feature = "deadlock-detection")]
+                let found = crate::deadlock::reports().join("\n");
+                #[cfg(not(feature = "deadlock-detection"))]
+                let found = "(with --features deadlock-detection, the detector reports it)";
+                panic!("a thread did not finish its rounds in 15 s: deadlocked on the directory's lock\n{found}");
+            }
         }
     }
 
