@@ -238,6 +238,89 @@ mod tests {
         }
     }
 
+    /// Two readers that take turns with the directory's read lock, each
+    /// letting go only once the other has it again, so that between them
+    /// it is never free: the worst case of readers that keep coming.
+    #[derive(Default)]
+    struct Relay {
+        /// How many turns have begun, and whether to stop.
+        state: std::sync::Mutex<(u64, bool)>,
+        changed: std::sync::Condvar,
+    }
+
+    impl Relay {
+        /// One turn, the read guard held by the caller: until the other
+        /// reader has begun its next turn, or `patience` has passed (it
+        /// may be waiting behind a writer), or the relay stops.
+        fn take_turn(&self, patience: std::time::Duration) {
+            let mut state = self.state.lock().expect("the relay's lock");
+            state.0 += 1;
+            let mine = state.0;
+            self.changed.notify_all();
+            let (_state, _) = (self.changed)
+                .wait_timeout_while(state, patience, |(turns, stop)| *turns == mine && !*stop)
+                .expect("the relay's lock");
+        }
+
+        fn has_begun(&self) -> bool {
+            self.state.lock().expect("the relay's lock").0 > 0
+        }
+
+        fn stop(&self) {
+            self.state.lock().expect("the relay's lock").1 = true;
+            self.changed.notify_all();
+        }
+
+        fn stopped(&self) -> bool {
+            self.state.lock().expect("the relay's lock").1
+        }
+    }
+
+    #[test]
+    fn a_claim_waits_only_for_the_readers_already_in() {
+        // A fair lock lets no new reader in once a writer waits, so a claim
+        // waits for the reader inside to let go (here, at most its
+        // patience). A lock that lets readers in past a waiting writer
+        // (lab 11) keeps the claim waiting for as long as readers keep
+        // coming: here, until the test stops them.
+        let directory = Arc::new(ClientDirectory::default());
+        let relay = Arc::new(Relay::default());
+        let patience = std::time::Duration::from_millis(200);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (directory, relay) = (directory.clone(), relay.clone());
+                thread::spawn(move || {
+                    while !relay.stopped() {
+                        let _guard = directory.read();
+                        relay.take_turn(patience);
+                    }
+                })
+            })
+            .collect();
+        while !relay.has_begun() {
+            thread::yield_now();
+        }
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let writer = {
+            let directory = directory.clone();
+            thread::spawn(move || {
+                let claimed = directory.claim("writer", ClientId(1));
+                let _ = done_tx.send(claimed);
+            })
+        };
+        let claimed = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+        relay.stop();
+        for thread in readers.into_iter().chain([writer]) {
+            thread.join().expect("a reader or the writer");
+        }
+        assert_eq!(
+            claimed,
+            Ok(Ok(())),
+            "a claim waited 5 s for the directory's write lock while two readers took turns \
+             with the read lock: readers let in past a waiting writer starve it"
+        );
+    }
+
     #[test]
     fn names_are_listed_sorted_ignoring_case() {
         let directory = ClientDirectory::default();
