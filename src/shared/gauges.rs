@@ -5,11 +5,20 @@
 //!
 //! Each number is one atomic, changed by a single atomic instruction.
 //! `Relaxed` ordering is enough: each is a tally read for display, and no
-//! other memory is published through it.
+//! other memory is published through it. One pair is the exception: a
+//! lock's waits are counted after its acquisitions and read before them,
+//! so that no copy shows more waits than acquisitions ([`LockStats`];
+//! `gauges/loom.rs` checks it).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// A lock's counters are loom's atomics in its model test, std's otherwise.
+#[cfg(all(loom, test))]
+use ::loom::sync::atomic::AtomicU64 as LockCounter;
+#[cfg(not(all(loom, test)))]
+use std::sync::atomic::AtomicU64 as LockCounter;
 
 /// This module's path: every lock is taken through [`LockStats::acquire`],
 /// and the deadlock report looks past it (`deadlock.rs`).
@@ -75,9 +84,9 @@ impl Drop for RoleGuard<'_> {
 /// the wait timed, so the uncontended path costs one extra atomic add.
 #[derive(Default)]
 pub(crate) struct LockStats {
-    acquisitions: AtomicU64,
-    contended: AtomicU64,
-    wait_nanos: AtomicU64,
+    acquisitions: LockCounter,
+    contended: LockCounter,
+    wait_nanos: LockCounter,
 }
 
 /// A copy of a [`LockStats`].
@@ -103,16 +112,23 @@ impl LockStats {
         }
         let started = Instant::now();
         let guard = acquire();
-        self.contended.fetch_add(1, Ordering::Relaxed);
+        // Release: a thread that sees this wait counted sees its acquisition.
+        self.contended.fetch_add(1, Ordering::Release);
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
         guard
     }
 
+    /// A copy, in which `contended <= acquisitions`: the waits are read
+    /// first, as reading the acquisitions first would let more waits be
+    /// counted before the second load, whatever the orderings.
     pub(crate) fn read(&self) -> LockUse {
+        // Acquire, with the Release above: every acquisition counted before
+        // a wait this load sees is seen by the load after it.
+        let contended = self.contended.load(Ordering::Acquire);
         LockUse {
             acquisitions: self.acquisitions.load(Ordering::Relaxed),
-            contended: self.contended.load(Ordering::Relaxed),
+            contended,
             wait: Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed)),
         }
     }
@@ -224,3 +240,6 @@ mod tests {
         assert_eq!((used.acquisitions, used.contended), (2, 1), "{used:?}");
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;
