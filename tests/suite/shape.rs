@@ -171,13 +171,21 @@ const SEAMS: &[(&str, &str)] = &[
         "shared/gauges.rs",
         "#[cfg(feature = \"deadlock-detection\")]",
     ),
-    // A deadlock test that names the threads when the detector is built in.
+    // Deadlock tests that name the threads when the detector is built in.
     (
         "shared/stats.rs",
         "#[cfg(not(feature = \"deadlock-detection\"))]",
     ),
     (
         "shared/stats.rs",
+        "let found = crate::deadlock::reports().join(\"\\n\");",
+    ),
+    (
+        "shared/clients.rs",
+        "#[cfg(not(feature = \"deadlock-detection\"))]",
+    ),
+    (
+        "shared/clients.rs",
         "let found = crate::deadlock::reports().join(\"\\n\");",
     ),
 ];
