@@ -199,9 +199,9 @@ mod tests {
     #[test]
     fn listing_names_while_others_claim_never_deadlocks() {
         // Readers list while writers claim and release, as the manager and
-        // the readers do. (Lab 07 makes a listing take the read lock twice;
-        // parking_lot's RwLock is fair, so a writer waiting between the two
-        // blocks the second, and the three threads wait for each other.)
+        // the readers do. (parking_lot's RwLock is fair: a writer waiting
+        // keeps new readers out, so a thread that reads again while it
+        // still reads would wait for itself.)
         let directory = Arc::new(ClientDirectory::default());
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         // All three start together and run side by side for a third of a
@@ -281,8 +281,8 @@ mod tests {
         // A fair lock lets no new reader in once a writer waits, so a claim
         // waits for the reader inside to let go (here, at most its
         // patience). A lock that lets readers in past a waiting writer
-        // (lab 11) keeps the claim waiting for as long as readers keep
-        // coming: here, until the test stops them.
+        // keeps the claim waiting for as long as readers keep coming: here,
+        // until the test stops them.
         let directory = Arc::new(ClientDirectory::default());
         let relay = Arc::new(Relay::default());
         let patience = std::time::Duration::from_millis(200);
