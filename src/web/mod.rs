@@ -5,7 +5,7 @@
 //!
 //! The acceptor owns the second `TcpListener`, a table of its connections'
 //! threads (the chat acceptor's loop and table, to join them at shutdown),
-//! and the [`Visitors`](visitors::Visitors) by address, which decide who
+//! and the [`Visitors`] by address, which decide who
 //! gets in. Each `http-N` thread (`request.rs`) reads one request, with
 //! deadlines and a size bound, answers it and closes; except `GET /ws`,
 //! where, after the WebSocket handshake, the same thread becomes that
