@@ -13,8 +13,9 @@
 #   run           a command that must succeed
 #
 # For each patch, its diagnose form (what a student is given) must apply,
-# add no comment that names a lab, build with no warning, and make its test
-# fail with the expected text; the guided form must apply too. Then, with
+# add no comment that names a lab, build with no warning, be formatted as
+# rustfmt would, and make its test fail with the expected text; the guided
+# form must apply too, and a student's copy must be made of it. Then, with
 # no patch, every lab's test must pass and every `run` succeed. Each run's
 # log is kept in target/labs/ and named in the output. The working tree is
 # restored after each lab, whatever happens.
@@ -119,6 +120,8 @@ check_patched() {
         fail "$lab" "the code does not compile with the patch" "$log"
     elif grep -q '^warning' "$log"; then
         fail "$lab" "the patch leaves a compiler warning, which points at it" "$log"
+    elif ! cargo fmt --all -- --check >> "$log" 2>&1; then
+        fail "$lab" "the patch is not formatted as rustfmt would, which points at it" "$log"
     elif bash -c "$(command_for "$dir" "")" >> "$log" 2>&1; then
         fail "$lab" "'$(command_for "$dir" "")' passes with the patch" "$log"
     else
