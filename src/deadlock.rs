@@ -47,9 +47,14 @@ pub(crate) fn reports(board: Option<&ThreadBoard>) -> Vec<String> {
                 thread.backtrace()
             ));
         }
+        // A cycle of one: a thread waiting for a lock it holds itself (a
+        // read lock taken twice, with a writer waiting in between).
+        let what = match cycle.len() {
+            1 => "1 thread waits for a lock it holds itself".to_string(),
+            threads => format!("{threads} threads each wait for a lock another holds"),
+        };
         reports.push(format!(
-            "DEADLOCK {n}: {} threads each wait for a lock another holds\n{}\n{}",
-            cycle.len(),
+            "DEADLOCK {n}: {what}\n{}\n{}",
             summaries.join("\n"),
             backtraces.join("\n")
         ));

@@ -232,7 +232,7 @@ fn with_a_writer_racing_the_manager_every_drop_is_told_once_in_its_place() {
 #[test]
 fn delivering_to_a_full_backlog_never_waits() {
     // The manager must never wait for a client: every other client would
-    // wait with it. (Lab 03 makes it wait, and this test fails.)
+    // wait with it.
     let (mut outbox, reader) = outbox_for(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
     thread::spawn(move || {

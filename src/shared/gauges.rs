@@ -7,7 +7,10 @@
 //!
 //! Each number is one atomic, changed by a single atomic instruction.
 //! `Relaxed` ordering is enough: each is a tally read for display, and no
-//! other memory is published through it.
+//! other memory is published through it. One pair is the exception: a
+//! lock's waits are counted after its acquisitions and read before them,
+//! so that no copy shows more waits than acquisitions ([`LockStats`];
+//! `gauges/loom.rs` checks it).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,6 +18,11 @@ use std::time::{Duration, Instant};
 
 pub(crate) use super::thread_states::Role;
 use super::thread_states::{self, Held, LockId, OnBoard, State, ThreadBoard};
+// A lock's counters are loom's atomics in its model test, std's otherwise.
+#[cfg(all(loom, test))]
+use ::loom::sync::atomic::AtomicU64 as LockCounter;
+#[cfg(not(all(loom, test)))]
+use std::sync::atomic::AtomicU64 as LockCounter;
 
 /// This module's path: every lock is taken through [`LockStats::acquire`],
 /// and the deadlock report looks past it (`deadlock.rs`).
@@ -88,9 +96,9 @@ impl Drop for RoleGuard<'_> {
 /// two stores to the thread's own slot on the board: held, let go).
 #[derive(Default)]
 pub(crate) struct LockStats {
-    acquisitions: AtomicU64,
-    contended: AtomicU64,
-    wait_nanos: AtomicU64,
+    acquisitions: LockCounter,
+    contended: LockCounter,
+    wait_nanos: LockCounter,
 }
 
 /// A copy of a [`LockStats`].
@@ -120,16 +128,23 @@ impl LockStats {
         }
         let started = Instant::now();
         let guard = thread_states::blocked(State::Lock(lock), acquire);
-        self.contended.fetch_add(1, Ordering::Relaxed);
+        // Release: a thread that sees this wait counted sees its acquisition.
+        self.contended.fetch_add(1, Ordering::Release);
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
         Held::new(guard, lock)
     }
 
+    /// A copy, in which `contended <= acquisitions`: the waits are read
+    /// first, as reading the acquisitions first would let more waits be
+    /// counted before the second load, whatever the orderings.
     pub(crate) fn read(&self) -> LockUse {
+        // Acquire, with the Release above: every acquisition counted before
+        // a wait this load sees is seen by the load after it.
+        let contended = self.contended.load(Ordering::Acquire);
         LockUse {
             acquisitions: self.acquisitions.load(Ordering::Relaxed),
-            contended: self.contended.load(Ordering::Relaxed),
+            contended,
             wait: Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed)),
         }
     }
@@ -245,3 +260,6 @@ mod tests {
         assert_eq!((used.acquisitions, used.contended), (2, 1), "{used:?}");
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;

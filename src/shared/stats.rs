@@ -281,9 +281,8 @@ mod tests {
     #[test]
     fn publishing_while_others_take_snapshots_never_deadlocks() {
         // The manager publishes while the monitor and the web door take
-        // snapshots. (Lab 09 splits the one lock in two and takes the two in
-        // opposite orders in these two methods: each thread then holds the
-        // lock the other one wants.)
+        // snapshots. (Were these two methods to take two locks in opposite
+        // orders, each thread could hold the lock the other one wants.)
         use std::sync::{Arc, Barrier};
         use std::thread;
         let stats = Arc::new(Stats::new());

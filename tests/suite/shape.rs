@@ -175,7 +175,7 @@ const SEAMS: &[(&str, &str)] = &[
         "shared/thread_states.rs",
         "#[cfg(feature = \"deadlock-detection\")]",
     ),
-    // A deadlock test that names the threads when the detector is built in.
+    // Deadlock tests that name the threads when the detector is built in.
     (
         "shared/stats.rs",
         "#[cfg(not(feature = \"deadlock-detection\"))]",
@@ -183,6 +183,14 @@ const SEAMS: &[(&str, &str)] = &[
     (
         "shared/stats.rs",
         "let found = crate::deadlock::reports(None).join(\"\\n\");",
+    ),
+    (
+        "shared/clients.rs",
+        "#[cfg(not(feature = \"deadlock-detection\"))]",
+    ),
+    (
+        "shared/clients.rs",
+        "let found = crate::deadlock::reports().join(\"\\n\");",
     ),
 ];
 
