@@ -231,7 +231,7 @@ mod tests {
                 .is_err()
             {
                 #[cfg(feature = "deadlock-detection")]
-                let found = crate::deadlock::reports().join("\n");
+                let found = crate::deadlock::reports(None).join("\n");
                 #[cfg(not(feature = "deadlock-detection"))]
                 let found = "(with --features deadlock-detection, the detector reports it)";
                 panic!("a thread did not finish its rounds in 15 s: deadlocked on the directory's lock\n{found}");
