@@ -30,6 +30,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use super::{Decode, Encode, Parsed};
 use crate::line::{LineId, OutboundLine};
 use crate::logic::line_reader::Incoming;
+use crate::shared::thread_states::{self, State};
 use crate::socket::{self, TimedStream};
 
 /// How often a waiting reader looks at its socket to see whether the peer
@@ -91,7 +92,7 @@ impl<'a> EventsDecoder<'a> {
             self.primed = true;
         }
         let mut dropped = [0u8; 512];
-        match stream.read(&mut dropped) {
+        match thread_states::blocked(State::Read, || stream.read(&mut dropped)) {
             Ok(0) => Ok(true),
             Ok(_) => Ok(false),
             Err(error) if socket::is_timeout(&error) => Ok(false),
@@ -114,7 +115,9 @@ impl Decode for EventsDecoder<'_> {
                 Some(left) => left.min(PEER_CHECK),
                 None => PEER_CHECK,
             };
-            match self.inbox.0.recv_timeout(wait) {
+            let received =
+                thread_states::blocked(State::Channel, || self.inbox.0.recv_timeout(wait));
+            match received {
                 Ok(line) => return Ok(Incoming::Line(line)),
                 // The web door holds the sending end until the reader is
                 // done: cannot happen, and would mean nobody can say more.
@@ -128,8 +131,8 @@ impl Decode for EventsDecoder<'_> {
     }
 
     /// A `/say` body is one line of the line protocol.
-    fn parse(&mut self, line: &str, registered: bool) -> Parsed {
-        super::line::parse(line, registered)
+    fn parse(&mut self, line: &str, name: Option<&str>) -> Parsed {
+        super::line::parse(line, name.is_some())
     }
 }
 

@@ -34,6 +34,8 @@ pub enum Command {
     Who,
     /// `/stats`
     Stats,
+    /// `/trace`: the next chat line's journey through the server's threads.
+    Trace,
     /// `/help`
     Help,
     /// `/quit`
@@ -96,6 +98,7 @@ pub const HELP: &[&str] = &[
     "  /me TEXT           an action: * NAME TEXT",
     "  /nick NEW          change your name",
     "  /stats             server statistics",
+    "  /trace             time your next line through the server's threads",
     "  /help              this list",
     "  /quit              leave",
     "  //TEXT             send a line that starts with /",
@@ -155,6 +158,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "groups" => no_args(args, "/groups", Command::Rooms),
         "who" => no_args(args, "/who", Command::Who),
         "stats" => no_args(args, "/stats", Command::Stats),
+        "trace" => no_args(args, "/trace", Command::Trace),
         "help" => no_args(args, "/help", Command::Help),
         "quit" => no_args(args, "/quit", Command::Quit),
         _ => Err(ParseError::UnknownCommand(word.to_string())),
@@ -319,7 +323,15 @@ pub const MAX_LIST_BYTES: usize = 8 * 1024;
 /// `TITLE (N): a, b, c`, cut after the items that fit in `max_bytes`,
 /// with `… and M more` in place of the rest.
 pub fn listing(title: &str, items: &[String], max_bytes: usize) -> String {
-    let mut line = format!("{title} ({}): ", items.len());
+    let shown = fitting(title, items, max_bytes);
+    listing_cut(title, &items[..shown], items.len() - shown)
+}
+
+/// How many of `items` [`listing`] shows: the manager cuts a list there
+/// before it is queued, so that what a queue holds is bounded too, whichever
+/// door spells it.
+pub fn fitting(title: &str, items: &[String], max_bytes: usize) -> usize {
+    let mut length = format!("{title} ({}): ", items.len()).len();
     for (shown, item) in items.iter().enumerate() {
         let rest = items.len() - shown;
         // This item must leave room for the tail that may follow it.
@@ -327,14 +339,23 @@ pub fn listing(title: &str, items: &[String], max_bytes: usize) -> String {
             1 => 0,
             _ => format!(", … and {} more", rest - 1).len(),
         };
-        if line.len() + 2 + item.len() + tail_after > max_bytes {
-            line.push_str(&format!("… and {rest} more"));
-            return line;
+        if length + 2 + item.len() + tail_after > max_bytes {
+            return shown;
         }
-        if shown > 0 {
+        length += item.len() + if shown > 0 { 2 } else { 0 };
+    }
+    items.len()
+}
+
+/// `TITLE (N): a, b, … and M more`, for a list already cut to `shown`,
+/// with `more` left out.
+pub fn listing_cut(title: &str, shown: &[String], more: usize) -> String {
+    let mut line = format!("{title} ({}): {}", shown.len() + more, shown.join(", "));
+    if more > 0 {
+        if !shown.is_empty() {
             line.push_str(", ");
         }
-        line.push_str(item);
+        line.push_str(&format!("… and {more} more"));
     }
     line
 }
@@ -395,6 +416,8 @@ mod tests {
         assert_eq!(parse("/users"), Ok(Command::Users));
         assert_eq!(parse("/USERS"), Ok(Command::Users));
         assert_eq!(parse("/stats"), Ok(Command::Stats));
+        assert_eq!(parse("/trace"), Ok(Command::Trace));
+        assert_eq!(parse("/trace it"), Err(ParseError::Usage("/trace")));
         assert_eq!(parse("/help"), Ok(Command::Help));
         assert_eq!(parse("/quit"), Ok(Command::Quit));
         assert_eq!(parse("/quit  "), Ok(Command::Quit));

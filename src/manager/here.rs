@@ -13,7 +13,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::line::{OutboundLine, Says};
+use crate::line::{OutboundLine, Refusal, Says};
 use crate::logic::protocol;
 use crate::logic::rooms::{Limits, Rooms};
 use crate::outbox::{self, Delivery, Outbox, Wakeups};
@@ -24,6 +24,8 @@ pub(super) struct Member {
     pub(super) peer: SocketAddr,
     /// `None` until the client has chosen a name.
     pub(super) name: Option<String>,
+    /// Its door lists a room's members to it on entering (IRC).
+    pub(super) names_on_entry: bool,
     /// The only sender of this client's queue; dropping the member drops it,
     /// which ends the writer.
     outbox: Outbox,
@@ -35,7 +37,8 @@ pub(super) struct Member {
 const CHECK_BUDGET_EVERY: usize = 16 * 1024 * 1024;
 
 /// What a client given up on for the total budget is told.
-const EVICTED: &str = "disconnected: the server is short of memory for slow connections, \
+pub(super) const EVICTED: &str =
+    "disconnected: the server is short of memory for slow connections, \
                        and yours was the furthest behind";
 
 pub(crate) struct Here {
@@ -75,10 +78,17 @@ impl Here {
         }
     }
 
-    pub(super) fn connect(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox) {
+    pub(super) fn connect(
+        &mut self,
+        id: ClientId,
+        peer: SocketAddr,
+        outbox: Outbox,
+        names_on_entry: bool,
+    ) {
         let member = Member {
             peer,
             name: None,
+            names_on_entry,
             outbox,
         };
         self.members.insert(id, member);
@@ -126,6 +136,11 @@ impl Here {
     /// `! TEXT` to one client.
     pub(crate) fn error(&mut self, id: ClientId, text: &str) {
         self.send(id, OutboundLine::error(text));
+    }
+
+    /// `! TEXT` to one client, about `refusal`.
+    pub(crate) fn refuse(&mut self, id: ClientId, refusal: Refusal, text: &str) {
+        self.send(id, OutboundLine::refusal(text, refusal));
     }
 
     /// One line, made once, to everyone here in `room` but `except`.
@@ -228,7 +243,10 @@ impl Here {
         }
         self.queued_since_check = 0;
         let budget = self.shared.config.max_total_backlog;
+        // A client already given up on holds only its notice until its
+        // writer has written it: it is not given up on again.
         let mut backlogs: Vec<(usize, ClientId)> = (self.members.iter())
+            .filter(|(_, member)| !member.outbox.evicted())
             .map(|(id, member)| (member.outbox.backlog_bytes(), *id))
             .filter(|(bytes, _)| *bytes > 0)
             .collect();

@@ -89,6 +89,7 @@ impl<E: Elsewhere> Harness<E> {
             id: ClientId(n),
             peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
             outbox,
+            names_on_entry: false,
             named: None,
         });
         let queue = Queue(outbox_reader);
@@ -151,7 +152,8 @@ impl<E: Elsewhere> Harness<E> {
             id: ClientId(n),
             peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
             outbox,
-            named: Some(named),
+            names_on_entry: false,
+            named: Some(Box::new(named)),
         });
         let queue = Queue(outbox_reader);
         let seen = queue.take();
@@ -162,6 +164,7 @@ impl<E: Elsewhere> Harness<E> {
         self.send(Event::Chat {
             id: ClientId(n),
             text: text.to_string(),
+            room: None,
         });
     }
 }
@@ -184,6 +187,7 @@ fn a_chat_line_reaches_the_room_only_and_is_not_echoed() {
     h.send(Event::JoinRoom {
         id: ClientId(3),
         room: "rust".to_string(),
+        leaving: None,
     });
     alice.take();
     bob.take();
@@ -471,6 +475,7 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
                     id: ClientId(n),
                     peer,
                     outbox,
+                    names_on_entry: false,
                     named: None,
                 })
                 .expect("the manager's channel is open");
@@ -539,11 +544,20 @@ fn past_the_total_backlog_budget_the_deepest_goes_and_the_view_counts_what_is_le
     let view = h.shared.stats.manager_view();
     let left = view.backlog_bytes;
     assert!(left > 0 && left < 900, "{left} bytes left");
-    assert_eq!(
-        view.deepest_backlogs,
-        [("shallow".to_string(), left)],
-        "only the shallow backlog is left"
+    // The deep one holds only its notice now, and is not given up on
+    // again at the next check.
+    let notice = crate::line::OutboundLine::error(super::here::EVICTED)
+        .text()
+        .len();
+    let deep_left = (view.deepest_backlogs.iter())
+        .find(|(name, _)| name == "deep")
+        .map(|(_, bytes)| *bytes);
+    assert!(
+        deep_left.is_some_and(|bytes| bytes < notice + 64),
+        "the deep one should hold only its notice: {:?}",
+        view.deepest_backlogs
     );
+    h.manager.publish();
     assert_eq!(h.shared.snapshot().clients_evicted, 1);
     let told = deep.take();
     assert!(

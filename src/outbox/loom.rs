@@ -5,7 +5,7 @@
 //! thread waiting: a lost wake-up) or a failed assertion.
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=4 \
 //!     cargo test --release --lib outbox::loom
 //! ```
 //!

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 
 use super::gauges::{LockStats, LockUse};
+use super::thread_states::{Held, LockId};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Counters {
@@ -92,9 +93,9 @@ pub struct ManagerView {
 impl Stats {
     /// The guard, counted in `lock_use`. Private: guards never leave this
     /// type's methods.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.lock_use
-            .acquire(|| self.state.try_lock(), || self.state.lock())
+    fn lock(&self) -> Held<MutexGuard<'_, State>> {
+        let state = &self.state;
+        (self.lock_use).acquire(LockId::Stats, || state.try_lock(), || state.lock())
     }
 
     /// The private helper that takes this lock, by the compiler's name for
@@ -280,9 +281,8 @@ mod tests {
     #[test]
     fn publishing_while_others_take_snapshots_never_deadlocks() {
         // The manager publishes while the monitor and the web door take
-        // snapshots. (Lab 09 splits the one lock in two and takes the two in
-        // opposite orders in these two methods: each thread then holds the
-        // lock the other one wants.)
+        // snapshots. (Were these two methods to take two locks in opposite
+        // orders, each thread could hold the lock the other one wants.)
         use std::sync::{Arc, Barrier};
         use std::thread;
         let stats = Arc::new(Stats::new());
@@ -314,7 +314,7 @@ mod tests {
             if done_rx.recv_timeout(Duration::from_secs(15)).is_err() {
                 // With the detector built in, it says who waits for what.
                 #[cfg(feature = "deadlock-detection")]
-                let found = crate::deadlock::reports().join("\n");
+                let found = crate::deadlock::reports(None).join("\n");
                 #[cfg(not(feature = "deadlock-detection"))]
                 let found = "(with --features deadlock-detection, the detector names them)";
                 panic!("a thread did not finish its rounds in 15 s: deadlocked on the stats' locks\n{found}");

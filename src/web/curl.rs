@@ -29,6 +29,7 @@ use crate::line::LineId;
 use crate::logic::names;
 use crate::logic::protocol::{self, ParseError};
 use crate::reader;
+use crate::shared::thread_states::{self, State};
 
 /// An open event stream, for its thread to read for.
 pub(super) struct Stream {
@@ -95,7 +96,8 @@ impl Connection {
         let open = self.streams.open(inbox_tx);
         let mut head = http::event_stream_head(SECURITY_HEADERS);
         events::event(&mut head, Some("token"), None, &open.token.to_string());
-        if let Err(error) = self.socket.stream().write_all(&head) {
+        let mut stream = self.socket.stream();
+        if let Err(error) = thread_states::blocked(State::Write, || stream.write_all(&head)) {
             log::debug!("web: {} went before its stream began: {error}", self.peer);
             self.shared.clients.release(&name, self.id);
             stats.refuse_opened_connection();
@@ -126,7 +128,7 @@ impl Connection {
         let max_line = self.shared.config.max_line;
         let length = body_length(request, max_line)?;
         if request.header_has("expect", "100-continue") {
-            let _ = self.socket.stream().write_all(http::CONTINUE);
+            self.send(http::CONTINUE);
         }
         let body = self.read_body(early_body, length)?;
         let line = one_line(&body, max_line)?;
@@ -152,7 +154,7 @@ impl Connection {
                 return Err(refused(408, "the body did not arrive in time"));
             }
             let wanted = (length - body.len()).min(buffer.len());
-            match stream.read(&mut buffer[..wanted]) {
+            match thread_states::blocked(State::Read, || stream.read(&mut buffer[..wanted])) {
                 Ok(0) => return Err(refused(400, "the body ended before its Content-Length")),
                 Ok(n) => body.extend_from_slice(&buffer[..n]),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

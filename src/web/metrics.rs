@@ -78,9 +78,11 @@ pub(crate) fn prometheus(shared: &Shared) -> String {
     prometheus_text(&Live::gather(shared))
 }
 
-/// `/stats.json`.
+/// `/stats.json`: the live view, with the thread board and the history
+/// (`board.rs`).
 pub(crate) fn json(shared: &Shared) -> String {
-    json_text(&Live::gather(shared))
+    let board = super::board::fields(&shared.gauges.board, &shared.history);
+    json_text(&Live::gather(shared), &board)
 }
 
 fn prometheus_text(live: &Live) -> String {
@@ -180,7 +182,9 @@ fn prometheus_text(live: &Live) -> String {
     out
 }
 
-fn json_text(live: &Live) -> String {
+/// The live view as one JSON object; `more` is more fields for it, each
+/// after a comma.
+fn json_text(live: &Live, more: &str) -> String {
     let s = &live.stats;
     let threads: Vec<String> = live
         .threads
@@ -206,7 +210,7 @@ fn json_text(live: &Live) -> String {
         .map(|(name, bytes)| format!("{{\"name\":\"{}\",\"bytes\":{bytes}}}", json_escape(name)))
         .collect();
     format!(
-        "{{\"uptime_s\":{:.3},\"online\":{},\"connections\":{},\"messages_in\":{},\"lines_delivered\":{},\"lines_dropped\":{},\"lines_refused\":{},\"refused\":{},\"rooms\":{},\"events_depth\":{},\"threads\":{{{}}},\"locks\":{{{}}},\"deepest_backlogs\":[{}]}}\n",
+        "{{\"uptime_s\":{:.3},\"online\":{},\"connections\":{},\"messages_in\":{},\"lines_delivered\":{},\"lines_dropped\":{},\"lines_refused\":{},\"refused\":{},\"rooms\":{},\"events_depth\":{},\"threads\":{{{}}},\"locks\":{{{}}},\"deepest_backlogs\":[{}]{}}}\n",
         s.uptime.as_secs_f64(),
         s.online,
         s.connections_open,
@@ -219,7 +223,8 @@ fn json_text(live: &Live) -> String {
         live.events_depth,
         threads.join(","),
         locks.join(","),
-        backlogs.join(",")
+        backlogs.join(","),
+        more
     )
 }
 
@@ -270,6 +275,8 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("\"locks\":{\"clients\":{"), "{json}");
+        assert!(json.contains(",\"board\":{\"states\":{"), "{json}");
+        assert!(json.contains(",\"history\":{\"every_s\":1,"), "{json}");
         assert_eq!(json_escape("a\"b\\c\u{1}"), "a\\\"b\\\\c\\u0001");
     }
     #[test]

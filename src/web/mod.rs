@@ -19,6 +19,7 @@
 //! `Shared`'s methods (each takes its lock and lets go), and never hold a
 //! lock while they write.
 
+mod board;
 mod curl;
 pub(crate) mod http;
 pub(crate) mod metrics;
@@ -171,7 +172,7 @@ fn refuse(mut stream: TcpStream, why: &str) {
 /// a connection's thread, and given back by that thread (through a
 /// [`Slot`]) when it is done or has become a client's reader, so a burst of
 /// connections cannot get past the cap: the check and the count are one
-/// step (a compare-and-swap), as lab 01 teaches for names.
+/// step (a compare-and-swap), as `ClientDirectory::claim` does for names.
 #[derive(Default)]
 struct Slots(AtomicUsize);
 

@@ -112,6 +112,7 @@ function refreshSoon() {
 
 function onLine(text) {
   let m;
+  if (text.startsWith("* trace: ")) showTrace(text.slice("* trace: ".length));
   if (pendingRooms > 0 && (m = /^\* rooms \(\d+\): (.*)$/.exec(text))) {
     pendingRooms--;
     list($("rooms"), m[1].split(", "), (entry) => send("/join " + entry.replace(/ \(\d+\)$/, "")));
@@ -186,9 +187,68 @@ $("say").onsubmit = (event) => {
   $("line").value = "";
 };
 
+// ---- One line's journey (/trace), as the server tells it. ----
+// After "your next line will be timed", the next trace line names the
+// line; then come "STEP: +N µs" lines, and the total.
+let traceTitleDue = false;
+function showTrace(text) {
+  const journey = $("journey"), title = $("journey-title");
+  if (text.startsWith("your next line")) {
+    journey.replaceChildren();
+    title.textContent = "say something: your next line is traced";
+    traceTitleDue = true;
+    return;
+  }
+  if (traceTitleDue) {
+    traceTitleDue = false;
+    title.textContent = text;
+    return;
+  }
+  const li = document.createElement("li");
+  li.textContent = text;
+  if (/ µs in all/.test(text)) li.className = "total";
+  journey.append(li);
+}
+$("trace").onclick = () => send("/trace");
+
 // ---- The live view: /stats.json every second, drawn by hand. ----
-const history = [];  // {t, in, out, dropped} per second, for the chart
-let previous = null;
+
+// The board: each long-lived thread by name, then each client role's
+// threads one cell each (up to cells_max), then how many in each state.
+function cell(state, title, text) {
+  const span = document.createElement("span");
+  span.className = `cell s-${state}` + (text ? " named" : "");
+  span.title = title;
+  if (text) span.textContent = text;
+  return span;
+}
+
+function drawBoard(board) {
+  const describe = (state) => board.states[state] || state;
+  const named = document.createElement("div");
+  named.className = "role";
+  for (const t of board.threads) {
+    const holds = t.holds.length ? `; holds ${t.holds.map((l) => board.locks[l]).join(" and ")}` : "";
+    named.append(cell(t.state, `${t.name}: ${describe(t.state)}${holds}`, t.name));
+  }
+  const rowsOf = Object.entries(board.roles).map(([role, r]) => {
+    const row = document.createElement("div");
+    row.className = "role";
+    row.dataset.role = role;
+    const label = document.createElement("span");
+    label.className = "label";
+    const counts = Object.entries(r.by_state).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`);
+    const more = r.count > r.cells.length ? `, ${r.count - r.cells.length} not drawn` : "";
+    label.textContent = `${role}: ${r.count}${counts.length ? " (" + counts.join(", ") + ")" : ""}${more}`;
+    row.append(label, ...r.cells.map((state) => cell(state, `${role}: ${describe(state)}`)));
+    return row;
+  });
+  $("board").replaceChildren(named, ...rowsOf);
+  if (!$("board-legend").childElementCount) {
+    $("board-legend").append(...Object.entries(board.states).flatMap(([state, text]) =>
+      [cell(state, text), document.createTextNode(text)]));
+  }
+}
 
 function rows(table, entries) {
   table.replaceChildren(...entries.map(([label, value]) => {
@@ -200,16 +260,21 @@ function rows(table, entries) {
   }));
 }
 
-function draw() {
+// The chart: the server keeps the last minutes, a sample a second
+// (stats.history), so a page opened after a flood still shows it.
+function draw(history) {
   const canvas = $("chart"), g = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height;
   g.clearRect(0, 0, w, h);
-  const max = Math.max(1, ...history.map((p) => Math.max(p.in, p.out, p.dropped, p.refused)));
+  const samples = history.samples.map(([, i, o, d, r]) => ({ in: i, out: o, dropped: d, refused: r }));
+  const max = Math.max(1, ...samples.map((p) => Math.max(p.in, p.out, p.dropped, p.refused)));
   const series = [["in", "#222"], ["out", "#1565c0"], ["dropped", "#c62828"], ["refused", "#ef6c00"]];
+  // The newest sample at the right edge.
+  const from = history.kept - samples.length;
   for (const [key, colour] of series) {
     g.strokeStyle = colour; g.beginPath();
-    history.forEach((p, i) => {
-      const x = (i / 59) * (w - 2) + 1, y = h - 2 - (p[key] / max) * (h - 14);
+    samples.forEach((p, i) => {
+      const x = ((from + i) / (history.kept - 1)) * (w - 2) + 1, y = h - 2 - (p[key] / max) * (h - 14);
       if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke();
@@ -227,16 +292,8 @@ async function poll() {
       ["connections", stats.connections], ["rooms", stats.rooms],
       ["connections refused", stats.refused], ["lines refused", stats.lines_refused],
       ...stats.deepest_backlogs.map((b) => [`backlog of ${b.name}`, `${b.bytes} B`])]);
-    if (previous) {
-      const dt = Math.max(0.001, stats.uptime_s - previous.uptime_s);
-      history.push({ in: (stats.messages_in - previous.messages_in) / dt,
-                     out: (stats.lines_delivered - previous.lines_delivered) / dt,
-                     dropped: (stats.lines_dropped - previous.lines_dropped) / dt,
-                     refused: (stats.lines_refused - previous.lines_refused) / dt });
-      while (history.length > 60) history.shift();
-      draw();
-    }
-    previous = stats;
+    drawBoard(stats.board);
+    draw(stats.history);
   } catch (e) { /* the server is away; the chat says so */ }
 }
 

@@ -24,6 +24,7 @@ use crate::doors::{websocket, Door};
 use crate::event::{Event, Named};
 use crate::reader::{self, ReaderStart};
 use crate::shared::gauges::Role;
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientId, Shared};
 use crate::socket::ClientSocket;
 
@@ -304,7 +305,7 @@ impl Connection {
 
     pub(super) fn send(&self, bytes: &[u8]) {
         let mut stream = self.socket.stream();
-        let _ = stream.write_all(bytes);
+        let _ = thread_states::blocked(State::Write, || stream.write_all(bytes));
     }
 }
 
@@ -378,7 +379,7 @@ fn read_head(mut stream: &TcpStream, timeout: Duration) -> Result<(Request, Vec<
         }
         // A WebSocket client sends nothing after its request until it has
         // our 101 (RFC 6455, 4.1), so a read cannot take its first frame.
-        match stream.read(&mut buffer) {
+        match thread_states::blocked(State::Read, || stream.read(&mut buffer)) {
             Ok(0) => return Err(400),
             Ok(n) => head.extend_from_slice(&buffer[..n]),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -3,7 +3,9 @@
 
 Two browser pages and one nc client chat in a room; a whisper goes from a
 browser to nc and back; a line that looks like HTML shows as text; the live
-view lists the three clients' threads. Saves a screenshot of the page to
+view lists the three clients' threads, draws them on its board of threads
+coloured by state, and the trace button shows one line's journey through
+the server's threads. Saves a screenshot of the page to
 docs/web.png. Then what a hostile or busy room does to a page (issue 24):
 a whisper whose text looks like a chat line is drawn as the whisper it is,
 message text is bidi-isolated and wrapped lines are indented, a crowd
@@ -93,7 +95,7 @@ def start_server(binary, web_port=0):
     # Every client here comes from 127.0.0.1, more than the 64 that one
     # address may have open by default: the crowd below is a class's worth.
     server = subprocess.Popen(
-        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}", "--max-per-addr", "0"],
+        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}", "--max-per-addr", "0", "--irc", "off"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -174,6 +176,44 @@ def check_the_policy_holds(page):
     ran = page.execute_script("return window.inlineScriptRan === true")
     assert not ran, "an inline script ran: the page has no Content-Security-Policy"
     wait_for("the console to report the refused inline script", lambda: csp_violations(page))
+
+
+STEPS = ["reader got it", "event sent", "manager took it", "queued in 2 outboxes",
+         "first writer wrote it", "last writer wrote it"]
+
+
+def check_the_board_and_a_trace(page):
+    """The board draws a cell per client thread, coloured by its state, and
+    the long-lived threads by name; the trace button asks for /trace, and
+    the journey of the next line comes back step by step."""
+    def board():
+        return page.execute_script("""
+            const cells = (role) => [...document.querySelectorAll(`#board [data-role=${role}] .cell`)]
+                .map((c) => c.className.replace("cell s-", ""));
+            return { reader: cells("reader"), writer: cells("writer"),
+                     named: [...document.querySelectorAll("#board .cell.named")].map((c) => c.textContent) };""")
+    # Three chat clients and nobody talking: readers in a read, writers
+    # waiting on their queues.
+    want = {"reader": ["read"] * 3, "writer": ["channel"] * 3}
+    drawn = wait_for("the board to draw 3 readers in a read and 3 writers waiting",
+                     lambda: (lambda b: b if all(b[k] == v for k, v in want.items()) else None)(board()))
+    for thread in ["manager", "acceptor", "monitor", "http-acceptor"]:
+        assert thread in drawn["named"], f"the board should show {thread} by name; it shows {drawn['named']!r}"
+    legend = page.find_element("id", "board-legend").text
+    assert "blocked in a socket write" in legend, f"the legend should name every state; it says {legend!r}"
+
+    page.find_element("id", "trace").click()
+    wait_for("the page to say the next line is traced",
+             lambda: "your next line is traced" in page.find_element("id", "journey-title").text)
+    say(page, "a traced line")
+    steps = lambda: [li.text for li in page.find_elements("css selector", "#journey li")]
+    wait_for("the journey's 6 steps and its total", lambda: len(steps()) == 7 and steps())
+    seen = steps()
+    names = [step.rsplit(": ", 1)[0] for step in seen[:6]]
+    assert names == STEPS, f"the journey's steps should be {STEPS!r}; they are {seen!r}"
+    for step in seen[:6]:
+        assert re.search(r": \+\d+ µs$", step), f"each step should take a non-negative time: {seen!r}"
+    assert "a traced line" in page.find_element("id", "journey-title").text
 
 
 def find_line(page, text):
@@ -397,6 +437,7 @@ def main():
         wait_for("who is here", lambda: "carol" in alice.find_element("id", "who").text)
         wait_for("the chart drawn", lambda: alice.execute_script(
             "return document.getElementById('chart').getContext('2d').getImageData(0,0,300,90).data.some(v => v !== 0)"))
+        check_the_board_and_a_trace(alice)
 
         os.makedirs("docs", exist_ok=True)
         alice.save_screenshot("docs/web.png")

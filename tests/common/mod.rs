@@ -11,6 +11,7 @@
 
 pub mod curl;
 pub mod http;
+pub mod irc;
 pub mod process;
 pub mod rng;
 pub mod ws;
@@ -26,7 +27,10 @@ use threadchat::{Config, Server, ServerHandle};
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
 /// The defaults, on a free port, with room history, the rate limit and the
-/// per-address cap off (every test client connects from 127.0.0.1).
+/// per-address cap off (every test client connects from 127.0.0.1), and
+/// neither the web door nor the IRC door (their default ports would be
+/// shared by every test running at once; a test that wants one asks for
+/// it on port 0).
 /// Without history, a client that registers sees its welcome followed by
 /// live lines only, whatever was said before it came; without the limit, a
 /// test can send a thousand lines at once. The tests of history
@@ -40,6 +44,7 @@ pub fn test_config() -> Config {
         room_rate: None,
         max_per_addr: 0,
         http: None,
+        irc: None,
         ..Config::default()
     }
 }
