@@ -73,7 +73,9 @@ pub struct Config {
     pub room_rate: Option<RateLimit>,
     /// The most bytes of lines queued for all slow clients together
     /// (`--max-total-backlog`). Past it, the clients furthest behind are
-    /// disconnected, and told, until the total is back under.
+    /// disconnected, and told, until the total is back under. What the
+    /// server holds for them can be up to twice this (docs/RELIABILITY.md,
+    /// "Memory: the worst case").
     pub max_total_backlog: usize,
     /// The most bytes every room's history may hold together
     /// (`--max-history-bytes`). Past it, the oldest lines of the biggest
@@ -161,7 +163,7 @@ impl Default for Config {
                 lines: 150,
                 per: Duration::from_secs(10),
             }),
-            max_total_backlog: 256 * 1024 * 1024,
+            max_total_backlog: 128 * 1024 * 1024,
             max_history_bytes: 64 * 1024 * 1024,
             http_head_timeout: Duration::from_secs(10),
             http_hosts: Vec::new(),
@@ -212,7 +214,7 @@ Options:
                           [default: 150/10]
   --max-total-backlog BYTES
                           lines queued for all slow clients together; past it the
-                          furthest behind are disconnected [default: 256M]
+                          furthest behind are disconnected [default: 128M]
   --max-history-bytes BYTES
                           what every room's history may hold together [default: 64M]
   --http-host NAME        a host name the web door answers to, besides IP addresses

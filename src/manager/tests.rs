@@ -461,7 +461,10 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     use std::thread;
     use std::time::Instant;
 
-    const WAITING: u64 = 200;
+    // Many batches' worth: the manager handles up to `BATCH` waiting events
+    // in one turn, so with fewer a lucky first turn would take them all and
+    // no connection would be left in the channel to test.
+    const WAITING: u64 = 16 * super::BATCH as u64;
     let shared = Arc::new(Shared::new(config()));
     let (events_tx, events_rx) = crossbeam_channel::bounded(WAITING as usize);
     let never = Duration::from_secs(3600);
@@ -483,7 +486,8 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
         })
         .collect();
     // Shutdown has begun before the manager looks: `select!` picks at random
-    // among ready arms, so it handles a few connections, then stops.
+    // among ready arms, so it handles a few batches of connections, then
+    // stops (all sixteen in a row: one run in 65,536).
     let (trigger, signal) = shutdown::channel();
     trigger.fire();
     let manager = thread::spawn(move || super::run(shared, events_rx, Alone, signal));
