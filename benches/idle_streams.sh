@@ -18,7 +18,7 @@ import os, re, socket, subprocess, sys, threading, time
 
 streams, seconds = int(sys.argv[1]), float(sys.argv[2])
 server = subprocess.Popen(
-    ["target/release/threadchat", "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0",
+    ["target/release/threadchat", "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0", "--irc", "off",
      "--max-per-addr", "0", "--history", "0"],
     stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"})
 web = None

@@ -463,7 +463,7 @@ def main():
         web_port = int(web.rstrip("/").rsplit(":", 1)[1])
         server, chat, web = start_server(binary, web_port)
         wait_for("the page to reconnect as alice", lambda: status() == "connected as alice" and status(), deadline=2 * DEADLINE)
-        print(f"browser test: 10 checks passed, 0 failed (the crowd: {sent} lists asked for in {took:.1f} s); "
+        print(f"browser test: 11 checks passed, 0 failed (the crowd: {sent} lists asked for in {took:.1f} s); "
               "screenshot in docs/web.png")
     finally:
         for page in pages:
