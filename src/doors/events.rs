@@ -23,7 +23,7 @@
 //! [`Door::Events`]: super::Door::Events
 
 use std::io::{self, Read};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
@@ -71,6 +71,9 @@ pub(crate) struct EventsDecoder<'a> {
     inbox: Inbox,
     /// Whether the socket's read timeout is set for the peer checks.
     primed: bool,
+    /// When the peer was last checked for: lines arriving one after the
+    /// other must not put the next check off for ever.
+    checked: Instant,
 }
 
 impl<'a> EventsDecoder<'a> {
@@ -79,6 +82,7 @@ impl<'a> EventsDecoder<'a> {
             input,
             inbox,
             primed: false,
+            checked: Instant::now(),
         }
     }
 
@@ -108,12 +112,26 @@ impl Decode for EventsDecoder<'_> {
     /// (`--idle-timeout`) has passed.
     fn next_line(&mut self) -> io::Result<Incoming> {
         loop {
+            // The writer has given up (a write failed, or the client was
+            // let go): nobody hears this stream any more, so it says no more.
+            if self.input.socket().hung_up_by_server() {
+                return Ok(Incoming::End);
+            }
+            // Checked on time even while `/say` keeps lines coming: else a
+            // stream whose curl has gone would go on speaking.
+            if self.checked.elapsed() >= PEER_CHECK {
+                self.checked = Instant::now();
+                if self.peer_closed()? {
+                    return Ok(Incoming::End);
+                }
+            }
+            let until_check = PEER_CHECK.saturating_sub(self.checked.elapsed());
             let wait = match self.input.time_left() {
                 Some(left) if left.is_zero() => {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
                 }
-                Some(left) => left.min(PEER_CHECK),
-                None => PEER_CHECK,
+                Some(left) => left.min(until_check),
+                None => until_check,
             };
             let received =
                 thread_states::blocked(State::Channel, || self.inbox.0.recv_timeout(wait));
@@ -123,9 +141,6 @@ impl Decode for EventsDecoder<'_> {
                 // done: cannot happen, and would mean nobody can say more.
                 Err(RecvTimeoutError::Disconnected) => return Ok(Incoming::End),
                 Err(RecvTimeoutError::Timeout) => {}
-            }
-            if self.peer_closed()? {
-                return Ok(Incoming::End);
             }
         }
     }

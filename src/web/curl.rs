@@ -121,7 +121,12 @@ impl Connection {
         if !self.origin_is_ours(request, "a /say") {
             return Err(refused(403, "a line from another site's page"));
         }
-        let token = request.query_param("token").ok().flatten();
+        // In a header, the token stays out of the command line, which
+        // anyone on a shared machine can read (`ps`), and out of proxies' logs.
+        let token = match request.header("x-threadchat-token") {
+            Some(token) => Some(token.to_string()),
+            None => request.query_param("token").ok().flatten(),
+        };
         let inbox = (token.as_deref().and_then(Token::parse))
             .and_then(|token| self.streams.inbox(token))
             .ok_or_else(|| refused(403, "no open event stream has this token"))?;
@@ -180,7 +185,7 @@ fn body_length(request: &Request, max_line: usize) -> Result<usize, Refused> {
     }
     let too_long = || refused(413, &format!("line too long (max {max_line} bytes)"));
     let length: usize = length.parse().map_err(|_| too_long())?;
-    if length > max_line + "\r\n".len() {
+    if length > max_line.saturating_add("\r\n".len()) {
         return Err(too_long());
     }
     Ok(length)

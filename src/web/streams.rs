@@ -26,16 +26,17 @@ impl Streams {
     /// A new stream's token, whose `/say` lines go to `inbox`. Its token
     /// leaves the table when the returned [`Open`] is dropped.
     pub(crate) fn open(self: &Arc<Self>, inbox: Sender<String>) -> Open {
-        let mut by_token = self.by_token.lock();
         // 128 random bits do not repeat; if they ever did, a second stream
-        // must not take over the first one's name.
+        // must not take over the first one's name. The token is made before
+        // the lock is taken: making one reads /dev/urandom.
         let token = loop {
             let token = Token::random();
+            let mut by_token = self.by_token.lock();
             if !by_token.contains_key(&token) {
+                by_token.insert(token, inbox);
                 break token;
             }
         };
-        by_token.insert(token, inbox);
         Open {
             streams: self.clone(),
             token,

@@ -88,6 +88,20 @@ fn curl_d_says_a_line_that_nc_and_a_websocket_client_see() {
     // Not echoed to carol: the next thing on her stream is bob's answer.
     bob.send("hi carol");
     carol.expect("[lobby] bob: hi carol");
+    // The token may come in a header instead, out of sight of `ps`.
+    let token_header = format!("X-Threadchat-Token: {}", carol.token);
+    let by_header = fetch(web, "/say", &["-H", &token_header, "-d", "by header"]);
+    assert_eq!(by_header.status, 204, "{by_header:?}");
+    bob.expect("[lobby] carol: by header");
+    // A client that asks before it sends its body is told to go on.
+    let path = format!("/say?token={}", carol.token);
+    let asked = fetch(
+        web,
+        &path,
+        &["-H", "Expect: 100-continue", "-d", "asked first"],
+    );
+    assert_eq!(asked.status, 204, "{asked:?}");
+    bob.expect("[lobby] carol: asked first");
 }
 
 #[test]
@@ -204,6 +218,43 @@ fn curl_exiting_frees_the_name_and_the_room_sees_it_leave() {
     let _carol_again = Client::register(server.local_addr(), "carol");
     bob.expect("* carol joined");
     assert_eq!(server.stats().connections_open, 2);
+}
+
+#[test]
+fn a_stream_whose_curl_has_gone_stops_speaking_though_say_keeps_coming() {
+    if !curl_available() {
+        return;
+    }
+    let (server, web) = web_server(test_config());
+    let mut bob = Client::register(server.local_addr(), "bob");
+    let mut carol = watch(web, "carol");
+    bob.expect("* carol joined");
+    let token = carol.token.clone();
+    carol.process.kill();
+    // Lines keep coming, each sooner than the reader's once-a-second look
+    // at its socket would be due if every line put it off: the stream must
+    // still end within about a second, and its token with it.
+    let mut answers = Vec::new();
+    for n in 0..20 {
+        let answer = say(web, &token, &format!("boo {n}"));
+        answers.push(answer.status);
+        if answer.status == 403 {
+            break;
+        }
+        // Pacing the lines, not waiting for anything.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        answers.last(),
+        Some(&403),
+        "a gone stream's token should be refused within 20 lines 0.3 s apart; got {answers:?}"
+    );
+    // The lines said in the moment before the look are heard, and no more.
+    let heard = bob.skip_until("* carol left");
+    assert!(
+        heard.len() < answers.len(),
+        "at most the lines answered 204 before carol left: {heard:?}"
+    );
 }
 
 #[test]
@@ -370,6 +421,8 @@ fn say_refuses_what_the_chat_would_refuse_with_a_status_or_on_the_stream() {
     let too_long = refused(&["-d", &"x".repeat(101)]);
     assert_eq!(too_long.status, 413, "{too_long:?}");
     assert!(too_long.body.contains("line too long (max 100 bytes)"));
+    let asked = refused(&["-H", "Expect: 100-continue", "-d", &"x".repeat(101)]);
+    assert_eq!(asked.status, 413, "asked before a body too long: {asked:?}");
     let control = refused(&["-d", "bell\x07"]);
     assert_eq!(control.status, 400, "{control:?}");
     assert!(
