@@ -9,6 +9,7 @@
 //! go, so it is never held while a line is handed over, and no other lock is
 //! taken while it is held.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -32,8 +33,8 @@ impl Streams {
         let token = loop {
             let token = Token::random();
             let mut by_token = self.by_token.lock();
-            if !by_token.contains_key(&token) {
-                by_token.insert(token, inbox);
+            if let Entry::Vacant(slot) = by_token.entry(token) {
+                slot.insert(inbox);
                 break token;
             }
         };
