@@ -22,6 +22,7 @@ mod chat;
 mod classroom;
 mod client;
 mod cluster;
+mod grade;
 mod hardening;
 mod hostile;
 mod overload;
