@@ -36,6 +36,8 @@ Options:
   --wait SECS          how long a test waits for each line [default: 2]
   --monitor-every SECS the interval of the monitor's stats line [default: 5]
   --quick              fewer clients in the heavy tests (for calibration runs)
+  --jobs N             run N tests at once, each with a server of its own
+                       [default: 1; timings are fairest with 1]
   --quiet              no line per test while grading
   --list               list every test and exit
   -h, --help           print this help
@@ -66,6 +68,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     pub settings: Settings,
     pub quiet: bool,
+    /// Tests run at once, each with its own server.
+    pub jobs: usize,
 }
 
 /// What the tests themselves read.
@@ -182,6 +186,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Stri
             quick: false,
         },
         quiet: false,
+        jobs: 1,
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -214,6 +219,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Stri
             "--monitor-every" => options.settings.monitor_every = seconds(&flag, &value()?)?,
             "--quick" => options.settings.quick = true,
             "--quiet" => options.quiet = true,
+            "--jobs" => {
+                options.jobs = match value()?.parse() {
+                    Ok(n) if (1..=16).contains(&n) => n,
+                    _ => return Err("--jobs: expected a number from 1 to 16".into()),
+                }
+            }
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }

@@ -1,11 +1,12 @@
-//! Runs the rubric's tests one after another, from the main thread: for
-//! each, a fresh server on a free port (with `--exe`), the test on a thread
-//! of its own with a hard time limit, a check that the server did not die
-//! under it, and the server stopped. Prints a line per test on stderr.
+//! Runs the rubric's tests, one after another (or `--jobs` at a time, each
+//! worker thread taking the next): for each, a fresh server on a free port
+//! (with `--exe`), the test on a thread of its own with a hard time limit,
+//! a check that the server did not die under it, and the server stopped.
+//! Prints a line per test on stderr as it finishes.
 
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,29 +37,43 @@ limits off and no limit on connections per address, as docs/ASSIGNMENT.md's teac
 
 pub fn run(options: &Options, rubric: &Rubric, tests: &[&'static Test]) -> Vec<TestResult> {
     let tag = run_tag();
-    let selected: Vec<&Test> = tests
+    let selected: Vec<(usize, &'static Test)> = tests
         .iter()
         .copied()
         .filter(|test| rubric.has(&test.id()))
+        .enumerate()
         .collect();
-    let mut results = Vec::with_capacity(selected.len());
-    for (index, test) in selected.into_iter().enumerate() {
-        let started = Instant::now();
-        let outcome = match skip_reason(test, &options.target) {
-            Some(reason) => Outcome::Skipped(reason),
-            None => run_one(test, options, format!("{tag}{index}_")),
-        };
-        let result = TestResult {
-            id: test.id(),
-            outcome,
-            elapsed: started.elapsed(),
-        };
-        if !options.quiet {
-            eprintln!("{}", progress_line(&result));
+    let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; selected.len()]);
+    let queue = Mutex::new(selected.into_iter());
+    // `--jobs` workers, each taking the next test (and its own server).
+    thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1) {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((index, test)) = next else { return };
+                let result = run_test(test, options, format!("{tag}{index}_"));
+                if !options.quiet {
+                    eprintln!("{}", progress_line(&result));
+                }
+                results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(result);
+            });
         }
-        results.push(result);
+    });
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.into_iter().flatten().collect()
+}
+
+fn run_test(test: &'static Test, options: &Options, prefix: String) -> TestResult {
+    let started = Instant::now();
+    let outcome = match skip_reason(test, &options.target) {
+        Some(reason) => Outcome::Skipped(reason),
+        None => run_one(test, options, prefix),
+    };
+    TestResult {
+        id: test.id(),
+        outcome,
+        elapsed: started.elapsed(),
     }
-    results
 }
 
 fn progress_line(result: &TestResult) -> String {
@@ -157,13 +172,33 @@ fn run_with_limit(
     }
 }
 
+/// How long a failed test's server is given to finish dying: a crash
+/// resets the connections a moment before the process can be seen to have
+/// exited.
+const DYING: Duration = Duration::from_millis(500);
+
+/// Whether a failure says a connection ended or could not be made.
+fn connection_lost(why: &str) -> bool {
+    [
+        "the connection failed",
+        "closed the connection",
+        "cannot connect",
+    ]
+    .iter()
+    .any(|said| why.contains(said))
+}
+
 /// A server that exited on its own during a test fails it, whatever the
 /// test saw; that is said first.
 fn with_server_fate(server: &ServerProcess, outcome: Outcome) -> Outcome {
     if server.was_terminated() {
         return outcome;
     }
-    let Some(status) = server.exit_status() else {
+    let status = match &outcome {
+        Outcome::Failed(why) if connection_lost(why) => server.wait_for_exit(DYING),
+        _ => server.exit_status(),
+    };
+    let Some(status) = status else {
         return outcome;
     };
     let fate = format!(

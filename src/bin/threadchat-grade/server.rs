@@ -122,13 +122,26 @@ pub fn describe(status: ExitStatus) -> String {
     format!("ended ({status})")
 }
 
-/// A port nothing listens on now (a race with another program is possible,
-/// hence the retries in [`ServerProcess::start`]).
+/// Ports handed out in this run. With `--jobs`, another worker may be given
+/// a port just let go by this one's probe, before this one's server has
+/// bound it: so no port is handed out twice.
+static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A port nothing listens on now (a race with another program is still
+/// possible, hence the retries in [`ServerProcess::start`]).
 fn free_port() -> Result<u16, Failure> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| Failure(format!("grader: cannot find a free port: {e}")))
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .map_err(|e| Failure(format!("grader: cannot find a free port: {e}")))?;
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    Err(Failure("grader: no new free port after 100 tries".into()))
 }
 
 impl ServerProcess {
@@ -187,8 +200,20 @@ impl ServerProcess {
                     self.output.tail(5)
                 )));
             }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
+            let probe = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+            // A connection to a port nobody listens on yet can, rarely, be
+            // given that very port as its own and connect to itself.
+            if probe.is_ok_and(|p| p.local_addr().ok() != p.peer_addr().ok()) {
+                // Something answered; if our server has exited meanwhile
+                // (its port taken by another program), it was not ours.
+                return match self.exit_status() {
+                    None => Ok(()),
+                    Some(status) => Err(Failure(format!(
+                        "the server {} just after starting; its last output: {}",
+                        describe(status),
+                        self.output.tail(5)
+                    ))),
+                };
             }
             // Polling for a port to open: there is nothing to wait on.
             thread::sleep(Duration::from_millis(20));

@@ -249,7 +249,7 @@ fn one_name_claimed_by_many_goes_to_one(ctx: &Ctx) -> Check {
 }
 
 fn no_deadlock_when_everyone_is_busy(ctx: &Ctx) -> Check {
-    let size = crowd_size(ctx, 100);
+    let size = 100;
     let clients = crowd(ctx, size)?;
     let names: Arc<Vec<String>> = Arc::new(clients.iter().map(|c| c.label.clone()).collect());
     let rooms: Arc<Vec<String>> = Arc::new((0..5).map(|r| ctx.name(&format!("r{r}"))).collect());
@@ -258,21 +258,31 @@ fn no_deadlock_when_everyone_is_busy(ctx: &Ctx) -> Check {
             let me = &names[k];
             let peer = &names[(k * 7 + 1) % size];
             let room = &rooms[k % rooms.len()];
-            [
+            // Renames (which claim names) and lists (which read them)
+            // over and over: a lock taken in the wrong order, or twice,
+            // shows up here.
+            let renames = (0..3).flat_map(|_| {
+                [
+                    format!("/nick {me}x"),
+                    "/users".to_string(),
+                    format!("/nick {me}"),
+                    "/users".to_string(),
+                ]
+            });
+            let rest = [
                 format!("hello from {me}"),
-                "/users".to_string(),
-                format!("/nick {me}x"),
                 format!("/w {peer} psst"),
                 format!("/join {room}"),
                 "/who".to_string(),
                 "/rooms".to_string(),
                 format!("in {room}"),
-                format!("/nick {me}"),
                 "/leave".to_string(),
                 format!("/done-{k}"),
-            ]
-            .join("\n")
-                + "\n"
+            ];
+            renames
+                .chain(rest)
+                .map(|line| line + "\n")
+                .collect::<String>()
         })
         .collect();
     // Everyone sends their whole script at once...

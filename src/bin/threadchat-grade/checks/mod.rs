@@ -208,7 +208,13 @@ impl Ctx {
         let taken = format!("! name \"{name}\" is taken, choose another");
         loop {
             client.send(&name)?;
-            let line = client.line(&format!("the welcome for {name}"))?;
+            // The prompt after a refusal is registration's to check.
+            let line = loop {
+                let line = client.line(&format!("the welcome for {name}"))?;
+                if line != PROMPT {
+                    break line;
+                }
+            };
             if line.starts_with(&format!("* welcome {name}! ")) {
                 return Ok(client);
             }
@@ -219,7 +225,6 @@ impl Ctx {
                     crate::client::shown(&line)
                 );
             }
-            client.expect(PROMPT)?;
             // Polling for the old owner's leave to be handled: the server
             // offers nothing to wait on.
             std::thread::sleep(Duration::from_millis(20));
