@@ -161,3 +161,45 @@ fn a_rubric_with_a_mistake_is_refused_naming_the_line() {
         graded.stderr
     );
 }
+
+/// The grader must grade a server in any language as it grades this one:
+/// it names nothing of the library and no crate, only std.
+#[test]
+fn the_grader_uses_std_alone() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin/threadchat-grade");
+    let mut dirs = vec![root];
+    let mut found = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("read the grader's folder")
+            .flatten()
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read a grader file");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for name in [
+                    "threadchat::",
+                    "crossbeam",
+                    "parking_lot",
+                    "libc",
+                    "log::",
+                    "extern crate",
+                ] {
+                    if code.contains(name) {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the grader must use std alone:\n{}",
+        found.join("\n")
+    );
+}

@@ -349,6 +349,10 @@ mod tests {
             known.len(),
             "rubric.txt should grade every test"
         );
+        let any = include_str!("../../../labs/grading/any-language.txt");
+        let any = parse(any, "any-language.txt", None, &known).expect("any-language.txt parses");
+        assert_eq!(any.total(), 100.0);
+        assert!(!any.has("threads/a_reader_and_a_writer_per_client"));
         let assignments = include_str!("../../../labs/grading/assignments.txt");
         for section in ["a1", "a2", "a3"] {
             let rubric = parse(assignments, "assignments.txt", Some(section), &known)
