@@ -15,6 +15,7 @@
 # Every server is graded in full, with --quick (100 clients instead of 300
 # in the heavy tests), a one-second monitor line, and three tests at a time.
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")/../.."
 root=$PWD
 started=$SECONDS
