@@ -72,7 +72,7 @@ listening_addr() {
 start_server() {
     local log=$1
     shift
-    RUST_LOG=info "$server" --addr 127.0.0.1:0 --http off --rate-limit off \
+    RUST_LOG=info "$server" --addr 127.0.0.1:0 --http off --irc off --rate-limit off \
         --max-per-addr 0 --max-clients $((per_server * 2 + 100)) "$@" 2> "$log" &
     pid=$!
     pids+=("$pid")

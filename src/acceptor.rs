@@ -1,7 +1,9 @@
 //! The acceptor thread: owns the chat `TcpListener`, accepts connections,
-//! and starts each one's reader thread (which starts its writer). The web
-//! door's acceptor (`web/`) accepts the same way, with [`accept_until_shutdown`],
-//! and keeps its connections in the same [`Connections`].
+//! and starts each one's reader thread (which starts its writer). The IRC
+//! door's `irc-acceptor` thread runs the same code on its own listener,
+//! with `Door::Irc`. The web door's acceptor (`web/`) accepts the same way,
+//! with [`accept_until_shutdown`], and keeps its connections in the same
+//! [`Connections`].
 //!
 //! It touches the stats lock (to count a connection in, or refuse it when
 //! `--max-clients` are open) and nothing else that is shared. It keeps, in a
@@ -24,6 +26,7 @@ use crate::event::Event;
 use crate::logic::rate_limit::TokenBucket;
 use crate::platform;
 use crate::reader::{self, ReaderStart};
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientId, Shared};
 use crate::shutdown::ShutdownSignal;
 use crate::socket::{self, ClientSocket, BUSY, FULL, TOO_FAST_FROM_ADDR, TOO_MANY_FROM_ADDR};
@@ -75,7 +78,7 @@ pub(crate) fn accept_until_shutdown(
     let mut failing = 0u64;
     let who = thread::current().name().unwrap_or("acceptor").to_string();
     loop {
-        let accepted = listener.accept();
+        let accepted = thread_states::blocked(State::Accept, || listener.accept());
         // `ServerHandle` wakes us with a connection of its own after it has
         // fired the signal, so the signal is checked before the result.
         if shutdown.has_fired() {

@@ -18,6 +18,9 @@ pub struct Config {
     /// `HOST:PORT` for the web door (the chat page, WebSocket, `/metrics`,
     /// `/health`, `/stats.json`); `None` (`--http off`) for none.
     pub http: Option<String>,
+    /// `HOST:PORT` for IRC clients (irssi, WeeChat); `None` (`--irc off`)
+    /// for none.
+    pub irc: Option<String>,
     /// Open connections allowed at once, registered or not. One more is told
     /// `! server full, try again later` and closed.
     pub max_clients: usize,
@@ -58,9 +61,9 @@ pub struct Config {
     pub client_stack_bytes: usize,
     /// At shutdown, how long writers get to flush before sockets are closed.
     pub shutdown_grace: Duration,
-    /// A client of a door that answers pings (a browser's WebSocket) that
-    /// has sent nothing this long is pinged; one silent for twice this long
-    /// is disconnected (`--ping-after`).
+    /// A client of a door that answers pings (a browser's WebSocket, an IRC
+    /// client) that has sent nothing this long is pinged; one silent for
+    /// twice this long is disconnected (`--ping-after`).
     pub ping_after: Duration,
     /// Rooms that may exist at once, the lobby included (`--max-rooms`). A
     /// `/join` that would make one more is refused.
@@ -113,6 +116,9 @@ pub const DEFAULT_REDIS_TTL: Duration = Duration::from_secs(10);
 /// Where the web door listens by default.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7880";
 
+/// Where IRC clients connect by default: IRC's own port.
+pub const DEFAULT_IRC_ADDR: &str = "127.0.0.1:6667";
+
 /// `--max-backlog`: 256 KiB per client. A burst of about 4,000 short chat
 /// lines fits while a client's writer waits for a CPU; with 10,000 clients
 /// all stalled the backlogs hold at most 2.5 GiB (docs/PROTOCOL.md, Limits).
@@ -131,6 +137,7 @@ impl Default for Config {
         Config {
             addr: DEFAULT_ADDR.to_string(),
             http: Some(DEFAULT_HTTP_ADDR.to_string()),
+            irc: Some(DEFAULT_IRC_ADDR.to_string()),
             max_clients: 10_000,
             max_backlog: DEFAULT_MAX_BACKLOG,
             max_per_addr: 64,
@@ -184,6 +191,7 @@ Options:
   --addr HOST:PORT        listen here [default: 127.0.0.1:7878, or $THREADCHAT_ADDR]
   --http HOST:PORT|off    the web page, WebSocket, /metrics, /health
                           [default: 127.0.0.1:7880]
+  --irc HOST:PORT|off     IRC clients: irssi -c HOST -p PORT [default: 127.0.0.1:6667]
   --max-clients N         open connections allowed at once [default: 10000]
   --max-per-addr N        open connections from one IP address, 0 for no limit
                           [default: 64]
@@ -197,8 +205,8 @@ Options:
   --rate-limit N/SECS     lines a client may send per SECS seconds, or off [default: 20/10]
   --name-timeout SECS     disconnect a connection that has not chosen a name [default: 60]
   --idle-timeout SECS     disconnect a client silent this long, 0 for never [default: 0]
-  --ping-after SECS       ping a silent browser after this long, and disconnect it after
-                          twice as long without an answer [default: 30]
+  --ping-after SECS       ping a silent browser or IRC client after this long, and
+                          disconnect it after twice as long without an answer [default: 30]
   --max-rooms N           rooms that may exist at once, the lobby included [default: 1000]
   --room-rate N/SECS      chat lines a room takes in, from everyone in it, or off
                           [default: 150/10]
@@ -257,6 +265,12 @@ where
                 config.http = match value()?.as_str() {
                     "off" => None,
                     addr => Some(check_addr(addr).map_err(|e| format!("--http: {e}"))?),
+                }
+            }
+            "--irc" => {
+                config.irc = match value()?.as_str() {
+                    "off" => None,
+                    addr => Some(check_addr(addr).map_err(|e| format!("--irc: {e}"))?),
                 }
             }
             "--max-clients" => config.max_clients = positive(&flag, &value()?)?,
@@ -522,6 +536,13 @@ mod tests {
         assert_eq!(config.name_timeout, Duration::from_secs(3));
         assert_eq!(config.idle_timeout, Some(Duration::from_secs(600)));
         assert_eq!(run_config(&["--http", "off"]).http, None);
+        assert_eq!(run_config(&["--irc", "off"]).irc, None);
+        assert_eq!(Config::default().irc.as_deref(), Some("127.0.0.1:6667"));
+        assert_eq!(
+            run_config(&["--irc=0.0.0.0:6697"]).irc.as_deref(),
+            Some("0.0.0.0:6697")
+        );
+        assert!(parse(&["--irc", "6667"]).unwrap_err().starts_with("--irc:"));
         assert_eq!(
             run_config(&["--http=0.0.0.0:80"]).http.as_deref(),
             Some("0.0.0.0:80")

@@ -3,21 +3,34 @@
 //! (docs/LABS.md). An optional part: without the feature this module is not
 //! built, and a student may skip it.
 //!
-//! No thread of its own: the monitor thread calls [`reports`] every
+//! No thread of its own: the monitor thread calls [`log_reports`] every
 //! `--stats-interval` and logs what it returns. parking_lot's detector
 //! knows every thread parked on one of its locks, and finds a cycle of
-//! threads each waiting for a lock another holds. A deadlocked thread stays
+//! threads each waiting for a lock another holds. The thread board
+//! (`shared/thread_states.rs`) knows each thread's name, which of the two
+//! locks it holds and which it waits for. A deadlocked thread stays
 //! blocked: the report is for a person to read.
 
 use std::thread::ThreadId;
 
+use crate::shared::thread_states::{State, ThreadBoard, ThreadView};
+
+/// Logs each report (the monitor, every `--stats-interval`).
+pub(crate) fn log_reports(board: &ThreadBoard) {
+    for report in reports(Some(board)) {
+        log::error!("{report}");
+    }
+}
+
 /// One report per deadlock found since the last call. For each thread in
-/// the cycle the report gives one line, from its backtrace: the thread's
-/// role (its outermost function of ours, such as `manager::run`) and where
-/// it waits (its innermost that is not a lock helper, such as
-/// `shared::stats::Stats::publish`, which names the lock, since each lock
-/// is taken only inside its own type's methods); then the whole backtrace.
-pub(crate) fn reports() -> Vec<String> {
+/// the cycle the report gives one line: from the `board` (if the thread is
+/// on it), its name, the locks it holds and the one it waits for; from its
+/// backtrace, its role (its outermost function of ours, such as
+/// `manager::run`) and where it waits (its innermost that is not a lock
+/// helper, such as `shared::stats::Stats::publish`, which names the lock,
+/// since each lock is taken only inside its own type's methods); then the
+/// whole backtrace.
+pub(crate) fn reports(board: Option<&ThreadBoard>) -> Vec<String> {
     let mut reports = Vec::new();
     for (n, cycle) in parking_lot::deadlock::check_deadlock().iter().enumerate() {
         let mut summaries = Vec::new();
@@ -26,16 +39,22 @@ pub(crate) fn reports() -> Vec<String> {
             let names = (thread.backtrace().frames().iter())
                 .flat_map(|frame| frame.symbols())
                 .filter_map(|symbol| symbol.name().map(|name| format!("{name:#}")));
-            summaries.push(summary(thread.thread_id(), &ours(names)));
+            let seen = board.and_then(|board| board.find(thread.thread_id()));
+            summaries.push(summary(thread.thread_id(), seen.as_ref(), &ours(names)));
             backtraces.push(format!(
                 "{:?}:\n{:?}",
                 thread.thread_id(),
                 thread.backtrace()
             ));
         }
+        // A cycle of one: a thread waiting for a lock it holds itself (a
+        // read lock taken twice, with a writer waiting in between).
+        let what = match cycle.len() {
+            1 => "1 thread waits for a lock it holds itself".to_string(),
+            threads => format!("{threads} threads each wait for a lock another holds"),
+        };
         reports.push(format!(
-            "DEADLOCK {n}: {} threads each wait for a lock another holds\n{}\n{}",
-            cycle.len(),
+            "DEADLOCK {n}: {what}\n{}\n{}",
             summaries.join("\n"),
             backtraces.join("\n")
         ));
@@ -59,32 +78,51 @@ fn ours_only(name: &str) -> Option<String> {
 
 /// The private helpers every lock is taken through: a frame in one of them
 /// says which lock is taken, but not who wants it. Named by the compiler
-/// (`type_name_of_val` of each function, and `module_path!` of the module
-/// that counts lock use), so a rename cannot leave a stale string here.
+/// (`type_name_of_val` of each function, and `module_path!` of the modules
+/// that count lock use and note it on the board), so a rename cannot leave
+/// a stale string here.
 fn lock_helpers() -> Vec<String> {
-    use crate::shared::{gauges, ClientDirectory, Stats};
+    use crate::shared::{gauges, thread_states, ClientDirectory, Stats};
     (Stats::lock_helpers().into_iter())
         .chain(ClientDirectory::lock_helpers())
-        .chain([gauges::MODULE])
+        .chain([gauges::MODULE, thread_states::MODULE])
         .filter_map(ours_only)
         .collect()
 }
 
+/// The modules (the last two of `helpers`) count: any frame in them.
 fn is_lock_helper(helpers: &[String], name: &str) -> bool {
-    let counting = &helpers[helpers.len() - 1];
-    helpers.iter().any(|helper| helper == name) || name.starts_with(&format!("{counting}::"))
+    let (functions, modules) = helpers.split_at(helpers.len() - 2);
+    functions.iter().any(|helper| helper == name)
+        || (modules.iter()).any(|module| name.starts_with(&format!("{module}::")))
 }
 
-/// One line for a deadlocked thread: its id, its role (the last of `ours`,
-/// our own frames innermost first) and where it waits.
-fn summary(id: ThreadId, ours: &[String]) -> String {
+/// One line for a deadlocked thread: its id; as the board saw it (`seen`),
+/// its name, what it holds and what it waits for; its role (the last of
+/// `ours`, our own frames innermost first) and where it waits.
+fn summary(id: ThreadId, seen: Option<&ThreadView>, ours: &[String]) -> String {
     let helpers = lock_helpers();
     let unknown = "?".to_string();
     let role = ours.last().unwrap_or(&unknown);
     let waits_in = (ours.iter())
         .find(|name| !is_lock_helper(&helpers, name))
         .unwrap_or(&unknown);
-    format!("  {id:?}, running {role}, waits in {waits_in}")
+    let Some(seen) = seen else {
+        return format!("  {id:?}, running {role}, waits in {waits_in}");
+    };
+    let holds: Vec<&str> = seen.holds.iter().map(|lock| lock.describe()).collect();
+    let holds = match holds.is_empty() {
+        true => "no lock of ours".to_string(),
+        false => holds.join(" and "),
+    };
+    let waits = match seen.state {
+        State::Lock(lock) => lock.describe(),
+        _ => "another lock",
+    };
+    format!(
+        "  {id:?} {}: holds {holds}, waits for {waits}; running {role}, waits in {waits_in}",
+        seen.name
+    )
 }
 
 #[cfg(test)]
@@ -104,6 +142,7 @@ mod tests {
             "{helpers:?}"
         );
         assert_eq!(helpers[3], "shared::gauges", "{helpers:?}");
+        assert_eq!(helpers[4], "shared::thread_states", "{helpers:?}");
         // Innermost first, as a backtrace lists them.
         let ours = [
             "shared::gauges::LockStats::acquire".to_string(),
@@ -112,45 +151,80 @@ mod tests {
             "manager::Manager::publish".to_string(),
             "manager::run".to_string(),
         ];
-        let line = summary(thread::current().id(), &ours);
+        let line = summary(thread::current().id(), None, &ours);
         assert!(
             line.ends_with(", running manager::run, waits in shared::stats::Stats::publish"),
             "{line}"
         );
     }
 
+    /// Takes `lock` as the server's lock helpers do, counted as `id`.
+    fn take_counted<'a>(
+        counts: &[crate::shared::gauges::LockStats; 2],
+        lock: &'a Mutex<()>,
+        id: crate::shared::thread_states::LockId,
+    ) -> crate::shared::thread_states::Held<parking_lot::MutexGuard<'a, ()>> {
+        let count = &counts[id as usize];
+        count.acquire(id, || lock.try_lock(), || lock.lock())
+    }
+
     #[test]
-    fn a_lock_order_deadlock_is_reported_with_both_threads() {
+    fn a_lock_order_deadlock_is_reported_with_both_threads_and_their_locks() {
         // Two threads take two locks in opposite orders, each after the
-        // other has its first: the classic lock-order deadlock. They stay
-        // blocked for the rest of this test process, by design.
+        // other has its first: the classic lock-order deadlock. They take
+        // them as the server's code does, through the wrappers that count
+        // lock use and note on the board what each holds and waits for
+        // (the first lock stands for the client directory, the second for
+        // the stats). They stay blocked for the rest of this test process,
+        // by design.
+        use crate::shared::gauges::LockStats;
+        use crate::shared::thread_states::LockId;
+        let board = Arc::new(ThreadBoard::default());
         let (a, b) = (Arc::new(Mutex::new(())), Arc::new(Mutex::new(())));
+        let counts = Arc::new([LockStats::default(), LockStats::default()]);
         let both_hold_one = Arc::new(Barrier::new(2));
-        for (first, second) in [(a.clone(), b.clone()), (b, a)] {
+        let takers = [
+            (
+                "lock-taker-a",
+                (a.clone(), LockId::Clients),
+                (b.clone(), LockId::Stats),
+            ),
+            ("lock-taker-b", (b, LockId::Stats), (a, LockId::Clients)),
+        ];
+        for (name, (first, first_id), (second, second_id)) in takers {
+            let (board, counts) = (board.clone(), counts.clone());
             let both_hold_one = both_hold_one.clone();
             thread::spawn(move || {
-                let _first = first.lock();
+                let _on_board = board.enter_named(name);
+                let take = |lock, id| take_counted(&counts, lock, id);
+                let _first = take(&first, first_id);
                 both_hold_one.wait();
-                let _second = second.lock();
+                let _second = take(&second, second_id);
             });
         }
         let deadline = Instant::now() + Duration::from_secs(15);
         let reports = loop {
-            let reports = reports();
+            let reports = reports(Some(&board));
             if !reports.is_empty() || Instant::now() > deadline {
                 break reports;
             }
             thread::sleep(Duration::from_millis(20)); // polling, not synchronisation
         };
         assert_eq!(reports.len(), 1, "expected one deadlock, got {reports:#?}");
-        assert!(reports[0].contains("2 threads"), "{}", reports[0]);
+        let report = &reports[0];
+        assert!(report.contains("2 threads"), "{report}");
         // Both threads are named by where they run and where they wait.
-        let summaries = reports[0]
-            .lines()
-            .filter(|line| line.contains(", waits in "));
+        let summaries = report.lines().filter(|line| line.contains(", waits in "));
         let named = summaries
             .filter(|line| line.contains("deadlock::tests::"))
             .count();
-        assert_eq!(named, 2, "expected both threads named: {}", reports[0]);
+        assert_eq!(named, 2, "expected both threads named: {report}");
+        // And by their names, with the lock each holds and the one it waits for.
+        for wanted in [
+            " lock-taker-a: holds the client directory, waits for the stats; ",
+            " lock-taker-b: holds the stats, waits for the client directory; ",
+        ] {
+            assert!(report.contains(wanted), "expected {wanted:?} in: {report}");
+        }
     }
 }

@@ -10,9 +10,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::line::{Lookup, Refusal, Roster};
 use crate::logic::protocol::WrongProtocol;
 use crate::outbox::Outbox;
 use crate::shared::ClientId;
+use crate::trace::Trace;
 
 /// Why a client's reader stopped. The manager tells the room the same thing
 /// (`* NAME left`) whatever the reason; the reason goes to the log.
@@ -76,6 +78,10 @@ pub(crate) enum Event {
         id: ClientId,
         peer: SocketAddr,
         outbox: Outbox,
+        /// Its door lists a room's members whenever the client enters one
+        /// (IRC's 353 after a JOIN). The line door does not: entering a
+        /// room of thousands stays one short line.
+        names_on_entry: bool,
     },
     /// The reader claimed `name` in the client directory for this client.
     Registered { id: ClientId, name: String },
@@ -86,10 +92,32 @@ pub(crate) enum Event {
         old: String,
         new: String,
     },
-    /// A plain line for the sender's room.
-    Chat { id: ClientId, text: String },
-    /// `/me TEXT`.
-    Action { id: ClientId, text: String },
+    /// A plain line for the sender's room. `room` is the room the client
+    /// named, if its door names one (IRC's `PRIVMSG #rust`): the line is
+    /// refused unless the client is in it.
+    Chat {
+        id: ClientId,
+        text: String,
+        room: Option<String>,
+    },
+    /// `/me TEXT`, with `room` as for `Chat`.
+    Action {
+        id: ClientId,
+        text: String,
+        room: Option<String>,
+    },
+    /// A chat line (or with `action`, a `/me`) after `/trace`, with `room`
+    /// as for `Chat`: it carries its trace, which each thread it passes
+    /// through notes its time in.
+    Traced {
+        id: ClientId,
+        text: String,
+        action: bool,
+        room: Option<String>,
+        trace: Trace,
+    },
+    /// `/trace`: the reader will trace the client's next chat line.
+    Tracing { id: ClientId },
     /// `/w NAME TEXT` or `/msg NAME TEXT`.
     Whisper {
         id: ClientId,
@@ -100,18 +128,51 @@ pub(crate) enum Event {
     ListUsers { id: ClientId },
     /// `/join ROOM` (and `/leave`, which joins the lobby). The reader has
     /// checked the name against the rule; `room` is without its `#`.
-    JoinRoom { id: ClientId, room: String },
-    /// `/rooms` or `/groups`.
+    /// `leaving` is the room the client says it leaves (IRC's `PART
+    /// #rust`, which goes to the lobby): refused unless it is in it.
+    JoinRoom {
+        id: ClientId,
+        room: String,
+        leaving: Option<String>,
+    },
+    /// `/rooms` or `/groups` (IRC's LIST).
     ListRooms { id: ClientId },
-    /// `/who`.
-    ListRoomMembers { id: ClientId },
+    /// `/who`: the members of the client's room, or of `room` (IRC's NAMES
+    /// and WHO name one).
+    ListRoomMembers {
+        id: ClientId,
+        room: Option<String>,
+        roster: Roster,
+    },
+    /// What the line protocol has no command for, and IRC does.
+    Query { id: ClientId, query: Query },
     /// `/stats`.
     ShowStats { id: ClientId },
     /// `/help`.
     Help { id: ClientId },
     /// Something the client sent was refused; `message` goes back to it
-    /// alone as a `! ` line.
-    Refused { id: ClientId, message: String },
+    /// alone as a `! ` line, and `refusal` says what about.
+    Refused {
+        id: ClientId,
+        message: String,
+        refusal: Refusal,
+    },
+    /// What the client's door answers on its own (IRC's CAP, PONG, MOTD):
+    /// queued through the manager so that it keeps its place among the
+    /// client's other lines.
+    DoorReply { id: ClientId, text: String },
     /// The reader has stopped; the last event a reader ever sends.
     Left { id: ClientId, reason: LeaveReason },
+}
+
+/// What a door may ask the manager that the line protocol has no command
+/// for: IRC's WHOIS and WHO NICK, ISON and LUSERS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Query {
+    /// Where the user called `name` is.
+    Whereabouts { name: String, lookup: Lookup },
+    /// Which of these names are online.
+    Online(Vec<String>),
+    /// How many are online, in how many rooms.
+    Counts,
 }

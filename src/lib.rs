@@ -30,6 +30,7 @@ mod line;
 mod outbox;
 mod shared;
 mod shutdown;
+mod trace;
 
 // How bytes on a socket become lines and back, and the operating system.
 mod doors;

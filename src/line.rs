@@ -4,21 +4,27 @@
 //! No thread runs this module. The manager makes each [`OutboundLine`] once
 //! and queues the same one for every recipient (cloning is a reference-count
 //! increment); each recipient's writer thread writes it in its door's form
-//! (`doors/`). The fan-out timer inside a chat line is the one thing here
-//! that several threads change, and it is atomics only.
+//! (`doors/`). The fan-out timer inside a chat line (with, for a line being
+//! traced, its [`Trace`]) is the one thing here that several threads
+//! change, and it is atomics only.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::logic::names::NAME_RULE;
 use crate::logic::protocol;
 use crate::shared::gauges::Histogram;
+use crate::trace::Trace;
 
 /// What a line says, with enough structure for any door to spell it its own
-/// way: an nc client sees `[rust] bob: hi`, and an IRC client would see a
+/// way: an nc client sees `[rust] bob: hi`, and an IRC client sees a
 /// `PRIVMSG #rust` from bob. The line protocol's spelling (docs/PROTOCOL.md)
 /// is made once, when the line is made: it is what a line costs a backlog,
-/// what history keeps and what other servers are sent.
+/// what history keeps and what other servers are sent. The replies that
+/// carry data (a welcome, a room entered, a list of members or rooms) carry
+/// it as data, so that the IRC door can answer with its numerics without
+/// reading the line protocol's sentences back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Says {
     /// `[ROOM] FROM: TEXT`
@@ -43,10 +49,98 @@ pub(crate) enum Says {
         room: String,
         change: Change,
     },
+    /// `* choose a name (RULE):`, to a client without one. (IRC clients
+    /// register on their own, and are shown nothing.)
+    NamePrompt,
+    /// `* welcome NAME! you are in ROOM; N online. /help lists the
+    /// commands`: registered, and in the lobby.
+    Welcome {
+        name: String,
+        room: String,
+        online: usize,
+    },
+    /// `* you joined #ROOM; N here`, to the one who moved there from
+    /// `left`.
+    Entered {
+        room: String,
+        left: Option<String>,
+        members: usize,
+    },
+    /// `* you are now NEW`, to the one renamed.
+    Renamed { old: String, new: String },
+    /// `* in #ROOM (N): A, B`: a room's members, sorted ignoring case, as
+    /// `/who` (or IRC's NAMES or WHO) asked for them.
+    /// A long list is cut where [`protocol::fitting`] says, and `more`
+    /// counts the names left out.
+    Members {
+        room: String,
+        names: Vec<String>,
+        more: usize,
+        roster: Roster,
+    },
+    /// `* rooms (N): lobby (3), rust (2)`: each room with its head count,
+    /// and how many rooms a long list left out.
+    Rooms(Vec<(String, usize)>, usize),
+    /// Where one user is (IRC's WHOIS or WHO NICK): `* NAME is in #ROOM`,
+    /// or, when `found` is `None`, `* no user named "ASKED" is online`.
+    User {
+        asked: String,
+        found: Option<(String, String)>,
+        lookup: Lookup,
+    },
+    /// `* online: A, B`: which of the names asked are online (IRC's ISON).
+    Online(Vec<String>),
+    /// `* N online in M rooms` (IRC's LUSERS).
+    Counts { online: usize, rooms: usize },
+    /// What a door spelled itself for its own client (IRC's CAP, PONG and
+    /// MOTD), queued with the rest so it keeps its place; spelled as it is.
+    Door(String),
     /// `* TEXT`: any other notice or reply.
     Notice(String),
-    /// `! TEXT`: an error, to the one client it concerns.
-    Error(String),
+    /// `! TEXT`: an error, to the one client it concerns. `refusal` says
+    /// what it is about, for a door with a code for it (IRC's numerics).
+    Error { text: String, refusal: Refusal },
+}
+
+/// What an error is about, for a door that answers each kind with its own
+/// code (IRC: 432, 433, 451, 401, 403, 442, 404, 417). The line protocol
+/// shows only the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Nothing a door has a particular code for.
+    Other,
+    /// This name breaks the name rule.
+    BadName(String),
+    /// Someone else has this name.
+    NameTaken(String),
+    /// The client has no name yet.
+    NotRegistered,
+    /// Nobody by this name is online.
+    NoSuchUser(String),
+    /// This room name (as typed) breaks the rule.
+    BadRoom(String),
+    /// The client is not in this room, and asked to leave it.
+    NotInRoom(String),
+    /// The client is not in this room, and spoke to it.
+    CannotSpeakIn(String),
+    /// The line was longer than the door takes.
+    TooLong,
+}
+
+/// Which list of a room's members was asked for: all the same to the line
+/// protocol; IRC answers NAMES with 353 and WHO with 352.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Roster {
+    Names,
+    Who,
+}
+
+/// What a user was looked up for: IRC answers WHOIS with 311 and WHO NICK
+/// with 352.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    Whois,
+    Who,
 }
 
 /// How someone's presence in a room changed.
@@ -75,10 +169,45 @@ impl Says {
                 Change::Parted | Change::Quit => format!("{name} left"),
                 Change::Renamed { new } => format!("{name} is now known as {new}"),
             }),
-            Says::Notice(text) => protocol::notice(text),
-            Says::Error(text) => protocol::error(text),
+            Says::Door(text) => text.clone(),
+            Says::Error { text, .. } => protocol::error(text),
+            _ => protocol::notice(&self.reply()),
         }
     }
+
+    /// What a reply says, after the line protocol's `* `.
+    fn reply(&self) -> String {
+        match self {
+            Says::NamePrompt => format!("choose a name ({NAME_RULE}):"),
+            Says::Welcome { name, room, online } => format!(
+                "welcome {name}! you are in {room}; {online} online. /help lists the commands"
+            ),
+            Says::Entered { room, members, .. } => format!("you joined #{room}; {members} here"),
+            Says::Renamed { new, .. } => format!("you are now {new}"),
+            Says::Members {
+                room, names, more, ..
+            } => protocol::listing_cut(&format!("in #{room}"), names, *more),
+            Says::Rooms(rooms, more) => protocol::listing_cut("rooms", &room_counts(rooms), *more),
+            Says::User {
+                found: Some((name, room)),
+                ..
+            } => format!("{name} is in #{room}"),
+            Says::User { asked, .. } => {
+                format!("no user named \"{}\" is online", protocol::excerpt(asked))
+            }
+            Says::Online(names) => format!("online: {}", names.join(", ")),
+            Says::Counts { online, rooms } => format!("{online} online in {rooms} rooms"),
+            Says::Notice(text) => text.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// `lobby (3)`, for each room.
+pub(crate) fn room_counts(rooms: &[(String, usize)]) -> Vec<String> {
+    (rooms.iter())
+        .map(|(name, members)| format!("{name} ({members})"))
+        .collect()
 }
 
 /// One line on its way to clients. Cloning shares it: a chat line sent to a
@@ -107,6 +236,8 @@ struct FanoutTimer {
     pending: AtomicUsize,
     queued: AtomicUsize,
     histogram: Arc<Histogram>,
+    /// `/trace`: the line's journey, which each writer notes its write in.
+    trace: Option<Trace>,
 }
 
 impl OutboundLine {
@@ -121,17 +252,36 @@ impl OutboundLine {
 
     /// `! TEXT`
     pub(crate) fn error(text: &str) -> Self {
-        OutboundLine::new(Says::Error(text.to_string()))
+        OutboundLine::refusal(text, Refusal::Other)
+    }
+
+    /// `! TEXT`, about `refusal`.
+    pub(crate) fn refusal(text: &str, refusal: Refusal) -> Self {
+        OutboundLine::new(Says::Error {
+            text: text.to_string(),
+            refusal,
+        })
     }
 
     /// A line whose fan-out is timed into `histogram`. The manager calls
     /// [`fan_out_done`](Self::fan_out_done) once it has queued every copy.
     pub(crate) fn timed(says: Says, histogram: &Arc<Histogram>) -> Self {
+        OutboundLine::timed_and_traced(says, histogram, None)
+    }
+
+    /// A timed line that may carry a trace, which each writer notes its
+    /// write in.
+    pub(crate) fn timed_and_traced(
+        says: Says,
+        histogram: &Arc<Histogram>,
+        trace: Option<Trace>,
+    ) -> Self {
         let timer = FanoutTimer {
             started: Instant::now(),
             pending: AtomicUsize::new(1),
             queued: AtomicUsize::new(0),
             histogram: histogram.clone(),
+            trace,
         };
         OutboundLine::with_timer(says, Some(timer))
     }
@@ -154,6 +304,11 @@ impl OutboundLine {
             text: format!("{text}\n").into_boxed_str(),
             fanout: None,
         }))
+    }
+
+    /// What the line says, for a door that spells it its own way.
+    pub(crate) fn says(&self) -> &Says {
+        &self.0.says
     }
 
     /// The line protocol's spelling, newline included.
@@ -189,6 +344,30 @@ impl OutboundLine {
     /// A writer has written one copy, or a queued copy will never be.
     pub(crate) fn written(&self) {
         self.release();
+    }
+
+    /// A writer's `write` with this copy in it has returned: as
+    /// [`written`](Self::written), and the trace, if any, notes the time
+    /// (before the count goes down, which publishes it to the manager).
+    pub(crate) fn written_to_socket(&self) {
+        if let Some(trace) = self.0.fanout.as_ref().and_then(|t| t.trace.as_ref()) {
+            trace.written();
+        }
+        self.release();
+    }
+
+    /// How many copies the manager has queued.
+    pub(crate) fn copies_queued(&self) -> usize {
+        let timer = self.0.fanout.as_ref();
+        timer.map_or(0, |timer| timer.queued.load(Ordering::Relaxed))
+    }
+
+    /// Whether every copy queued has been written (or will never be), and
+    /// the manager is done queueing: `Acquire`, so that what the writers
+    /// noted before their count went down (the trace's times) is seen.
+    pub(crate) fn fan_out_finished(&self) -> bool {
+        let timer = self.0.fanout.as_ref();
+        timer.is_none_or(|timer| timer.pending.load(Ordering::Acquire) == 0)
     }
 
     /// The manager has queued every copy it will.
@@ -240,6 +419,91 @@ mod tests {
         };
         assert_eq!(OutboundLine::new(renamed).text(), "* al is now known as bo");
         assert_eq!(OutboundLine::error("no").text(), "! no");
+    }
+
+    /// The replies that carry data spell what the line protocol always
+    /// said (docs/PROTOCOL.md), word for word.
+    #[test]
+    fn structured_replies_keep_the_line_protocols_words() {
+        let spelled = |says: Says| OutboundLine::new(says).text().to_string();
+        let names = vec!["alice".to_string(), "Bob".to_string()];
+        let cases = [
+            (
+                Says::NamePrompt,
+                "* choose a name (1-24 letters, digits, - or _):",
+            ),
+            (
+                Says::Welcome {
+                    name: "al".into(),
+                    room: "lobby".into(),
+                    online: 3,
+                },
+                "* welcome al! you are in lobby; 3 online. /help lists the commands",
+            ),
+            (
+                Says::Entered {
+                    room: "rust".into(),
+                    left: Some("lobby".into()),
+                    members: 2,
+                },
+                "* you joined #rust; 2 here",
+            ),
+            (
+                Says::Renamed {
+                    old: "al".into(),
+                    new: "bo".into(),
+                },
+                "* you are now bo",
+            ),
+            (
+                Says::Members {
+                    room: "rust".into(),
+                    names,
+                    more: 0,
+                    roster: Roster::Who,
+                },
+                "* in #rust (2): alice, Bob",
+            ),
+            (
+                Says::Members {
+                    room: "rust".into(),
+                    names: vec!["alice".into()],
+                    more: 3,
+                    roster: Roster::Who,
+                },
+                "* in #rust (4): alice, … and 3 more",
+            ),
+            (
+                Says::Rooms(vec![("lobby".into(), 3), ("rust".into(), 2)], 0),
+                "* rooms (2): lobby (3), rust (2)",
+            ),
+            (
+                Says::User {
+                    asked: "zed".into(),
+                    found: None,
+                    lookup: Lookup::Whois,
+                },
+                "* no user named \"zed\" is online",
+            ),
+            (
+                Says::Counts {
+                    online: 3,
+                    rooms: 2,
+                },
+                "* 3 online in 2 rooms",
+            ),
+            (Says::Door(":s PONG s :x".into()), ":s PONG s :x"),
+            (
+                Says::Error {
+                    text: "name taken".into(),
+                    refusal: Refusal::NameTaken("al".into()),
+                },
+                "! name taken",
+            ),
+        ];
+        for (says, expected) in cases {
+            assert_eq!(spelled(says), expected);
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 mod elsewhere;
 mod here;
+mod traces;
 
 pub(crate) use elsewhere::{Alone, Elsewhere, News};
 pub(crate) use here::Here;
@@ -23,20 +24,26 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{never, select, tick, Receiver};
+use crossbeam_channel::{never, select, tick, Receiver, Select};
 
-use crate::event::{Event, LeaveReason};
-use crate::line::{Change, OutboundLine, Says};
-use crate::logic::names::NAME_RULE;
+use crate::event::{Event, LeaveReason, Query};
+use crate::line::{Change, OutboundLine, Refusal, Roster, Says};
 use crate::logic::protocol;
 use crate::logic::rate_limit::FLOOD_TOLERANCE;
 use crate::logic::rooms::{TooManyRooms, LOBBY};
 use crate::outbox::{Outbox, Wakeups};
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientId, ManagerView, Shared};
 use crate::shutdown::ShutdownSignal;
+use crate::trace::Trace;
+use traces::Traces;
 
 /// How often the manager publishes its view (rooms, deepest backlogs).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// The answer to `/trace`.
+const TRACING: &str = "trace: your next line will be timed through reader, events, manager, \
+                       outboxes, writers and sockets";
 
 /// How many of the deepest backlogs the live view shows.
 const DEEPEST_SHOWN: usize = 5;
@@ -58,6 +65,18 @@ pub(crate) fn run<E: Elsewhere>(
     // Once a second, what only the manager knows goes to the live view.
     let report = tick(REPORT_EVERY);
     loop {
+        let traces_due = manager.traces.due();
+        // Until one of them is ready, the board shows the manager waiting
+        // for its channels; then `select!` takes from it without waiting.
+        thread_states::blocked(State::Channel, || {
+            let mut any = Select::new();
+            any.recv(&events_rx);
+            any.recv(&elsewhere_rx);
+            any.recv(&report);
+            any.recv(shutdown.receiver());
+            any.recv(&traces_due);
+            any.ready()
+        });
         // `select!` waits on several channels at once and runs the arm of
         // whichever is ready first.
         select! {
@@ -80,7 +99,9 @@ pub(crate) fn run<E: Elsewhere>(
             },
             recv(report) -> _ => manager.publish(),
             recv(shutdown.receiver()) -> _ => break,
+            recv(traces_due) -> _ => {}
         }
+        manager.traces.tell_finished(&mut manager.here);
         // Whatever the arm, the writers it gave lines to while they slept
         // are woken now, once each (`outbox.rs`, rule 3).
         manager.here.wake_writers();
@@ -119,6 +140,8 @@ fn drain(shared: &Shared, events_rx: &Receiver<Event>) {
 pub(crate) struct Manager<E: Elsewhere> {
     here: Here,
     elsewhere: E,
+    /// Traced lines not yet written everywhere (`/trace`).
+    traces: Traces,
 }
 
 impl<E: Elsewhere> Manager<E> {
@@ -127,7 +150,11 @@ impl<E: Elsewhere> Manager<E> {
         if E::KEEPS_EMPTY_ROOMS {
             here.rooms.keep_empty_rooms();
         }
-        Manager { here, elsewhere }
+        Manager {
+            here,
+            elsewhere,
+            traces: Traces::default(),
+        }
     }
 
     /// Handles one event. A bug that panics while handling it loses that
@@ -160,26 +187,50 @@ impl<E: Elsewhere> Manager<E> {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connected { id, peer, outbox } => self.on_connected(id, peer, outbox),
+            Event::Connected {
+                id,
+                peer,
+                outbox,
+                names_on_entry,
+            } => self.on_connected(id, peer, outbox, names_on_entry),
             Event::Registered { id, name } => self.on_registered(id, name),
             Event::Renamed { id, old, new } => self.on_renamed(id, old, new),
-            Event::Chat { id, text } => self.say_in_room(id, text, false),
-            Event::Action { id, text } => self.say_in_room(id, text, true),
+            Event::Chat { id, text, room } => self.say_in_room(id, text, false, room, None),
+            Event::Action { id, text, room } => self.say_in_room(id, text, true, room, None),
+            Event::Traced {
+                id,
+                text,
+                action,
+                room,
+                trace,
+            } => {
+                trace.taken();
+                self.say_in_room(id, text, action, room, Some(trace));
+            }
+            Event::Tracing { id } => self.here.notice(id, TRACING),
             Event::Whisper { id, to, text } => self.on_whisper(id, &to, text),
             Event::ListUsers { id } => self.list_users(id),
-            Event::JoinRoom { id, room } => self.on_join_room(id, &room),
+            Event::JoinRoom { id, room, leaving } => self.on_join_room(id, &room, leaving),
             Event::ListRooms { id } => self.list_rooms(id),
-            Event::ListRoomMembers { id } => self.list_room_members(id),
+            Event::ListRoomMembers { id, room, roster } => {
+                self.list_room_members(id, room.as_deref(), roster)
+            }
+            Event::Query { id, query } => self.on_query(id, query),
             Event::ShowStats { id } => self.show_stats(id),
             Event::Help { id } => self.show_help(id),
-            Event::Refused { id, message } => self.on_refused(id, &message),
+            Event::Refused {
+                id,
+                message,
+                refusal,
+            } => self.on_refused(id, &message, refusal),
+            Event::DoorReply { id, text } => self.here.reply(id, Says::Door(text)),
             Event::Left { id, reason } => self.on_left(id, reason),
         }
     }
 
-    fn on_connected(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox) {
+    fn on_connected(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox, names: bool) {
         log::debug!("{id} connected from {peer}");
-        self.here.connect(id, peer, outbox);
+        self.here.connect(id, peer, outbox, names);
         self.here.notice(id, "welcome to threadchat");
         self.prompt_for_name(id);
     }
@@ -195,8 +246,10 @@ impl<E: Elsewhere> Manager<E> {
         member.name = Some(name.clone());
         self.here.users_changed();
         let online = self.here.shared.clients.len() + self.elsewhere.user_count();
-        self.enter_room(id, &name, LOBBY, |room, _| {
-            format!("welcome {name}! you are in {room}; {online} online. /help lists the commands")
+        self.enter_room(id, &name, LOBBY, |room, _| Says::Welcome {
+            name: name.clone(),
+            room: room.to_string(),
+            online,
         });
         let room = LOBBY.to_string();
         self.elsewhere
@@ -204,11 +257,16 @@ impl<E: Elsewhere> Manager<E> {
     }
 
     // ASSIGNMENT a2: begin: leave the room (telling it) and enter `room`, unless already there
-    /// `/join ROOM` and `/leave`: out of one room, into another.
-    fn on_join_room(&mut self, id: ClientId, room: &str) {
+    /// `/join ROOM` and `/leave` (and IRC's PART of `leaving`): out of one
+    /// room, into another.
+    fn on_join_room(&mut self, id: ClientId, room: &str, leaving: Option<String>) {
         let Some(name) = self.here.name_of(id).map(str::to_string) else {
             return;
         };
+        if let Some(leaving) = leaving.filter(|leaving| !self.here.rooms.is_in(id, leaving)) {
+            let refusal = format!("you are not in #{leaving}");
+            return self.here.refuse(id, Refusal::NotInRoom(leaving), &refusal);
+        }
         if self.here.rooms.is_in(id, room) {
             let current = self.here.rooms.room_of(id).unwrap_or(room);
             let line = format!("you are already in #{current}");
@@ -226,8 +284,11 @@ impl<E: Elsewhere> Manager<E> {
         self.announce(id, &name, Change::Parted);
         log::debug!("{name} ({id}) goes to {room}");
         let elsewhere = self.elsewhere.count_in_room(room);
-        self.enter_room(id, &name, room, |room, members| {
-            format!("you joined #{room}; {} here", members + elsewhere)
+        let left = self.here.rooms.room_of(id).map(str::to_string);
+        self.enter_room(id, &name, room, |room, members| Says::Entered {
+            room: room.to_string(),
+            left,
+            members: members + elsewhere,
         });
         if let Some(room) = self.here.rooms.room_of(id).map(str::to_string) {
             self.elsewhere
@@ -238,8 +299,9 @@ impl<E: Elsewhere> Manager<E> {
 
     // ASSIGNMENT a2: begin: enter `room`: greeting, history after its header, then tell the room
     /// Puts `id` in `room` and tells it, in this order: the `greeting` (made
-    /// from the room's name and member count), the room's history between a
-    /// header line and what comes next, then `* NAME joined` to the others.
+    /// from the room's name and member count), the room's members if its
+    /// door lists them on entry, the room's history between a header line
+    /// and what comes next, then `* NAME joined` to the others.
     ///
     /// The manager handles one event at a time, so no chat line can slip in
     /// between the replay and the live stream: a line said before this event
@@ -250,14 +312,15 @@ impl<E: Elsewhere> Manager<E> {
         id: ClientId,
         name: &str,
         room: &str,
-        greeting: impl FnOnce(&str, usize) -> String,
+        greeting: impl FnOnce(&str, usize) -> Says,
     ) {
         let Ok(entered) = self.here.rooms.enter(id, room) else {
             // Checked by the caller: the lobby always exists, and `/join`
             // asks `can_enter` first.
             return;
         };
-        let greeting = OutboundLine::notice(&greeting(entered.name, entered.members));
+        let greeting = OutboundLine::new(greeting(entered.name, entered.members));
+        let room = entered.name.to_string();
         let history = entered.history;
         let mut replay = Vec::with_capacity(history.len() + 1);
         if !history.is_empty() {
@@ -266,6 +329,13 @@ impl<E: Elsewhere> Manager<E> {
             replay.extend(history.lines().map(OutboundLine::untimed));
         }
         self.here.send(id, greeting);
+        if self
+            .here
+            .member_mut(id)
+            .is_some_and(|member| member.names_on_entry)
+        {
+            self.list_room_members(id, Some(&room), Roster::Names);
+        }
         for line in replay {
             self.here.send(id, line);
         }
@@ -290,9 +360,23 @@ impl<E: Elsewhere> Manager<E> {
     // ASSIGNMENT a1: begin: send the line to the rest of the room, and keep it in its history
     /// A chat line or an action: made once, sent to the rest of the
     /// sender's room (here, and on the other servers), and kept in the
-    /// room's history.
-    fn say_in_room(&mut self, id: ClientId, text: String, action: bool) {
+    /// room's history. A traced one is watched until it is written.
+    fn say_in_room(
+        &mut self,
+        id: ClientId,
+        text: String,
+        action: bool,
+        named: Option<String>,
+        trace: Option<Trace>,
+    ) {
         self.here.tally.messages_in += 1;
+        if let Some(named) = named.filter(|named| !self.here.rooms.is_in(id, named)) {
+            let refusal = format!("you are not in #{named}: join it to speak there");
+            self.here.tally.refused += 1;
+            return self
+                .here
+                .refuse(id, Refusal::CannotSpeakIn(named), &refusal);
+        }
         if !self.here.rooms.take_turn(id, Instant::now()) {
             return self.room_is_busy(id);
         }
@@ -312,8 +396,13 @@ impl<E: Elsewhere> Manager<E> {
                 text,
             },
         };
-        let line = OutboundLine::timed(says, &self.here.shared.gauges.fanout);
+        let fanout = &self.here.shared.gauges.fanout;
+        let line = OutboundLine::timed_and_traced(says, fanout, trace.clone());
         self.here.send_to_room(&room, &line, Some(id));
+        if let Some(trace) = trace {
+            trace.queued(line.copies_queued());
+            self.traces.watch(id, &line, trace);
+        }
         line.fan_out_done();
         let line_id = self.elsewhere.said(id, &room, &line, &mut self.here);
         self.here.rooms.record(id, line_id, line);
@@ -342,7 +431,11 @@ impl<E: Elsewhere> Manager<E> {
         // Released only now, after the change is ours: a newcomer taking the
         // old name is announced after this rename, never before.
         self.here.shared.clients.release(&old, id);
-        self.here.notice(id, &format!("you are now {new}"));
+        let you = Says::Renamed {
+            old: old.clone(),
+            new: new.clone(),
+        };
+        self.here.reply(id, you);
         if let Some(room) = self.here.rooms.room_of(id).map(str::to_string) {
             let change = Change::Renamed { new: new.clone() };
             let says = Says::Presence {
@@ -384,7 +477,8 @@ impl<E: Elsewhere> Manager<E> {
                 && self.elsewhere.whisper(id, &from, to, &text, &mut self.here) => {}
             None => {
                 let missing = format!("no user named \"{}\" is online", protocol::excerpt(to));
-                self.here.error(id, &missing);
+                self.here
+                    .refuse(id, Refusal::NoSuchUser(to.to_string()), &missing);
             }
         }
     }
@@ -406,12 +500,16 @@ impl<E: Elsewhere> Manager<E> {
     /// Every room with its members on every server; a room with nobody
     /// in it anywhere is not listed, but the lobby always is.
     fn list_rooms(&mut self, id: ClientId) {
-        let listed = self.room_list();
-        let shown: Vec<String> = (listed.iter())
-            .map(|(name, members)| format!("{name} ({members})"))
-            .collect();
-        let line = format!("rooms ({}): {}", listed.len(), shown.join(", "));
-        self.here.notice(id, &line);
+        let mut listed = self.room_list();
+        let total = listed.len();
+        let counts = crate::line::room_counts(&listed);
+        listed.truncate(protocol::fitting(
+            "rooms",
+            &counts,
+            protocol::MAX_LIST_BYTES,
+        ));
+        let more = total - listed.len();
+        self.here.reply(id, Says::Rooms(listed, more));
     }
 
     /// What `/rooms` lists: rooms with someone in them, here or elsewhere,
@@ -440,10 +538,18 @@ impl<E: Elsewhere> Manager<E> {
         listed
     }
 
-    fn list_room_members(&mut self, id: ClientId) {
-        let Some(room) = self.here.rooms.room_of(id).map(str::to_string) else {
-            return;
-        };
+    /// The members of `room`, or of the client's own room, here and on
+    /// the other servers.
+    fn list_room_members(&mut self, id: ClientId, room: Option<&str>, roster: Roster) {
+        let rooms = &self.here.rooms;
+        let room = match room {
+            Some(asked) => rooms.spelled(asked).unwrap_or(asked),
+            None => match rooms.room_of(id) {
+                Some(room) => room,
+                None => return,
+            },
+        }
+        .to_string();
         let mut names: Vec<String> = (self.here.rooms.members_of(&room))
             .filter_map(|mate| self.here.name_of(mate).map(str::to_string))
             .collect();
@@ -453,8 +559,49 @@ impl<E: Elsewhere> Manager<E> {
                 .map(|(name, _)| name),
         );
         names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
-        let line = format!("in #{room} ({}): {}", names.len(), names.join(", "));
-        self.here.notice(id, &line);
+        // Cut here, not where it is spelled, so that a queue never holds
+        // more than a list reply's bound (docs/RELIABILITY.md, "Memory").
+        let total = names.len();
+        let title = format!("in #{room}");
+        names.truncate(protocol::fitting(&title, &names, protocol::MAX_LIST_BYTES));
+        let members = Says::Members {
+            room,
+            more: total - names.len(),
+            names,
+            roster,
+        };
+        self.here.reply(id, members);
+    }
+
+    /// IRC's WHOIS and WHO NICK, ISON and LUSERS.
+    fn on_query(&mut self, id: ClientId, query: Query) {
+        let says = match query {
+            Query::Whereabouts { name, lookup } => Says::User {
+                found: self.whereabouts(&name),
+                asked: name,
+                lookup,
+            },
+            Query::Online(names) => Says::Online(
+                (names.iter())
+                    .filter_map(|name| self.whereabouts(name).map(|(spelled, _)| spelled))
+                    .collect(),
+            ),
+            Query::Counts => Says::Counts {
+                online: self.here.shared.clients.len() + self.elsewhere.user_count(),
+                rooms: self.room_list().len(),
+            },
+        };
+        self.here.reply(id, says);
+    }
+
+    /// The user called `name` (ignoring case), here or elsewhere, as they
+    /// spell it now, and their room.
+    fn whereabouts(&self, name: &str) -> Option<(String, String)> {
+        if let Some((mate, spelled)) = self.here.registered(name) {
+            let room = self.here.rooms.room_of(mate)?;
+            return Some((spelled, room.to_string()));
+        }
+        (self.elsewhere.users().into_iter()).find(|(theirs, _)| theirs.eq_ignore_ascii_case(name))
     }
 
     /// The counters, then how each lock has been used: taken, and how often
@@ -480,9 +627,9 @@ impl<E: Elsewhere> Manager<E> {
         }
     }
 
-    fn on_refused(&mut self, id: ClientId, message: &str) {
+    fn on_refused(&mut self, id: ClientId, message: &str, refusal: Refusal) {
         self.here.tally.refused += 1;
-        self.here.error(id, message);
+        self.here.refuse(id, refusal, message);
         if self.here.member_mut(id).is_some_and(|m| m.name.is_none()) {
             self.prompt_for_name(id);
         }
@@ -507,8 +654,10 @@ impl<E: Elsewhere> Manager<E> {
         self.here.users_changed();
         self.announce(id, &name, Change::Quit);
         self.here.rooms.leave(id);
-        self.here.disconnect(id);
+        // The name is free before the connection closes, so that someone
+        // who sees their connection end can come back under it at once.
         self.here.shared.clients.release(&name, id);
+        self.here.disconnect(id);
         self.elsewhere.news(News::Left { name }, &mut self.here);
     }
 
@@ -555,14 +704,17 @@ impl<E: Elsewhere> Manager<E> {
             let occupied = |room: &str| elsewhere.count_in_room(room) > 0;
             self.here.rooms.forget_empty(Instant::now(), ttl, occupied);
         }
+        // The budget first, so that the view shows what is left after it.
+        self.here.keep_backlogs_within_budget(true);
+        let (backlog_bytes, deepest_backlogs) = self.here.backlogs(DEEPEST_SHOWN);
         let view = ManagerView {
             rooms: self.room_list().len(),
             rooms_kept: self.here.rooms.len(),
             history_bytes: self.here.rooms.history_bytes(),
-            deepest_backlogs: self.here.deepest_backlogs(DEEPEST_SHOWN),
+            backlog_bytes,
+            deepest_backlogs,
         };
         self.here.shared.stats.publish(view);
-        self.here.keep_backlogs_within_budget(true);
         self.guarded(|m| m.elsewhere.news(News::Tick, &mut m.here));
     }
 
@@ -576,8 +728,7 @@ impl<E: Elsewhere> Manager<E> {
     }
 
     fn prompt_for_name(&mut self, id: ClientId) {
-        self.here
-            .notice(id, &format!("choose a name ({NAME_RULE}):"));
+        self.here.reply(id, Says::NamePrompt);
     }
 }
 

@@ -1,6 +1,7 @@
 //! How many clients the operating system lets this process hold. Runs once,
 //! on the thread calling `Server::start`; reads two files under /proc and
-//! touches nothing shared.
+//! touches nothing shared. Elsewhere (macOS, Windows) there is no /proc, and
+//! the server says so at start-up.
 //!
 //! Each client costs two threads, and on Linux each Rust thread costs four
 //! memory mappings: its stack and the stack's guard page, and the small
@@ -55,6 +56,11 @@ pub(crate) fn clients_allowed(
 pub(crate) fn fit_max_clients(config: &mut Config) {
     let (max_map_count, pid_max) = read();
     let Some((allowed, limit)) = clients_allowed(max_map_count, pid_max) else {
+        log::info!(
+            "the thread and memory-mapping limits could not be read (they are in \
+             Linux's /proc); --max-clients {} is not checked against them",
+            config.max_clients
+        );
         return;
     };
     if config.max_clients > allowed {

@@ -90,6 +90,7 @@ pub(crate) fn outbox(
         hangup,
         full_since: None,
         stuck_after,
+        evicted: false,
     };
     let control = ControlSender(queue.clone());
     (outbox, OutboxReader { queue }, control)
@@ -181,6 +182,8 @@ pub(crate) struct Outbox {
     /// lines get through.
     full_since: Option<Instant>,
     stuck_after: Duration,
+    /// Given up on for the total budget: its queue holds only the notice.
+    evicted: bool,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -251,14 +254,22 @@ impl Outbox {
         self.queue.state.lock().bytes
     }
 
+    /// Whether [`Outbox::evict`] has given up on this client already.
+    pub(crate) fn evicted(&self) -> bool {
+        self.evicted
+    }
+
     /// Gives up on this client to free memory (`--max-total-backlog`):
     /// everything queued goes, `last` takes its place, and the queue is
     /// closed, so the writer writes `last` and ends the connection. Returns
     /// how many lines were dropped, for the stats.
     pub(crate) fn evict(&mut self, last: OutboundLine) -> u64 {
+        self.evicted = true;
         let mut state = self.queue.state.lock();
         let dropped = mem::take(&mut state.items);
-        state.bytes = 0;
+        // The notice is queued like any line, and costs what one does: the
+        // writer subtracts that when it takes it.
+        state.bytes = cost(&last);
         state.items.push_back(Item::Line(last));
         state.closed = true;
         drop(state);

@@ -3,17 +3,50 @@
 //! its own; the acceptors call it once per connection, `Server::start` once
 //! per listener, and each writer once as it starts.
 //!
+//! Every difference between platforms lives here. Linux has all of it;
+//! macOS has the socket options but not `SCHED_BATCH`; on Windows, `libc`
+//! has no socket options at all, so std's defaults stay, and
+//! [`NOT_SET_HERE`] lists what that means, for `Server::start` to log once.
+//!
 //! Each `unsafe` block makes one call, with a `SAFETY` comment.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
 
+/// What this platform cannot set, and what that costs: logged once at
+/// start-up.
+#[cfg(windows)]
+pub(crate) const NOT_SET_HERE: &[&str] = &[
+    "TCP keepalive (a vanished peer is noticed after the system's default, \
+     about two hours, instead of two minutes)",
+    "the listen backlog (std's default; a storm of connections may wait longer)",
+    "writers' wake-up preemption (writers keep the default scheduling)",
+];
+#[cfg(target_os = "macos")]
+pub(crate) const NOT_SET_HERE: &[&str] =
+    &["writers' wake-up preemption (writers keep the default scheduling)"];
+#[cfg(not(any(windows, target_os = "macos")))]
+pub(crate) const NOT_SET_HERE: &[&str] = &[];
+
+/// Logs, once, what [`NOT_SET_HERE`] lists.
+pub(crate) fn say_what_is_not_set() {
+    if !NOT_SET_HERE.is_empty() {
+        log::info!(
+            "on this system threadchat cannot set {}; the system's defaults are used",
+            NOT_SET_HERE.join("; ")
+        );
+    }
+}
+
 /// TCP keepalive: after this long with nothing received, the kernel starts
 /// probing the peer.
+#[cfg(unix)]
 pub(crate) const KEEPALIVE_IDLE_SECS: u32 = 60;
 /// Between probes.
+#[cfg(unix)]
 pub(crate) const KEEPALIVE_INTERVAL_SECS: u32 = 10;
 /// Unanswered probes before the kernel declares the connection dead.
+#[cfg(unix)]
 pub(crate) const KEEPALIVE_PROBES: u32 = 6;
 
 /// Turns on TCP keepalive, so that a peer that vanished without closing
@@ -26,28 +59,22 @@ pub(crate) const KEEPALIVE_PROBES: u32 = 6;
 ///
 /// std has no call for this; `libc::setsockopt` does it.
 pub(crate) fn set_keepalive(stream: &TcpStream) -> io::Result<()> {
-    set_option(stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     {
-        set_option(
-            stream,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPIDLE,
-            KEEPALIVE_IDLE_SECS,
-        )?;
-        set_option(
-            stream,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPINTVL,
-            KEEPALIVE_INTERVAL_SECS,
-        )?;
-        set_option(
-            stream,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPCNT,
-            KEEPALIVE_PROBES,
-        )?;
+        unix::set_option(stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+        // macOS calls the idle time TCP_KEEPALIVE; Linux and the BSDs
+        // TCP_KEEPIDLE.
+        #[cfg(target_os = "macos")]
+        let idle = libc::TCP_KEEPALIVE;
+        #[cfg(not(target_os = "macos"))]
+        let idle = libc::TCP_KEEPIDLE;
+        let tcp = libc::IPPROTO_TCP;
+        unix::set_option(stream, tcp, idle, KEEPALIVE_IDLE_SECS)?;
+        unix::set_option(stream, tcp, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL_SECS)?;
+        unix::set_option(stream, tcp, libc::TCP_KEEPCNT, KEEPALIVE_PROBES)?;
     }
+    #[cfg(not(unix))]
+    let _ = stream;
     Ok(())
 }
 
@@ -62,15 +89,19 @@ pub(crate) fn set_keepalive(stream: &TcpStream) -> io::Result<()> {
 /// std has no call for this; calling `listen` again on a listening socket
 /// only changes its backlog, as POSIX allows.
 pub(crate) fn widen_listen_backlog(listener: &TcpListener) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is open for as long as `listener` is borrowed,
-    // and `listen` takes no pointers.
-    let result = unsafe { libc::listen(listener.as_raw_fd(), libc::SOMAXCONN) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for as long as `listener` is
+        // borrowed, and `listen` takes no pointers.
+        let result = unsafe { libc::listen(listener.as_raw_fd(), libc::SOMAXCONN) };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
+    #[cfg(not(unix))]
+    let _ = listener;
+    Ok(())
 }
 
 /// Asks the kernel not to let the calling thread preempt the one that
@@ -99,35 +130,41 @@ pub(crate) fn do_not_preempt_the_waker() -> bool {
     }
 }
 
-/// `setsockopt` for one integer option.
-fn set_option(
-    stream: &TcpStream,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: u32,
-) -> io::Result<()> {
+#[cfg(unix)]
+mod unix {
+    use std::io;
+    use std::net::TcpStream;
     use std::os::fd::AsRawFd;
-    let value = libc::c_int::try_from(value).map_err(|_| io::ErrorKind::InvalidInput)?;
-    // SAFETY: the descriptor is open for as long as `stream` is borrowed;
-    // the pointer and length describe `value`, a live c_int on our stack,
-    // which the kernel only reads during the call.
-    let result = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+
+    /// `setsockopt` for one integer option.
+    pub(super) fn set_option(
+        stream: &TcpStream,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: u32,
+    ) -> io::Result<()> {
+        let value = libc::c_int::try_from(value).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: the descriptor is open for as long as `stream` is
+        // borrowed; the pointer and length describe `value`, a live c_int
+        // on our stack, which the kernel only reads during the call.
+        let result = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
@@ -152,6 +189,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_thread_can_give_up_wakeup_preemption() {
         let policy = std::thread::spawn(|| {
             let set = do_not_preempt_the_waker();
@@ -168,21 +206,18 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let _client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server_side, _) = listener.accept().expect("accept");
-        assert_eq!(
-            get_option(&server_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
-            0
-        );
+        let keepalive = || get_option(&server_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE);
+        assert_eq!(keepalive(), 0);
         set_keepalive(&server_side).expect("set_keepalive");
-        assert_eq!(
-            get_option(&server_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
-            1
-        );
-        #[cfg(target_os = "linux")]
-        {
-            let tcp = |name| get_option(&server_side, libc::IPPROTO_TCP, name);
-            assert_eq!(tcp(libc::TCP_KEEPIDLE), 60);
-            assert_eq!(tcp(libc::TCP_KEEPINTVL), 10);
-            assert_eq!(tcp(libc::TCP_KEEPCNT), 6);
-        }
+        // The BSDs answer with the option's flag, Linux with 1.
+        assert_ne!(keepalive(), 0);
+        #[cfg(target_os = "macos")]
+        let idle = libc::TCP_KEEPALIVE;
+        #[cfg(not(target_os = "macos"))]
+        let idle = libc::TCP_KEEPIDLE;
+        let tcp = |name| get_option(&server_side, libc::IPPROTO_TCP, name);
+        assert_eq!(tcp(idle), 60);
+        assert_eq!(tcp(libc::TCP_KEEPINTVL), 10);
+        assert_eq!(tcp(libc::TCP_KEEPCNT), 6);
     }
 }

@@ -27,8 +27,9 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use crate::doors::{Decode, Door, Parsed};
+use crate::doors::{Decode, Door, Parsed, Request};
 use crate::event::{Event, LeaveReason};
+use crate::line::{Refusal, Roster};
 use crate::logic::line_reader::Incoming;
 use crate::logic::names::{self, NAME_RULE};
 use crate::logic::protocol::Command;
@@ -36,8 +37,10 @@ use crate::logic::rate_limit::{FloodGuard, Verdict};
 use crate::logic::rooms::LOBBY;
 use crate::outbox::{outbox, ControlSender, Outbox, OutboxReader};
 use crate::shared::gauges::Role;
+use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientDirectory, ClientId, Shared};
 use crate::socket::{self, ClientSocket, Hangup, TimedStream, BUSY};
+use crate::trace::Trace;
 use crate::{platform, writer};
 
 /// What an acceptor hands a new reader thread.
@@ -141,7 +144,12 @@ fn read_session(
 ) -> LeaveReason {
     // First event of every connection, so the manager knows the client
     // before anything else about it arrives.
-    let connected = Event::Connected { id, peer, outbox };
+    let connected = Event::Connected {
+        id,
+        peer,
+        outbox,
+        names_on_entry: door.lists_names_on_entry(),
+    };
     if events_tx.send(connected).is_err() {
         return LeaveReason::ServerClosing;
     }
@@ -200,6 +208,10 @@ struct Session<'a> {
     deadline: Option<Instant>,
     /// `None` when `--rate-limit off`.
     flood: Option<FloodGuard>,
+    /// When the line being handled was read: where a trace starts.
+    read_at: Instant,
+    /// `/trace` was asked for: the next chat line carries a trace.
+    trace_next: bool,
 }
 
 impl<'a> Session<'a> {
@@ -221,6 +233,8 @@ impl<'a> Session<'a> {
             name: None,
             deadline: None,
             flood: (shared.config.rate_limit).map(|limit| FloodGuard::new(limit, now)),
+            read_at: now,
+            trace_next: false,
         }
     }
 
@@ -229,21 +243,22 @@ impl<'a> Session<'a> {
     /// costs the server as much as a flood of good ones. Lists (`/users`,
     /// `/rooms`, `/who`, ...) count against a bucket of their own.
     fn on_incoming(&mut self, incoming: Incoming, now: Instant) -> Step {
+        let name = self.name.as_deref();
+        self.read_at = now;
         let parsed = match incoming {
-            Incoming::Line(line) => self.decoder.parse(&line, self.name.is_some()),
+            Incoming::Line(line) => self.decoder.parse(&line, name),
             // A line cut short by the end of the stream. If the client
             // closed its side, that was its last line; if the server hung
             // up, it was still being typed, and is not ours to post.
             Incoming::Unfinished(_) if self.socket.hung_up_by_server() => return Step::Continue,
-            Incoming::Unfinished(line) => self.decoder.parse(&line, self.name.is_some()),
+            Incoming::Unfinished(line) => self.decoder.parse(&line, name),
             Incoming::End => return Step::Leave(LeaveReason::Closed),
-            Incoming::TooLong => {
-                let max = self.shared.config.max_line;
-                Parsed::Refused(format!("line too long (max {max} bytes)"))
+            Incoming::TooLong => self.decoder.too_long(self.shared.config.max_line),
+            Incoming::NotUtf8 => {
+                Parsed::refused(Refusal::Other, "line is not valid UTF-8".to_string())
             }
-            Incoming::NotUtf8 => Parsed::Refused("line is not valid UTF-8".to_string()),
         };
-        let query = matches!(&parsed, Parsed::Command(command) if command.is_query());
+        let query = parsed.is_query();
         let verdict = (self.flood.as_mut()).map_or(Verdict::Allow, |flood| flood.check(now, query));
         match verdict {
             // The manager tells the client why, on `Left`.
@@ -254,7 +269,7 @@ impl<'a> Session<'a> {
                     false => limit.to_string(),
                     true => limit.queries().to_string(),
                 });
-                self.refuse(format!("slow down: at most {limit}"))
+                self.refuse(Refusal::Other, format!("slow down: at most {limit}"))
             }
             Verdict::Allow => self.on_parsed(parsed),
         }
@@ -282,9 +297,19 @@ impl<'a> Session<'a> {
     fn on_parsed(&mut self, parsed: Parsed) -> Step {
         match parsed {
             Parsed::WrongProtocol(other) => Step::Leave(LeaveReason::WrongProtocol(other)),
-            Parsed::Refused(message) => self.refuse(message),
+            Parsed::Refused { message, refusal } => self.refuse(refusal, message),
             Parsed::Name(name) => self.register(&name),
             Parsed::Command(command) => self.on_command(command),
+            Parsed::Request(request) => self.on_request(request),
+            Parsed::Reply(text) => self.send(Event::DoorReply { id: self.id, text }),
+            Parsed::Several(all) => {
+                for parsed in all {
+                    if let Step::Leave(reason) = self.on_parsed(parsed) {
+                        return Step::Leave(reason);
+                    }
+                }
+                Step::Continue
+            }
         }
     }
 
@@ -295,12 +320,17 @@ impl<'a> Session<'a> {
             Command::Empty => return Step::Continue,
             Command::Quit => return Step::Leave(LeaveReason::Quit),
             Command::Help => Event::Help { id },
-            _ if !registered => Event::Refused {
+            _ if !registered => return self.name_first(),
+            Command::Say(text) => Event::Chat {
                 id,
-                message: format!("choose a name first ({NAME_RULE})"),
+                text,
+                room: None,
             },
-            Command::Say(text) => Event::Chat { id, text },
-            Command::Action(text) => Event::Action { id, text },
+            Command::Action(text) => Event::Action {
+                id,
+                text,
+                room: None,
+            },
             Command::Whisper { to, text } => Event::Whisper { id, to, text },
             Command::Nick(new) => return self.rename(new),
             Command::Users => Event::ListUsers { id },
@@ -308,26 +338,86 @@ impl<'a> Session<'a> {
                 Ok(room) => Event::JoinRoom {
                     id,
                     room: room.to_string(),
+                    leaving: None,
                 },
-                Err(error) => return self.refuse(error.to_string()),
+                Err(error) => return self.refuse(Refusal::BadRoom(typed), error.to_string()),
             },
             Command::Leave => Event::JoinRoom {
                 id,
                 room: LOBBY.to_string(),
+                leaving: None,
             },
             Command::Rooms => Event::ListRooms { id },
-            Command::Who => Event::ListRoomMembers { id },
+            Command::Who => Event::ListRoomMembers {
+                id,
+                room: None,
+                roster: Roster::Who,
+            },
             Command::Stats => Event::ShowStats { id },
+            Command::Trace => {
+                self.trace_next = true;
+                Event::Tracing { id }
+            }
+        };
+        let event = self.traced(event);
+        self.send(event)
+    }
+
+    /// What a door asks beyond the line protocol's commands: each becomes
+    /// the event that asks the manager, once the client has a name.
+    fn on_request(&mut self, request: Request) -> Step {
+        if self.name.is_none() {
+            return self.name_first();
+        }
+        let id = self.id;
+        let event = match request {
+            Request::SayIn { room, text, action } => {
+                let room = Some(room.strip_prefix('#').unwrap_or(&room).to_string());
+                match action {
+                    false => Event::Chat { id, text, room },
+                    true => Event::Action { id, text, room },
+                }
+            }
+            Request::Part(typed) => match names::validate_room(&typed) {
+                Ok(leaving) => Event::JoinRoom {
+                    id,
+                    room: LOBBY.to_string(),
+                    leaving: Some(leaving.to_string()),
+                },
+                Err(error) => return self.refuse(Refusal::BadRoom(typed), error.to_string()),
+            },
+            Request::Members { room, roster } => match room.as_deref().map(names::validate_room) {
+                Some(Err(error)) => {
+                    let typed = room.unwrap_or_default();
+                    return self.refuse(Refusal::BadRoom(typed), error.to_string());
+                }
+                Some(Ok(room)) => Event::ListRoomMembers {
+                    id,
+                    room: Some(room.to_string()),
+                    roster,
+                },
+                None => Event::ListRoomMembers {
+                    id,
+                    room: None,
+                    roster,
+                },
+            },
+            Request::Query(query) => Event::Query { id, query },
         };
         self.send(event)
     }
 
+    fn name_first(&self) -> Step {
+        let message = format!("choose a name first ({NAME_RULE})");
+        self.refuse(Refusal::NotRegistered, message)
+    }
+
     fn register(&mut self, name: &str) -> Step {
         if let Err(error) = names::validate(name) {
-            return self.refuse(error.to_string());
+            return self.refuse(Refusal::BadName(name.to_string()), error.to_string());
         }
-        if let Err(refusal) = self.claim(name) {
-            return self.refuse(refusal);
+        if let Err((refusal, message)) = self.claim(name) {
+            return self.refuse(refusal, message);
         }
         self.name = Some(name.to_string());
         let step = self.send(Event::Registered {
@@ -346,13 +436,13 @@ impl<'a> Session<'a> {
             return Step::Continue;
         };
         if new == old {
-            return self.refuse(format!("you are already called {old}"));
+            return self.refuse(Refusal::Other, format!("you are already called {old}"));
         }
         if let Err(error) = names::validate(&new) {
-            return self.refuse(error.to_string());
+            return self.refuse(Refusal::BadName(new), error.to_string());
         }
-        if let Err(refusal) = self.claim(&new) {
-            return self.refuse(refusal);
+        if let Err((refusal, message)) = self.claim(&new) {
+            return self.refuse(refusal, message);
         }
         self.name = Some(new.clone());
         // The old name stays claimed until the manager has announced the
@@ -366,28 +456,54 @@ impl<'a> Session<'a> {
 
     /// Claims `name` here, then (with `--redis`) on every server; the
     /// refusal to send back if either says no.
-    fn claim(&self, name: &str) -> Result<(), String> {
+    fn claim(&self, name: &str) -> Result<(), (Refusal, String)> {
         if self.directory.claim(name, self.id).is_err() {
-            return Err(format!("name \"{name}\" is taken, choose another"));
+            let message = format!("name \"{name}\" is taken, choose another");
+            return Err((Refusal::NameTaken(name.to_string()), message));
         }
         let elsewhere = self.shared.names_elsewhere.as_ref();
-        if let Some(Err(refusal)) = elsewhere.map(|names| names.claim(name)) {
+        if let Some(Err(message)) = elsewhere.map(|names| names.claim(name)) {
             self.directory.release(name, self.id);
-            return Err(refusal);
+            return Err((Refusal::NameTaken(name.to_string()), message));
         }
         Ok(())
     }
 
-    fn refuse(&self, message: String) -> Step {
+    fn refuse(&self, refusal: Refusal, message: String) -> Step {
         self.send(Event::Refused {
             id: self.id,
             message,
+            refusal,
         })
     }
 
-    /// A failed send means the manager is gone: the server is shutting down.
+    /// After `/trace`, the next chat line carries a trace from the time it
+    /// was read (`trace.rs`).
+    fn traced(&mut self, event: Event) -> Event {
+        let (id, text, action, room) = match event {
+            Event::Chat { id, text, room } if self.trace_next => (id, text, false, room),
+            Event::Action { id, text, room } if self.trace_next => (id, text, true, room),
+            event => return event,
+        };
+        self.trace_next = false;
+        let trace = Trace::new(self.read_at);
+        Event::Traced {
+            id,
+            text,
+            action,
+            room,
+            trace,
+        }
+    }
+
+    /// A failed send means the manager is gone: the server is shutting
+    /// down. The board shows the reader waiting while the channel is full.
     fn send(&self, event: Event) -> Step {
-        match self.events_tx.send(event) {
+        if let Event::Traced { trace, .. } = &event {
+            trace.sent();
+        }
+        let sent = thread_states::blocked(State::Channel, || self.events_tx.send(event));
+        match sent {
             Ok(()) => Step::Continue,
             Err(_) => Step::Leave(LeaveReason::ServerClosing),
         }

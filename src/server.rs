@@ -1,6 +1,8 @@
 //! Starting and stopping the server. Runs on the caller's thread (`main`, or
-//! a test): [`Server::start`] binds the listener, builds the shared state and
-//! the channels, and starts the three long-lived threads; [`ServerHandle`]
+//! a test): [`Server::start`] binds the listeners, builds the shared state and
+//! the channels, and starts the three long-lived threads (and, with `--irc`,
+//! the IRC door's acceptor, the chat acceptor's code on a second listener);
+//! [`ServerHandle`]
 //! stops them and joins them, in the order written in
 //! [`ServerHandle::shutdown`].
 //!
@@ -43,11 +45,16 @@ impl Server {
     /// threads. Returns once the server is accepting connections.
     pub fn start(mut config: Config) -> Result<ServerHandle, StartError> {
         os_limits::fit_max_clients(&mut config);
+        platform::say_what_is_not_set();
         let (listener, local_addr) = bind(&config.addr)?;
         let web_listener = config.http.as_deref().map(bind).transpose()?;
+        let irc_listener = config.irc.as_deref().map(bind).transpose()?;
         log::info!("listening on {local_addr}");
         if let Some((_, web_addr)) = &web_listener {
             log::info!("web page at http://{web_addr}/");
+        }
+        if let Some((_, irc_addr)) = &irc_listener {
+            log::info!("IRC door at {irc_addr}");
         }
 
         let cluster = cluster::start::prepare(&config).map_err(StartError::Redis)?;
@@ -59,6 +66,7 @@ impl Server {
         let mut handle = ServerHandle {
             local_addr,
             web_addr: web_listener.as_ref().map(|(_, addr)| *addr),
+            irc_addr: irc_listener.as_ref().map(|(_, addr)| *addr),
             shared: shared.clone(),
             shutdown_trigger: Some(shutdown_trigger),
             threads: Vec::new(),
@@ -66,6 +74,7 @@ impl Server {
         let parts = Parts {
             listener,
             web_listener: web_listener.map(|(listener, _)| listener),
+            irc_listener: irc_listener.map(|(listener, _)| listener),
             shared,
             events_tx,
             events_rx,
@@ -102,6 +111,7 @@ fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartError> {
 struct Parts {
     listener: TcpListener,
     web_listener: Option<TcpListener>,
+    irc_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
@@ -155,6 +165,7 @@ fn short_reason(error: &io::Error) -> String {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     web_addr: Option<SocketAddr>,
+    irc_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     /// `None` once shutdown has begun.
     shutdown_trigger: Option<ShutdownTrigger>,
@@ -177,6 +188,11 @@ impl ServerHandle {
     /// Where the web door listens (`--http`), with port 0 resolved.
     pub fn web_addr(&self) -> Option<SocketAddr> {
         self.web_addr
+    }
+
+    /// Where the IRC door listens (`--irc`), with port 0 resolved.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc_addr
     }
 
     /// The server's counters now.
@@ -202,10 +218,10 @@ impl ServerHandle {
     ///    client and drops every client's queue, so each writer flushes,
     ///    shuts its socket down (waking its reader) and exits. Then it keeps
     ///    draining events until every reader has sent its last.
-    /// 4. The web door's acceptor, then the chat acceptor, are joined. Each
-    ///    waits up to `shutdown_grace` for its connections to finish, shuts
-    ///    down the sockets of any that have not, and joins their threads
-    ///    (each reader has joined its writer).
+    /// 4. The web door's acceptor, the IRC door's, then the chat acceptor,
+    ///    are joined. Each waits up to `shutdown_grace` for its connections
+    ///    to finish, shuts down the sockets of any that have not, and joins
+    ///    their threads (each reader has joined its writer).
     /// 5. The monitor is joined, and the final stats are logged.
     pub fn shutdown(mut self) {
         self.stop();
@@ -213,12 +229,13 @@ impl ServerHandle {
 
     /// Starts the long-lived threads in the order they are joined at
     /// shutdown: manager, then (with `--redis`) the `redis-publisher` and
-    /// `redis-subscriber`, the web door's acceptor (if `--http`), the chat
-    /// acceptor, the monitor.
+    /// `redis-subscriber`, the web door's acceptor (if `--http`), the IRC
+    /// door's (if `--irc`), the chat acceptor, the monitor.
     fn start_threads(&mut self, parts: Parts) -> Result<(), StartError> {
         let Parts {
             listener,
             web_listener,
+            irc_listener,
             shared,
             events_tx,
             events_rx,
@@ -250,6 +267,15 @@ impl ServerHandle {
                 move || web::run(web_listener, shared, events_tx, shutdown)
             })?;
         }
+        if let Some(irc_listener) = irc_listener {
+            // The chat acceptor's code, with IRC's door: an IRC client is
+            // a client like any other.
+            self.spawn("irc-acceptor", {
+                let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
+                let events_tx = events_tx.clone();
+                move || acceptor::run(irc_listener, Door::Irc, shared, events_tx, shutdown)
+            })?;
+        }
         self.spawn("acceptor", {
             let (shared, shutdown) = (shared.clone(), shutdown_signal.clone());
             move || acceptor::run(listener, Door::Lines, shared, events_tx, shutdown)
@@ -262,10 +288,14 @@ impl ServerHandle {
         F: FnOnce() + Send + 'static,
     {
         // If the thread cannot be created, `body` is dropped unrun, and with
-        // it whatever it owned.
+        // it whatever it owned. Each thread is on the thread board by name.
+        let seat = self.shared.gauges.board.seat(name);
         let handle = thread::Builder::new()
             .name(name.to_string())
-            .spawn(body)
+            .spawn(move || {
+                let _on_board = seat.sit();
+                body()
+            })
             .map_err(|source| StartError::Spawn {
                 thread: name,
                 source,
@@ -288,6 +318,7 @@ impl ServerHandle {
         for (name, addr) in [
             ("acceptor", Some(self.local_addr)),
             ("http-acceptor", self.web_addr),
+            ("irc-acceptor", self.irc_addr),
         ] {
             if let Some(addr) = addr.filter(|_| self.threads.iter().any(|t| t.name == name)) {
                 wake_acceptor(addr);

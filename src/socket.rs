@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::logic::protocol;
+use crate::shared::thread_states::{self, State};
 
 /// What a connection is told when its threads cannot be started.
 pub(crate) const BUSY: &str = "server busy, try again later";
@@ -191,7 +192,7 @@ impl Read for &TimedStream<'_> {
             None => {}
         }
         let mut stream = stream;
-        let read = stream.read(buffer)?;
+        let read = thread_states::blocked(State::Read, || stream.read(buffer))?;
         if read > 0 {
             self.socket.heard();
         }

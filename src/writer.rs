@@ -8,7 +8,9 @@
 //! heard" time (it reads it, to ping a quiet client). It sleeps until the
 //! queue has something, takes everything already waiting (up to 64 KiB),
 //! and writes it all with one call. A gap marker comes out as the `! N
-//! lines were dropped` notice, in its place. When the manager lets go of
+//! lines were dropped` notice, in its place. Around both waits (for its
+//! queue, in `write`) it says on the thread board what it waits for
+//! (`shared/thread_states.rs`). When the manager lets go of
 //! the queue (the client left, or the server is shutting down) it writes
 //! what is left and the door's goodbye, shuts the socket down, and exits.
 //!
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::doors::Encode;
 use crate::line::OutboundLine;
 use crate::outbox::{Batch, OutboxReader, Outgoing};
+use crate::shared::thread_states::{self, State};
 use crate::shared::ClientId;
 use crate::socket::ClientSocket;
 
@@ -92,7 +95,10 @@ impl Writer<'_> {
     fn write_until_closed(&mut self) -> io::Result<()> {
         while !self.closed {
             let deadline = self.until_next_ping().map(|wait| Instant::now() + wait);
-            let found = (self.outbox_reader).next_batch(&mut self.taken, MAX_BATCH_BYTES, deadline);
+            let (reader, taken) = (&self.outbox_reader, &mut self.taken);
+            let found = thread_states::blocked(State::Channel, || {
+                reader.next_batch(taken, MAX_BATCH_BYTES, deadline)
+            });
             self.batch.clear();
             match found {
                 Batch::Taken => self.encode_taken(),
@@ -154,11 +160,11 @@ impl Writer<'_> {
     fn write_batch(&mut self) -> io::Result<()> {
         if !self.batch.is_empty() {
             let mut stream = self.socket.stream();
-            stream.write_all(&self.batch)?;
+            thread_states::blocked(State::Write, || stream.write_all(&self.batch))?;
         }
         // Each timed line in the batch has reached one more recipient.
         for line in self.timed.drain(..) {
-            line.written();
+            line.written_to_socket();
         }
         if self.batch.capacity() > KEEP_BATCH_CAPACITY {
             self.batch = Vec::new();

@@ -39,11 +39,14 @@ Options:
   --slow N              this many clients (not senders) stop reading once registered
   --samples N           users: how many /users [default: 200]
   --server-arg ARG      pass ARG to the spawned server (repeatable)
-  --protocol P          threadchat (default), or redis: receivers SUBSCRIBE to one
-                        channel and senders PUBLISH to it (give --addr and --pid of a
-                        running redis-server; fanout, saturate and capacity modes).
-                        Redis's publishers do not read, so each line has
-                        clients - senders - slow receivers, not clients - slow - 1
+  --protocol P          threadchat (default); irc: the same clients through threadchat's
+                        IRC door (NICK and USER, then PRIVMSG #lobby; with --spawn the
+                        server gets --irc 127.0.0.1:0, with --addr give the IRC port;
+                        fanout, saturate and capacity modes); or redis: receivers
+                        SUBSCRIBE to one channel and senders PUBLISH to it (give --addr
+                        and --pid of a running redis-server; fanout, saturate and
+                        capacity modes). Redis's publishers do not read, so each line
+                        has clients - senders - slow receivers, not clients - slow - 1
   --in-flight N         connections being set up at once [default: 64]
   --json                print one JSON object instead of the table
   --seed N              chaos: the random seed, for a run that can be repeated [default: 1]
@@ -77,6 +80,8 @@ impl Mode {
 pub enum Protocol {
     /// Lines: a name to register, then chat lines.
     Threadchat,
+    /// threadchat's IRC door: NICK and USER, then `PRIVMSG #lobby`.
+    Irc,
     /// RESP: `SUBSCRIBE` to receive, `PUBLISH` to send.
     Redis,
 }
@@ -185,6 +190,7 @@ fn parse_mode(value: Option<String>) -> Result<Mode, String> {
 fn parse_protocol(value: Option<String>) -> Result<Protocol, String> {
     match value.as_deref() {
         Some("threadchat") => Ok(Protocol::Threadchat),
+        Some("irc") => Ok(Protocol::Irc),
         Some("redis") => Ok(Protocol::Redis),
         other => Err(format!("--protocol: unknown protocol {other:?}")),
     }
@@ -209,6 +215,9 @@ fn check(parsed: &Args) -> Result<(), String> {
         return Err(
             "--protocol redis needs --addr (and --pid), and fanout, saturate or capacity".into(),
         );
+    }
+    if parsed.protocol == Protocol::Irc && threadchat_only {
+        return Err("--protocol irc: fanout, saturate or capacity".into());
     }
     if parsed.addrs.len() > 1 && (parsed.protocol == Protocol::Redis || threadchat_only) {
         return Err(

@@ -92,6 +92,24 @@ pub fn role_sample(pids: &[u32]) -> Option<RoleSample> {
     Some(roles)
 }
 
+/// How many of the servers' threads are a client's reader or writer
+/// (named `reader-N`, `writer-N`): whatever else a server runs depends on
+/// its flags (which doors are open), the clients' threads do not.
+pub fn client_threads(pids: &[u32]) -> Option<u64> {
+    let mut count = 0;
+    for pid in pids {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let role = comm
+                .trim()
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+            count += u64::from(role == "reader" || role == "writer");
+        }
+    }
+    Some(count)
+}
+
 fn add_roles(pid: u32, roles: &mut RoleSample) -> Option<()> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     for task in tasks.flatten() {

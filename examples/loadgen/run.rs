@@ -162,7 +162,7 @@ fn measure(swarm: &mut Swarm, pids: &[u32], args: &Args) -> io::Result<Measured>
 /// sender itself (with Redis, the senders only publish, so none of them).
 fn receivers(tally: &Tally, args: &Args) -> u64 {
     let not_receiving = match args.protocol {
-        Protocol::Threadchat => 1,
+        Protocol::Threadchat | Protocol::Irc => 1,
         Protocol::Redis => args.senders,
     };
     (tally.registered as u64).saturating_sub((args.slow + not_receiving) as u64)

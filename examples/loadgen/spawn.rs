@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::args::Args;
+use crate::args::{Args, Protocol};
 
 pub struct Server {
     /// Usually one; several with `--addr` repeated.
@@ -91,7 +91,12 @@ fn spawn(args: &Args) -> io::Result<Server> {
         pids: vec![child.id()],
         child: Some(child),
     };
-    server.addrs.push(listening_address(stderr)?);
+    // Through the IRC door, the clients connect to its port.
+    let announces = match args.protocol {
+        Protocol::Irc => "IRC door at ",
+        _ => "listening on ",
+    };
+    server.addrs.push(listening_address(stderr, announces)?);
     Ok(server)
 }
 
@@ -112,6 +117,13 @@ fn start(args: &Args) -> io::Result<Child> {
     } else {
         &[]
     };
+    // The IRC door's default port (issue 25) must not be taken by every
+    // spawned server; an earlier build has no such flag.
+    let irc: &[&str] = match args.protocol {
+        Protocol::Irc => &["--irc", "127.0.0.1:0"],
+        _ if knows("--irc") => &["--irc", "off"],
+        _ => &[],
+    };
     Command::new(path)
         .args([
             "--addr",
@@ -125,6 +137,7 @@ fn start(args: &Args) -> io::Result<Child> {
         ])
         .args(["--max-clients", &max_clients])
         .args(room_rate)
+        .args(irc)
         .args(&args.server_args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -134,15 +147,16 @@ fn start(args: &Args) -> io::Result<Child> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start {path}: {e}")))
 }
 
-/// The address in the server's first `listening on` log line.
-fn listening_address(stderr: ChildStderr) -> io::Result<SocketAddr> {
+/// The address in the server's first log line that holds `announces`
+/// (`listening on `, or `IRC door at `).
+fn listening_address(stderr: ChildStderr, announces: &'static str) -> io::Result<SocketAddr> {
     // The log is read on a thread for as long as the server runs, so that
     // its pipe never fills.
     let (found, address) = mpsc::channel();
     thread::spawn(move || {
         let mut found = Some(found);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on ").nth(1) {
+            if let Some(addr) = line.split(announces).nth(1) {
                 if let Some(found) = found.take() {
                     let _ = found.send(addr.trim().to_string());
                 }

@@ -2,8 +2,9 @@
 //! one `mio` (epoll) loop on this one thread, because a thread per client
 //! would compete with the server's own threads for the machine's `pid_max`.
 //! A client registers (threadchat: sends its name `u<index>` and waits for
-//! `welcome u<index>`; Redis: SUBSCRIBE or PING), then what it receives is
-//! counted in the `Tally`.
+//! `welcome u<index>`; IRC: NICK and USER, and waits for 001; Redis:
+//! SUBSCRIBE or PING), then what it receives is counted in the `Tally`. An
+//! IRC client answers the server's PINGs, as a real one does.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -87,6 +88,7 @@ impl Swarm {
         // subscribe: a subscribed RESP2 connection cannot publish).
         let hello = match self.protocol {
             Protocol::Threadchat => format!("{name}\n"),
+            Protocol::Irc => format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\n"),
             Protocol::Redis if index < self.senders => "PING\r\n".to_string(),
             Protocol::Redis => format!("SUBSCRIBE {REDIS_CHANNEL}\r\n"),
         };
@@ -113,6 +115,10 @@ impl Swarm {
             Protocol::Threadchat => {
                 client.outbox.extend_from_slice(line.as_bytes());
                 client.outbox.push(b'\n');
+            }
+            Protocol::Irc => {
+                let message = format!("PRIVMSG #lobby :{line}\r\n");
+                client.outbox.extend_from_slice(message.as_bytes());
             }
             Protocol::Redis => {
                 let command = format!(
@@ -258,6 +264,15 @@ impl Swarm {
 
     fn on_line(&mut self, index: usize, line: &[u8], now: Instant) {
         let client = &mut self.clients[index];
+        if self.protocol == Protocol::Irc {
+            if let Some(token) = line.strip_prefix(b"PING ") {
+                client.outbox.extend_from_slice(b"PONG ");
+                client.outbox.extend_from_slice(token);
+                client.outbox.extend_from_slice(b"\r\n");
+                flush(client);
+                return;
+            }
+        }
         if client.registered {
             let receiver = Receiver {
                 index,
@@ -272,6 +287,7 @@ impl Swarm {
             Protocol::Threadchat => {
                 find(line, format!("welcome {}", client.name).as_bytes()).is_some()
             }
+            Protocol::Irc => find(line, format!(" 001 {} ", client.name).as_bytes()).is_some(),
             // A RESP reply arrives as several lines; these are the ones
             // that end the reply to SUBSCRIBE and to PING.
             Protocol::Redis => line.starts_with(b":1") || line.starts_with(b"+PONG"),

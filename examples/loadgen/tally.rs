@@ -12,9 +12,10 @@ pub struct Tally {
     pub failed: usize,
     /// Connections the server closed after registration.
     pub dropped_later: usize,
-    /// Lines the server said it dropped: the first number of every line
-    /// starting `! ` that says "dropped" (threadchat tells a client that fell
-    /// behind how many lines it missed; other servers may say nothing).
+    /// Lines the server said it dropped: the number before "lines were
+    /// dropped" in the line that says so (threadchat tells a client that
+    /// fell behind how many lines it missed, as `! N lines were dropped`, or
+    /// through its IRC door in a NOTICE; other servers may say nothing).
     pub told_dropped: u64,
     /// Whether to count and time `LG` lines (not during the warm-up).
     pub measuring: bool,
@@ -53,8 +54,8 @@ impl Tally {
         if !self.measuring {
             return;
         }
-        if line.starts_with(b"! ") && find(line, b"dropped").is_some() {
-            self.told_dropped += first_number(&line[2..]).unwrap_or(0);
+        if let Some(at) = find(line, b" lines were dropped") {
+            self.told_dropped += last_number(&line[..at]).unwrap_or(0);
             return;
         }
         let Some((sender, seq, sent_us)) = numbered(line) else {
@@ -97,11 +98,16 @@ impl Tally {
     }
 }
 
-/// The first run of digits in `text`, as a number.
-fn first_number(text: &[u8]) -> Option<u64> {
-    text.split(|b| !b.is_ascii_digit())
-        .find(|digits| !digits.is_empty())
-        .and_then(|digits| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+/// The digits at the end of `text`, as a number.
+fn last_number(text: &[u8]) -> Option<u64> {
+    let start = text
+        .iter()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |at| at + 1);
+    std::str::from_utf8(&text[start..])
+        .ok()?
+        .parse::<u64>()
+        .ok()
 }
 
 /// The sender, sequence number and send time (µs) of the `LG` text

@@ -18,7 +18,7 @@ tree=$out/skeleton
 mkdir -p "$out"
 cargo build -q --bin threadchat --bin threadchat-grade
 grader=$root/target/debug/threadchat-grade
-flags="--addr {addr} --http off --max-per-addr 0 --rate-limit off --room-rate off --stats-interval 1"
+flags="--addr {addr} --http off --irc off --max-per-addr 0 --rate-limit off --room-rate off --stats-interval 1"
 rubric=$root/labs/grading/assignments.txt
 
 failures=0

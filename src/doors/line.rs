@@ -6,7 +6,7 @@
 use std::io;
 
 use super::{Decode, Encode, Parsed};
-use crate::line::OutboundLine;
+use crate::line::{OutboundLine, Refusal};
 use crate::logic::line_reader::{Incoming, LineReader};
 use crate::logic::names::NAME_RULE;
 use crate::logic::protocol::{self, Command, ParseError, WrongProtocol};
@@ -38,7 +38,8 @@ impl Decode for LineDecoder<'_> {
         Ok(WrongProtocol::from_first_bytes(self.lines.peek()?))
     }
 
-    fn parse(&mut self, line: &str, registered: bool) -> Parsed {
+    fn parse(&mut self, line: &str, name: Option<&str>) -> Parsed {
+        let registered = name.is_some();
         self.parsed += 1;
         if self.parsed == 1 && !registered {
             if let Some(other) = WrongProtocol::from_first_line(line) {
@@ -59,9 +60,12 @@ pub(crate) fn parse(line: &str, registered: bool) -> Parsed {
         }
         Ok(command) => Parsed::Command(command),
         Err(ParseError::Usage(_) | ParseError::UnknownCommand(_)) if !registered => {
-            Parsed::Refused(format!("choose a name first ({NAME_RULE})"))
+            Parsed::refused(
+                Refusal::NotRegistered,
+                format!("choose a name first ({NAME_RULE})"),
+            )
         }
-        Err(error) => Parsed::Refused(error.to_string()),
+        Err(error) => Parsed::refused(Refusal::Other, error.to_string()),
     }
 }
 
@@ -86,11 +90,14 @@ mod tests {
         );
         assert_eq!(
             parse("/dance", false),
-            Parsed::Refused(format!("choose a name first ({NAME_RULE})"))
+            Parsed::refused(
+                Refusal::NotRegistered,
+                format!("choose a name first ({NAME_RULE})")
+            )
         );
         assert_eq!(
             parse("/dance", true),
-            Parsed::Refused("unknown command /dance, try /help".into())
+            Parsed::refused(Refusal::Other, "unknown command /dance, try /help".into())
         );
         assert_eq!(
             parse("hi", true),

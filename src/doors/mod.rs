@@ -10,14 +10,19 @@
 //! bytes to its writer through the connection's `ControlSender`, because
 //! only the writer writes to the socket.
 //!
-//! Adding a door is a file beside this one and a variant of [`Door`].
+//! Adding a door is a file beside this one and a variant of [`Door`]. A
+//! door that answers with data (IRC's numerics) spells each line from its
+//! `Says`, and what it answers on its own goes back through the manager
+//! as a [`Parsed::Reply`], in its place among the client's lines.
 
+pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod websocket;
 
 use std::io;
 
-use crate::line::OutboundLine;
+use crate::event::Query;
+use crate::line::{OutboundLine, Refusal, Roster};
 use crate::logic::line_reader::Incoming;
 use crate::logic::protocol::{Command, WrongProtocol};
 use crate::outbox::ControlSender;
@@ -30,6 +35,8 @@ pub(crate) enum Door {
     Lines,
     /// A browser's WebSocket, upgraded by the web door (RFC 6455).
     WebSocket,
+    /// An IRC client: irssi, WeeChat, HexChat (`--irc`).
+    Irc,
 }
 
 impl Door {
@@ -44,6 +51,7 @@ impl Door {
         match self {
             Door::Lines => Box::new(line::LineDecoder::new(input, max_line)),
             Door::WebSocket => Box::new(websocket::WsDecoder::new(input, max_line, control)),
+            Door::Irc => Box::new(irc::IrcDecoder::new(input, max_line)),
         }
     }
 
@@ -52,6 +60,7 @@ impl Door {
         match self {
             Door::Lines => Box::new(line::LineEncoder),
             Door::WebSocket => Box::new(websocket::WsEncoder),
+            Door::Irc => Box::new(irc::IrcEncoder::new()),
         }
     }
 
@@ -60,8 +69,14 @@ impl Door {
     pub(crate) fn pings(self) -> bool {
         match self {
             Door::Lines => false,
-            Door::WebSocket => true,
+            Door::WebSocket | Door::Irc => true,
         }
+    }
+
+    /// Whether this door shows a room's members to whoever enters it
+    /// (IRC's 353 after a JOIN).
+    pub(crate) fn lists_names_on_entry(self) -> bool {
+        self == Door::Irc
     }
 }
 
@@ -75,8 +90,18 @@ pub(crate) trait Decode {
         Ok(None)
     }
 
-    /// What one line asks for, in this door's language.
-    fn parse(&mut self, line: &str, registered: bool) -> Parsed;
+    /// What one line asks for, in this door's language, from a client
+    /// called `name` (`None` before it has one).
+    fn parse(&mut self, line: &str, name: Option<&str>) -> Parsed;
+
+    /// What a line longer than the door takes gets; `max_line` is
+    /// `--max-line`.
+    fn too_long(&self, max_line: usize) -> Parsed {
+        Parsed::refused(
+            Refusal::TooLong,
+            format!("line too long (max {max_line} bytes)"),
+        )
+    }
 }
 
 /// The writing half of a door.
@@ -97,8 +122,57 @@ pub(crate) enum Parsed {
     /// The name a client without one asks to be known by.
     Name(String),
     Command(Command),
-    /// Refused: the client gets `! MESSAGE` back.
-    Refused(String),
+    /// What the line protocol has no command for (IRC's `PRIVMSG #room`,
+    /// PART, NAMES, WHOIS, ...).
+    Request(Request),
+    /// What the door answers on its own, spelled: sent back in order with
+    /// the client's other lines.
+    Reply(String),
+    /// One line that asks for several things, in order (IRC's `JOIN
+    /// #a,#b`).
+    Several(Vec<Parsed>),
+    /// Refused: the client gets `! MESSAGE` back, and its door the kind.
+    Refused {
+        message: String,
+        refusal: Refusal,
+    },
     /// The client speaks another protocol.
     WrongProtocol(WrongProtocol),
+}
+
+impl Parsed {
+    pub(crate) fn refused(refusal: Refusal, message: String) -> Parsed {
+        Parsed::Refused { message, refusal }
+    }
+
+    /// Whether it only asks for a list or a page of text, which counts
+    /// against the rate limit's bucket for lists.
+    pub(crate) fn is_query(&self) -> bool {
+        match self {
+            Parsed::Command(command) => command.is_query(),
+            Parsed::Request(Request::Members { .. } | Request::Query(_)) => true,
+            Parsed::Reply(_) => true,
+            Parsed::Several(all) => !all.is_empty() && all.iter().all(Parsed::is_query),
+            _ => false,
+        }
+    }
+}
+
+/// What a door's client may ask beyond the line protocol's commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A chat line (or an action) for `room`, which must be the client's.
+    SayIn {
+        room: String,
+        text: String,
+        action: bool,
+    },
+    /// Leave `room` (as typed) for the lobby.
+    Part(String),
+    /// The members of `room` (as typed), or of the client's room.
+    Members {
+        room: Option<String>,
+        roster: Roster,
+    },
+    Query(Query),
 }

@@ -42,8 +42,8 @@ impl Decode for WsDecoder<'_> {
         self.frames.next_line()
     }
 
-    fn parse(&mut self, line: &str, registered: bool) -> Parsed {
-        super::line::parse(line, registered)
+    fn parse(&mut self, line: &str, name: Option<&str>) -> Parsed {
+        super::line::parse(line, name.is_some())
     }
 }
 

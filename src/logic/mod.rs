@@ -8,9 +8,11 @@
 //! - `rooms`: who is in which room, owned by the manager;
 //! - `history`: a room's last lines, a ring buffer;
 //! - `rate_limit`: the flood guard, owned by each reader;
-//! - `line_reader`: bounded line splitting, owned by each reader.
+//! - `line_reader`: bounded line splitting, owned by each reader;
+//! - `irc`: IRC's message format, parsed and spelled for the IRC door.
 
 pub(crate) mod history;
+pub(crate) mod irc;
 pub(crate) mod line_reader;
 pub(crate) mod names;
 pub mod protocol;

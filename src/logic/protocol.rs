@@ -34,6 +34,8 @@ pub enum Command {
     Who,
     /// `/stats`
     Stats,
+    /// `/trace`: the next chat line's journey through the server's threads.
+    Trace,
     /// `/help`
     Help,
     /// `/quit`
@@ -96,6 +98,7 @@ pub const HELP: &[&str] = &[
     "  /me TEXT           an action: * NAME TEXT",
     "  /nick NEW          change your name",
     "  /stats             server statistics",
+    "  /trace             time your next line through the server's threads",
     "  /help              this list",
     "  /quit              leave",
     "  //TEXT             send a line that starts with /",
@@ -155,6 +158,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "groups" => no_args(args, "/groups", Command::Rooms),
         "who" => no_args(args, "/who", Command::Who),
         "stats" => no_args(args, "/stats", Command::Stats),
+        "trace" => no_args(args, "/trace", Command::Trace),
         "help" => no_args(args, "/help", Command::Help),
         "quit" => no_args(args, "/quit", Command::Quit),
         _ => Err(ParseError::UnknownCommand(word.to_string())),
@@ -309,9 +313,75 @@ pub fn whisper_sent(to: &str, text: &str) -> String {
     format!("[dm to {to}] {text}")
 }
 
+/// The most bytes a list reply (`/users`, `/who`, `/rooms`) takes. A list
+/// longer than that names what fits and says how many more there are: a
+/// reply is one line, and a writer stuck on a client that does not read
+/// holds the whole line, so an unbounded list would make every such client
+/// cost as much as the longest list (docs/RELIABILITY.md, "Memory").
+pub const MAX_LIST_BYTES: usize = 8 * 1024;
+
+/// `TITLE (N): a, b, c`, cut after the items that fit in `max_bytes`,
+/// with `… and M more` in place of the rest.
+pub fn listing(title: &str, items: &[String], max_bytes: usize) -> String {
+    let shown = fitting(title, items, max_bytes);
+    listing_cut(title, &items[..shown], items.len() - shown)
+}
+
+/// How many of `items` [`listing`] shows: the manager cuts a list there
+/// before it is queued, so that what a queue holds is bounded too, whichever
+/// door spells it.
+pub fn fitting(title: &str, items: &[String], max_bytes: usize) -> usize {
+    let mut length = format!("{title} ({}): ", items.len()).len();
+    for (shown, item) in items.iter().enumerate() {
+        let rest = items.len() - shown;
+        // This item must leave room for the tail that may follow it.
+        let tail_after = match rest {
+            1 => 0,
+            _ => format!(", … and {} more", rest - 1).len(),
+        };
+        if length + 2 + item.len() + tail_after > max_bytes {
+            return shown;
+        }
+        length += item.len() + if shown > 0 { 2 } else { 0 };
+    }
+    items.len()
+}
+
+/// `TITLE (N): a, b, … and M more`, for a list already cut to `shown`,
+/// with `more` left out.
+pub fn listing_cut(title: &str, shown: &[String], more: usize) -> String {
+    let mut line = format!("{title} ({}): {}", shown.len() + more, shown.join(", "));
+    if more > 0 {
+        if !shown.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(&format!("… and {more} more"));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_list_names_what_fits_and_counts_the_rest() {
+        let names: Vec<String> = (0..2000).map(|n| format!("user{n:04}")).collect();
+        let line = listing("online", &names, MAX_LIST_BYTES);
+        assert!(line.len() <= MAX_LIST_BYTES, "{} bytes", line.len());
+        assert!(
+            line.starts_with("online (2000): user0000, user0001, "),
+            "{line}"
+        );
+        let shown = line.matches("user").count();
+        assert!(
+            line.ends_with(&format!("… and {} more", 2000 - shown)),
+            "{line}"
+        );
+        let short = listing("in #rust", &names[..3], MAX_LIST_BYTES);
+        assert_eq!(short, "in #rust (3): user0000, user0001, user0002");
+        assert_eq!(listing("rooms", &[], MAX_LIST_BYTES), "rooms (0): ");
+    }
 
     fn say(text: &str) -> Command {
         Command::Say(text.to_string())
@@ -346,6 +416,8 @@ mod tests {
         assert_eq!(parse("/users"), Ok(Command::Users));
         assert_eq!(parse("/USERS"), Ok(Command::Users));
         assert_eq!(parse("/stats"), Ok(Command::Stats));
+        assert_eq!(parse("/trace"), Ok(Command::Trace));
+        assert_eq!(parse("/trace it"), Err(ParseError::Usage("/trace")));
         assert_eq!(parse("/help"), Ok(Command::Help));
         assert_eq!(parse("/quit"), Ok(Command::Quit));
         assert_eq!(parse("/quit  "), Ok(Command::Quit));

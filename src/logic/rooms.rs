@@ -249,6 +249,12 @@ impl Rooms {
         self.by_key.contains_key(&names::key(name))
     }
 
+    /// The room called `name` (ignoring case), spelled as when it was
+    /// created, if it exists here.
+    pub(crate) fn spelled(&self, name: &str) -> Option<&str> {
+        (self.by_key.get(&names::key(name))).map(|room| room.name.as_str())
+    }
+
     /// Is `id` in the room called `name` (compared ignoring case)?
     pub(crate) fn is_in(&self, id: ClientId, name: &str) -> bool {
         self.room_of.get(&id) == Some(&names::key(name))

@@ -13,7 +13,8 @@ use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::line::{OutboundLine, Says};
+use crate::line::{OutboundLine, Refusal, Says};
+use crate::logic::protocol;
 use crate::logic::rooms::{Limits, Rooms};
 use crate::outbox::{self, Delivery, Outbox, Wakeups};
 use crate::shared::{ClientId, Shared, Tally};
@@ -23,6 +24,8 @@ pub(super) struct Member {
     pub(super) peer: SocketAddr,
     /// `None` until the client has chosen a name.
     pub(super) name: Option<String>,
+    /// Its door lists a room's members to it on entering (IRC).
+    pub(super) names_on_entry: bool,
     /// The only sender of this client's queue; dropping the member drops it,
     /// which ends the writer.
     outbox: Outbox,
@@ -34,7 +37,8 @@ pub(super) struct Member {
 const CHECK_BUDGET_EVERY: usize = 16 * 1024 * 1024;
 
 /// What a client given up on for the total budget is told.
-const EVICTED: &str = "disconnected: the server is short of memory for slow connections, \
+pub(super) const EVICTED: &str =
+    "disconnected: the server is short of memory for slow connections, \
                        and yours was the furthest behind";
 
 pub(crate) struct Here {
@@ -74,10 +78,17 @@ impl Here {
         }
     }
 
-    pub(super) fn connect(&mut self, id: ClientId, peer: SocketAddr, outbox: Outbox) {
+    pub(super) fn connect(
+        &mut self,
+        id: ClientId,
+        peer: SocketAddr,
+        outbox: Outbox,
+        names_on_entry: bool,
+    ) {
         let member = Member {
             peer,
             name: None,
+            names_on_entry,
             outbox,
         };
         self.members.insert(id, member);
@@ -125,6 +136,11 @@ impl Here {
     /// `! TEXT` to one client.
     pub(crate) fn error(&mut self, id: ClientId, text: &str) {
         self.send(id, OutboundLine::error(text));
+    }
+
+    /// `! TEXT` to one client, about `refusal`.
+    pub(crate) fn refuse(&mut self, id: ClientId, refusal: Refusal, text: &str) {
+        self.send(id, OutboundLine::refusal(text, refusal));
     }
 
     /// One line, made once, to everyone here in `room` but `except`.
@@ -200,7 +216,7 @@ impl Here {
                 let mut names = shared.clients.names();
                 names.extend(others());
                 names.sort_unstable_by_key(|name| name.to_ascii_lowercase());
-                let line = format!("online ({}): {}", names.len(), names.join(", "));
+                let line = protocol::listing("online", &names, protocol::MAX_LIST_BYTES);
                 OutboundLine::notice(&line)
             })
             .clone()
@@ -227,7 +243,10 @@ impl Here {
         }
         self.queued_since_check = 0;
         let budget = self.shared.config.max_total_backlog;
+        // A client already given up on holds only its notice until its
+        // writer has written it: it is not given up on again.
         let mut backlogs: Vec<(usize, ClientId)> = (self.members.iter())
+            .filter(|(_, member)| !member.outbox.evicted())
             .map(|(id, member)| (member.outbox.backlog_bytes(), *id))
             .filter(|(bytes, _)| *bytes > 0)
             .collect();
@@ -260,11 +279,13 @@ impl Here {
         );
         let notice = OutboundLine::error(EVICTED);
         self.tally.dropped += member.outbox.evict(notice);
+        self.tally.evicted += 1;
     }
 
-    /// The clients with the most bytes waiting, deepest first, for the live
-    /// view: (name, or `#id` before one is chosen; bytes).
-    pub(super) fn deepest_backlogs(&self, shown: usize) -> Vec<(String, usize)> {
+    /// What every backlog holds together, and the clients with the most
+    /// bytes waiting, deepest first, for the live view: (name, or `#id`
+    /// before one is chosen; bytes).
+    pub(super) fn backlogs(&self, shown: usize) -> (usize, Vec<(String, usize)>) {
         let mut deepest: Vec<(String, usize)> = (self.members.iter())
             .map(|(id, member)| {
                 let who = member.name.clone().unwrap_or_else(|| id.to_string());
@@ -272,9 +293,10 @@ impl Here {
             })
             .filter(|(_, bytes)| *bytes > 0)
             .collect();
+        let total = deepest.iter().map(|(_, bytes)| bytes).sum();
         deepest.sort_unstable_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
         deepest.truncate(shown);
-        deepest
+        (total, deepest)
     }
 
     /// At shutdown: `line` to every client, every name let go, and every

@@ -78,6 +78,7 @@ impl<E: Elsewhere> Harness<E> {
             id: ClientId(n),
             peer: ([127, 0, 0, 1], 40_000 + n as u16).into(),
             outbox,
+            names_on_entry: false,
         });
         let queue = Queue(outbox_reader);
         assert_eq!(
@@ -120,6 +121,7 @@ impl<E: Elsewhere> Harness<E> {
         self.send(Event::Chat {
             id: ClientId(n),
             text: text.to_string(),
+            room: None,
         });
     }
 }
@@ -142,6 +144,7 @@ fn a_chat_line_reaches_the_room_only_and_is_not_echoed() {
     h.send(Event::JoinRoom {
         id: ClientId(3),
         room: "rust".to_string(),
+        leaving: None,
     });
     alice.take();
     bob.take();
@@ -347,6 +350,7 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
                     id: ClientId(n),
                     peer,
                     outbox,
+                    names_on_entry: false,
                 })
                 .expect("the manager's channel is open");
             outbox_reader
@@ -391,4 +395,51 @@ fn connections_still_in_the_channel_at_shutdown_are_told_and_let_go() {
     // The last reader is gone: the channel closes and the manager returns.
     drop(events_tx);
     manager.join().expect("the manager thread does not panic");
+}
+
+#[test]
+fn past_the_total_backlog_budget_the_deepest_goes_and_the_view_counts_what_is_left() {
+    let mut h = harness(Config {
+        max_total_backlog: 1000,
+        ..config()
+    });
+    let alice = h.register(1, "alice");
+    let deep = h.register(2, "deep");
+    for n in 0..20 {
+        h.chat(1, &format!("{n:>100}"));
+    }
+    let shallow = h.register(3, "shallow");
+    h.chat(1, "one");
+    h.chat(1, "two");
+    alice.take();
+    let (before, _) = h.manager.here.backlogs(0);
+    assert!(before > 1000, "{before} bytes should be over the budget");
+    h.manager.publish();
+    let view = h.shared.stats.manager_view();
+    let left = view.backlog_bytes;
+    assert!(left > 0 && left < 900, "{left} bytes left");
+    // The deep one holds only its notice now, and is not given up on
+    // again at the next check.
+    let notice = crate::line::OutboundLine::error(super::here::EVICTED)
+        .text()
+        .len();
+    let deep_left = (view.deepest_backlogs.iter())
+        .find(|(name, _)| name == "deep")
+        .map(|(_, bytes)| *bytes);
+    assert!(
+        deep_left.is_some_and(|bytes| bytes < notice + 64),
+        "the deep one should hold only its notice: {:?}",
+        view.deepest_backlogs
+    );
+    h.manager.publish();
+    assert_eq!(h.shared.snapshot().clients_evicted, 1);
+    let told = deep.take();
+    assert!(
+        told.last()
+            .is_some_and(|line| line.starts_with("! disconnected")),
+        "{told:?}"
+    );
+    assert!(deep.is_closed());
+    assert_eq!(shallow.take(), ["[lobby] alice: one", "[lobby] alice: two"]);
+    assert!(!shallow.is_closed());
 }

@@ -5,13 +5,21 @@
 //! thread waiting: a lost wake-up) or a failed assertion.
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=4 \
 //!     cargo test --release --lib outbox::loom
 //! ```
 //!
 //! Each test plays the three threads with the real `Outbox`, `OutboxReader`
 //! and `ControlSender`: the manager (the test's own thread), the client's
 //! writer, and where it matters the client's reader sending control bytes.
+//!
+//! Each test fails on a deliberately broken hand-over (checked when they
+//! were written, with the bound at 3): an `if` in place of the writer's
+//! `while` fails an assertion (the writer takes from an empty queue after a
+//! spurious or stolen wake-up); a wake-up before the line is queued, or a
+//! close that does not wake, is reported by loom as a deadlock (the writer
+//! sleeps for ever); a drop that forgets its gap marker fails the notice
+//! test; a byte check that leaves out the new line's cost fails the bound.
 
 use std::time::Duration;
 

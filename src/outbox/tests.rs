@@ -232,7 +232,7 @@ fn with_a_writer_racing_the_manager_every_drop_is_told_once_in_its_place() {
 #[test]
 fn delivering_to_a_full_backlog_never_waits() {
     // The manager must never wait for a client: every other client would
-    // wait with it. (Lab 03 makes it wait, and this test fails.)
+    // wait with it.
     let (mut outbox, reader) = outbox_for(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
     thread::spawn(move || {
@@ -295,4 +295,46 @@ fn a_door_may_have_only_a_few_control_items_waiting() {
     let taken = reader.take_now();
     assert_eq!(taken.len(), 4, "{taken:?}");
     assert_eq!(taken[0], Outgoing::Control(pong(0)));
+}
+
+#[test]
+fn a_writer_takes_at_most_its_batch_and_one_line_more() {
+    // What a writer stuck in a write can hold is its batch: the bound it
+    // asks for, passed by at most the last line taken (docs/RELIABILITY.md,
+    // "Memory").
+    let (mut outbox, reader) = outbox_for(10);
+    let mut tally = Tally::default();
+    for n in 0..10 {
+        counted(&mut outbox, line(n), &mut tally);
+    }
+    let mut taken = Vec::new();
+    let far = Some(Instant::now() + NEVER);
+    assert_eq!(
+        reader.next_batch(&mut taken, 3 * LINE_COST - 1, far),
+        Batch::Taken
+    );
+    assert_eq!(texts(taken), ["line 00", "line 01", "line 02"]);
+    assert_eq!(outbox.backlog_bytes(), 7 * LINE_COST);
+}
+
+#[test]
+fn an_evicted_client_gets_its_notice_and_then_the_end() {
+    let (mut outbox, reader) = outbox_for(10);
+    let mut tally = Tally::default();
+    for n in 0..5 {
+        counted(&mut outbox, line(n), &mut tally);
+    }
+    let dropped = outbox.evict(OutboundLine::error("you were the furthest behind"));
+    assert_eq!(dropped, 5);
+    // The notice is counted while it waits, and taking it frees it (a
+    // notice that cost nothing once made the writer's count wrap around).
+    assert!(outbox.backlog_bytes() > 0);
+    assert_eq!(drain(&reader), ["! you were the furthest behind"]);
+    assert_eq!(outbox.backlog_bytes(), 0);
+    let mut taken = Vec::new();
+    let far = Some(Instant::now() + NEVER);
+    assert_eq!(
+        reader.next_batch(&mut taken, usize::MAX, far),
+        Batch::Closed
+    );
 }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::gauges::{LockStats, LockUse};
+use super::thread_states::{Held, LockId};
 use super::ClientId;
 use crate::logic::names;
 
@@ -41,14 +42,14 @@ pub(crate) struct ClientDirectory {
 impl ClientDirectory {
     /// The write guard, counted in `lock_use`. Private: guards never leave
     /// this type's methods.
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Entry>> {
-        self.lock_use
-            .acquire(|| self.by_key.try_write(), || self.by_key.write())
+    fn write(&self) -> Held<RwLockWriteGuard<'_, HashMap<String, Entry>>> {
+        let by_key = &self.by_key;
+        (self.lock_use).acquire(LockId::Clients, || by_key.try_write(), || by_key.write())
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {
-        self.lock_use
-            .acquire(|| self.by_key.try_read(), || self.by_key.read())
+    fn read(&self) -> Held<RwLockReadGuard<'_, HashMap<String, Entry>>> {
+        let by_key = &self.by_key;
+        (self.lock_use).acquire(LockId::Clients, || by_key.try_read(), || by_key.read())
     }
 
     /// The private helpers that take this lock, by the compiler's names
@@ -203,9 +204,9 @@ mod tests {
     #[test]
     fn listing_names_while_others_claim_never_deadlocks() {
         // Readers list while writers claim and release, as the manager and
-        // the readers do. (Lab 07 makes a listing take the read lock twice;
-        // parking_lot's RwLock is fair, so a writer waiting between the two
-        // blocks the second, and the three threads wait for each other.)
+        // the readers do. (parking_lot's RwLock is fair: a writer waiting
+        // keeps new readers out, so a thread that reads again while it
+        // still reads would wait for itself.)
         let directory = Arc::new(ClientDirectory::default());
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         // All three start together and run side by side for a third of a
@@ -229,12 +230,100 @@ mod tests {
             });
         }
         for _ in 0..3 {
-            let finished = done_rx.recv_timeout(std::time::Duration::from_secs(15));
-            assert!(
-                finished.is_ok(),
-                "a thread did not finish its rounds in 15 s: deadlocked on the directory's lock"
-            );
+            if done_rx
+                .recv_timeout(std::time::Duration::from_secs(15))
+                .is_err()
+            {
+                #[cfg(feature = "deadlock-detection")]
+                let found = crate::deadlock::reports(None).join("\n");
+                #[cfg(not(feature = "deadlock-detection"))]
+                let found = "(with --features deadlock-detection, the detector reports it)";
+                panic!("a thread did not finish its rounds in 15 s: deadlocked on the directory's lock\n{found}");
+            }
         }
+    }
+
+    /// Two readers that take turns with the directory's read lock, each
+    /// letting go only once the other has it again, so that between them
+    /// it is never free: the worst case of readers that keep coming.
+    #[derive(Default)]
+    struct Relay {
+        /// How many turns have begun, and whether to stop.
+        state: std::sync::Mutex<(u64, bool)>,
+        changed: std::sync::Condvar,
+    }
+
+    impl Relay {
+        /// One turn, the read guard held by the caller: until the other
+        /// reader has begun its next turn, or `patience` has passed (it
+        /// may be waiting behind a writer), or the relay stops.
+        fn take_turn(&self, patience: std::time::Duration) {
+            let mut state = self.state.lock().expect("the relay's lock");
+            state.0 += 1;
+            let mine = state.0;
+            self.changed.notify_all();
+            let (_state, _) = (self.changed)
+                .wait_timeout_while(state, patience, |(turns, stop)| *turns == mine && !*stop)
+                .expect("the relay's lock");
+        }
+
+        fn has_begun(&self) -> bool {
+            self.state.lock().expect("the relay's lock").0 > 0
+        }
+
+        fn stop(&self) {
+            self.state.lock().expect("the relay's lock").1 = true;
+            self.changed.notify_all();
+        }
+
+        fn stopped(&self) -> bool {
+            self.state.lock().expect("the relay's lock").1
+        }
+    }
+
+    #[test]
+    fn a_claim_waits_only_for_the_readers_already_in() {
+        // A fair lock lets no new reader in once a writer waits, so a claim
+        // waits for the reader inside to let go (here, at most its
+        // patience). A lock that lets readers in past a waiting writer
+        // keeps the claim waiting for as long as readers keep coming: here,
+        // until the test stops them.
+        let directory = Arc::new(ClientDirectory::default());
+        let relay = Arc::new(Relay::default());
+        let patience = std::time::Duration::from_millis(200);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (directory, relay) = (directory.clone(), relay.clone());
+                thread::spawn(move || {
+                    while !relay.stopped() {
+                        let _guard = directory.read();
+                        relay.take_turn(patience);
+                    }
+                })
+            })
+            .collect();
+        while !relay.has_begun() {
+            thread::yield_now();
+        }
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let writer = {
+            let directory = directory.clone();
+            thread::spawn(move || {
+                let claimed = directory.claim("writer", ClientId(1));
+                let _ = done_tx.send(claimed);
+            })
+        };
+        let claimed = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+        relay.stop();
+        for thread in readers.into_iter().chain([writer]) {
+            thread.join().expect("a reader or the writer");
+        }
+        assert_eq!(
+            claimed,
+            Ok(Ok(())),
+            "a claim waited 5 s for the directory's write lock while two readers took turns \
+             with the read lock: readers let in past a waiting writer starve it"
+        );
     }
 
     #[test]
@@ -248,21 +337,40 @@ mod tests {
 
     #[test]
     fn racing_claims_give_the_name_to_exactly_one() {
-        // Sixteen threads released at once all try for the same name.
+        // Threads try for the same names, in the same order, as fast as
+        // they can. One behind finds each name taken, which is quicker than
+        // taking it, so it catches up, and from then on they try for each
+        // name at about the same instant. A gap of a few instructions
+        // between a check and a claim is hit now and then, if there is
+        // one; so they race again, for new names, for half a second.
+        const THREADS: u64 = 3;
+        const NAMES: usize = 10_000;
         let directory = Arc::new(ClientDirectory::default());
-        let start = Arc::new(Barrier::new(16));
-        let winners: usize = (0..16)
-            .map(|n| {
-                let (directory, start) = (directory.clone(), start.clone());
-                thread::spawn(move || {
-                    start.wait();
-                    directory.claim("same", ClientId(n)).is_ok() as usize
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        for race in 0.. {
+            let racers: Vec<_> = (0..THREADS)
+                .map(|n| {
+                    let directory = directory.clone();
+                    thread::spawn(move || -> Vec<bool> {
+                        (0..NAMES)
+                            .map(|k| directory.claim(&format!("{race}-{k}"), ClientId(n)).is_ok())
+                            .collect()
+                    })
                 })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|thread| thread.join().unwrap())
-            .sum();
-        assert_eq!(winners, 1);
+                .collect();
+            let won: Vec<Vec<bool>> = (racers.into_iter())
+                .map(|racer| racer.join().expect("a claiming thread"))
+                .collect();
+            for k in 0..NAMES {
+                let winners = won.iter().filter(|won| won[k]).count();
+                assert_eq!(
+                    winners, 1,
+                    "race {race}, name {k}: {winners} of {THREADS} threads racing for it were given it"
+                );
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+        }
     }
 }

@@ -1,32 +1,38 @@
 //! Numbers any thread may bump without a lock, for the live view and
 //! `/metrics`: how many threads of each role are running, how deep the
 //! events channel is, and (a [`LockStats`] beside each of the two locks)
-//! how often a lock was taken and how often a thread had to wait for it.
+//! how often a lock was taken and how often a thread had to wait for it;
+//! and the [`ThreadBoard`], where each thread says what it is doing
+//! (`thread_states.rs`).
 //!
 //! Each number is one atomic, changed by a single atomic instruction.
 //! `Relaxed` ordering is enough: each is a tally read for display, and no
-//! other memory is published through it.
+//! other memory is published through it. One pair is the exception: a
+//! lock's waits are counted after its acquisitions and read before them,
+//! so that no copy shows more waits than acquisitions ([`LockStats`];
+//! `gauges/loom.rs` checks it).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub(crate) use super::thread_states::Role;
+use super::thread_states::{self, Held, LockId, OnBoard, State, ThreadBoard};
+// A lock's counters are loom's atomics in its model test, std's otherwise.
+#[cfg(all(loom, test))]
+use ::loom::sync::atomic::AtomicU64 as LockCounter;
+#[cfg(not(all(loom, test)))]
+use std::sync::atomic::AtomicU64 as LockCounter;
 
 /// This module's path: every lock is taken through [`LockStats::acquire`],
 /// and the deadlock report looks past it (`deadlock.rs`).
 #[cfg(feature = "deadlock-detection")]
 pub(crate) const MODULE: &str = module_path!();
 
-/// The thread roles that come and go with connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    Reader,
-    Writer,
-    /// One per open HTTP connection (a WebSocket's becomes its reader).
-    Http,
-}
-
 #[derive(Default)]
 pub(crate) struct Gauges {
+    /// What each thread is doing, and which lock it holds or waits for.
+    pub(crate) board: Arc<ThreadBoard>,
     /// How long chat lines take to reach every recipient's socket.
     pub(crate) fanout: Arc<Histogram>,
     readers: AtomicUsize,
@@ -37,6 +43,14 @@ pub(crate) struct Gauges {
 }
 
 impl Gauges {
+    /// Gauges whose board has room for `max_clients` connections' threads.
+    pub(crate) fn for_clients(max_clients: usize) -> Self {
+        Gauges {
+            board: Arc::new(ThreadBoard::for_clients(max_clients)),
+            ..Gauges::default()
+        }
+    }
+
     fn counter(&self, role: Role) -> &AtomicUsize {
         match role {
             Role::Reader => &self.readers,
@@ -45,11 +59,16 @@ impl Gauges {
         }
     }
 
-    /// Counts the calling thread in `role` until the guard is dropped,
-    /// however the thread ends (a panic unwinds through the guard too).
+    /// Counts the calling thread in `role`, and puts it on the board,
+    /// until the guard is dropped, however the thread ends (a panic unwinds
+    /// through the guard too).
     pub(crate) fn running(&self, role: Role) -> RoleGuard<'_> {
         self.counter(role).fetch_add(1, Ordering::Relaxed);
-        RoleGuard { gauges: self, role }
+        RoleGuard {
+            gauges: self,
+            role,
+            _on_board: self.board.enter_role(role),
+        }
     }
 
     pub(crate) fn threads(&self, role: Role) -> usize {
@@ -60,6 +79,7 @@ impl Gauges {
 pub(crate) struct RoleGuard<'a> {
     gauges: &'a Gauges,
     role: Role,
+    _on_board: OnBoard,
 }
 
 impl Drop for RoleGuard<'_> {
@@ -72,12 +92,13 @@ impl Drop for RoleGuard<'_> {
 
 /// How one lock is used: every acquisition, and those that had to wait.
 /// A lock is "contended" when its `try_` acquisition fails; only then is
-/// the wait timed, so the uncontended path costs one extra atomic add.
+/// the wait timed, so the uncontended path costs one extra atomic add (and
+/// two stores to the thread's own slot on the board: held, let go).
 #[derive(Default)]
 pub(crate) struct LockStats {
-    acquisitions: AtomicU64,
-    contended: AtomicU64,
-    wait_nanos: AtomicU64,
+    acquisitions: LockCounter,
+    contended: LockCounter,
+    wait_nanos: LockCounter,
 }
 
 /// A copy of a [`LockStats`].
@@ -90,29 +111,40 @@ pub struct LockUse {
 }
 
 impl LockStats {
-    /// Takes a lock through `try_acquire`, falling back to `acquire` (which
-    /// waits) only when it is taken, and counts which happened.
+    /// Takes `lock` through `try_acquire`, falling back to `acquire` (which
+    /// waits, and the board shows the thread waiting for `lock`) only when
+    /// it is taken, and counts which happened. The guard comes back in a
+    /// [`Held`], which the board shows as held by this thread until it is
+    /// dropped.
     pub(crate) fn acquire<G>(
         &self,
+        lock: LockId,
         try_acquire: impl FnOnce() -> Option<G>,
         acquire: impl FnOnce() -> G,
-    ) -> G {
+    ) -> Held<G> {
         self.acquisitions.fetch_add(1, Ordering::Relaxed);
         if let Some(guard) = try_acquire() {
-            return guard;
+            return Held::new(guard, lock);
         }
         let started = Instant::now();
-        let guard = acquire();
-        self.contended.fetch_add(1, Ordering::Relaxed);
+        let guard = thread_states::blocked(State::Lock(lock), acquire);
+        // Release: a thread that sees this wait counted sees its acquisition.
+        self.contended.fetch_add(1, Ordering::Release);
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
-        guard
+        Held::new(guard, lock)
     }
 
+    /// A copy, in which `contended <= acquisitions`: the waits are read
+    /// first, as reading the acquisitions first would let more waits be
+    /// counted before the second load, whatever the orderings.
     pub(crate) fn read(&self) -> LockUse {
+        // Acquire, with the Release above: every acquisition counted before
+        // a wait this load sees is seen by the load after it.
+        let contended = self.contended.load(Ordering::Acquire);
         LockUse {
             acquisitions: self.acquisitions.load(Ordering::Relaxed),
-            contended: self.contended.load(Ordering::Relaxed),
+            contended,
             wait: Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed)),
         }
     }
@@ -211,16 +243,23 @@ mod tests {
         let lock = Mutex::new(0);
         let stats = LockStats::default();
         {
-            let _free = stats.acquire(|| lock.try_lock(), || lock.lock());
+            let _free = stats.acquire(LockId::Stats, || lock.try_lock(), || lock.lock());
         }
         assert_eq!(stats.read().contended, 0);
         // Held here, so the try fails and the fallback is what is used (a
         // second thread waiting would be the real case).
         let held = lock.lock();
-        let fallback = stats.acquire(|| lock.try_lock().map(|_| "try"), || "waited");
+        let fallback = stats.acquire(
+            LockId::Stats,
+            || lock.try_lock().map(|_| "try"),
+            || "waited",
+        );
         drop(held);
-        assert_eq!(fallback, "waited");
+        assert_eq!(&*fallback, "waited");
         let used = stats.read();
         assert_eq!((used.acquisitions, used.contended), (2, 1), "{used:?}");
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;

@@ -9,8 +9,10 @@
 //!   `parking_lot::RwLock` (many threads look names up, few claim them);
 //! - the [`Stats`]: the server's counters, behind a `parking_lot::Mutex`;
 //! - the [`Gauges`]: atomics for the live view and `/metrics` (threads by
-//!   role, the events channel's depth, the fan-out histogram), and the
-//!   `stopping` flag; no lock;
+//!   role, the events channel's depth, the fan-out histogram, the thread
+//!   board of `thread_states.rs`), and the `stopping` flag; no lock;
+//! - the [`History`]: the last five minutes, a sample a second, for the
+//!   page's chart; written by the monitor only, no lock;
 //! - the counter that numbers connections ([`ClientId`]);
 //! - with `--redis`, the [`NamesElsewhere`] through which readers claim
 //!   names on every server.
@@ -20,10 +22,13 @@
 
 pub(crate) mod clients;
 pub(crate) mod gauges;
+pub(crate) mod history;
 pub(crate) mod stats;
+pub(crate) mod thread_states;
 
 pub(crate) use clients::ClientDirectory;
 pub(crate) use gauges::Gauges;
+pub(crate) use history::History;
 pub(crate) use stats::{ManagerView, Stats, StatsSnapshot, Tally};
 
 use std::fmt;
@@ -58,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) clients: ClientDirectory,
     pub(crate) stats: Stats,
     pub(crate) gauges: Gauges,
+    /// The last minutes, a sample a second (the monitor writes it).
+    pub(crate) history: History,
     /// Set when shutdown begins: `/health` answers 503 from then on.
     pub(crate) stopping: AtomicBool,
     /// With `--redis`: where names are claimed across servers.
@@ -68,11 +75,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: Config) -> Self {
+        let gauges = Gauges::for_clients(config.max_clients);
         Shared {
             config,
             clients: ClientDirectory::default(),
             stats: Stats::new(),
-            gauges: Gauges::default(),
+            gauges,
+            history: History::default(),
             stopping: AtomicBool::new(false),
             names_elsewhere: None,
             last_id: AtomicU64::new(0),

@@ -23,6 +23,14 @@ pub(crate) struct Live {
     locks: [(&'static str, LockUse); 2],
     /// Running with `--redis`.
     cluster: bool,
+    limits: Limits,
+}
+
+/// The bounds the gauges are read against, from the command line.
+struct Limits {
+    max_total_backlog: usize,
+    max_rooms: usize,
+    max_history_bytes: usize,
 }
 
 impl Live {
@@ -56,6 +64,11 @@ impl Live {
                 ("stats", shared.stats.lock_use()),
             ],
             cluster,
+            limits: Limits {
+                max_total_backlog: shared.config.max_total_backlog,
+                max_rooms: shared.config.max_rooms,
+                max_history_bytes: shared.config.max_history_bytes,
+            },
         }
     }
 }
@@ -65,13 +78,15 @@ pub(crate) fn prometheus(shared: &Shared) -> String {
     prometheus_text(&Live::gather(shared))
 }
 
-/// `/stats.json`.
+/// `/stats.json`: the live view, with the thread board and the history
+/// (`board.rs`).
 pub(crate) fn json(shared: &Shared) -> String {
-    json_text(&Live::gather(shared))
+    let board = super::board::fields(&shared.gauges.board, &shared.history);
+    json_text(&Live::gather(shared), &board)
 }
 
 fn prometheus_text(live: &Live) -> String {
-    let s = &live.stats;
+    let (s, v, c) = (&live.stats, &live.view, &live.limits);
     let mut out = String::new();
     // (name, type, help, value) of every single-valued metric.
     #[rustfmt::skip]
@@ -85,7 +100,14 @@ fn prometheus_text(live: &Live) -> String {
         ("lines_dropped_total", "counter", "Lines dropped for clients that did not keep up.", s.lines_dropped.to_string()),
         ("lines_refused_total", "counter", "Lines from clients refused with an error line (too long, too fast, bad command...).", s.lines_refused.to_string()),
         ("uptime_seconds", "gauge", "Seconds since the server started.", format!("{:.3}", s.uptime.as_secs_f64())),
-        ("rooms", "gauge", "Rooms that exist now.", live.view.rooms.to_string()),
+        ("clients_evicted_total", "counter", "Clients disconnected because the backlogs together passed --max-total-backlog (the furthest behind first).", s.clients_evicted.to_string()),
+        ("backlog_bytes", "gauge", "Bytes queued for every client together, not yet taken by their writers.", v.backlog_bytes.to_string()),
+        ("backlog_max_bytes", "gauge", "--max-total-backlog: past it, the clients furthest behind are disconnected.", c.max_total_backlog.to_string()),
+        ("rooms", "gauge", "Rooms /rooms lists: someone is in them, or the lobby.", v.rooms.to_string()),
+        ("rooms_kept", "gauge", "Rooms in memory, the empty ones kept for their history included.", v.rooms_kept.to_string()),
+        ("rooms_max", "gauge", "--max-rooms: rooms that may exist at once.", c.max_rooms.to_string()),
+        ("history_bytes", "gauge", "Bytes every room's history holds together.", v.history_bytes.to_string()),
+        ("history_max_bytes", "gauge", "--max-history-bytes: past it, the oldest lines of the biggest history go.", c.max_history_bytes.to_string()),
         ("events_queue_depth", "gauge", "Events waiting for the manager thread.", live.events_depth.to_string()),
     ];
     #[rustfmt::skip]
@@ -160,7 +182,9 @@ fn prometheus_text(live: &Live) -> String {
     out
 }
 
-fn json_text(live: &Live) -> String {
+/// The live view as one JSON object; `more` is more fields for it, each
+/// after a comma.
+fn json_text(live: &Live, more: &str) -> String {
     let s = &live.stats;
     let threads: Vec<String> = live
         .threads
@@ -186,7 +210,7 @@ fn json_text(live: &Live) -> String {
         .map(|(name, bytes)| format!("{{\"name\":\"{}\",\"bytes\":{bytes}}}", json_escape(name)))
         .collect();
     format!(
-        "{{\"uptime_s\":{:.3},\"online\":{},\"connections\":{},\"messages_in\":{},\"lines_delivered\":{},\"lines_dropped\":{},\"lines_refused\":{},\"refused\":{},\"rooms\":{},\"events_depth\":{},\"threads\":{{{}}},\"locks\":{{{}}},\"deepest_backlogs\":[{}]}}\n",
+        "{{\"uptime_s\":{:.3},\"online\":{},\"connections\":{},\"messages_in\":{},\"lines_delivered\":{},\"lines_dropped\":{},\"lines_refused\":{},\"refused\":{},\"rooms\":{},\"events_depth\":{},\"threads\":{{{}}},\"locks\":{{{}}},\"deepest_backlogs\":[{}]{}}}\n",
         s.uptime.as_secs_f64(),
         s.online,
         s.connections_open,
@@ -199,7 +223,8 @@ fn json_text(live: &Live) -> String {
         live.events_depth,
         threads.join(","),
         locks.join(","),
-        backlogs.join(",")
+        backlogs.join(","),
+        more
     )
 }
 
@@ -250,6 +275,44 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("\"locks\":{\"clients\":{"), "{json}");
+        assert!(json.contains(",\"board\":{\"states\":{"), "{json}");
+        assert!(json.contains(",\"history\":{\"every_s\":1,"), "{json}");
         assert_eq!(json_escape("a\"b\\c\u{1}"), "a\\\"b\\\\c\\u0001");
+    }
+    #[test]
+    fn rooms_history_backlogs_and_evictions_are_exported_beside_their_bounds() {
+        let shared = Shared::new(Config {
+            max_rooms: 7,
+            max_total_backlog: 5000,
+            max_history_bytes: 6000,
+            ..Config::default()
+        });
+        shared.stats.publish(ManagerView {
+            rooms: 2,
+            rooms_kept: 3,
+            history_bytes: 1200,
+            backlog_bytes: 3400,
+            deepest_backlogs: Vec::new(),
+        });
+        shared.stats.add(crate::shared::Tally {
+            evicted: 2,
+            ..Default::default()
+        });
+        let text = prometheus(&shared);
+        for series in [
+            "threadchat_rooms 2",
+            "threadchat_rooms_kept 3",
+            "threadchat_rooms_max 7",
+            "threadchat_history_bytes 1200",
+            "threadchat_history_max_bytes 6000",
+            "threadchat_backlog_bytes 3400",
+            "threadchat_backlog_max_bytes 5000",
+            "threadchat_clients_evicted_total 2",
+        ] {
+            assert!(
+                text.contains(&format!("\n{series}\n")),
+                "no {series:?} in {text}"
+            );
+        }
     }
 }

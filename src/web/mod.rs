@@ -5,7 +5,7 @@
 //!
 //! The acceptor owns the second `TcpListener`, a table of its connections'
 //! threads (the chat acceptor's loop and table, to join them at shutdown),
-//! and the [`Visitors`](visitors::Visitors) by address, which decide who
+//! and the [`Visitors`] by address, which decide who
 //! gets in. Each `http-N` thread (`request.rs`) reads one request, with
 //! deadlines and a size bound, answers it and closes; except `GET /ws`,
 //! where, after the WebSocket handshake, the same thread becomes that
@@ -15,6 +15,7 @@
 //! `/metrics` and `/stats.json`, through `Shared`'s methods (each takes its
 //! lock and lets go), and never hold a lock while they write.
 
+mod board;
 pub(crate) mod http;
 pub(crate) mod metrics;
 mod request;
@@ -160,7 +161,7 @@ fn refuse(mut stream: TcpStream, why: &str) {
 /// a connection's thread, and given back by that thread (through a
 /// [`Slot`]) when it is done or has become a client's reader, so a burst of
 /// connections cannot get past the cap: the check and the count are one
-/// step (a compare-and-swap), as lab 01 teaches for names.
+/// step (a compare-and-swap), as `ClientDirectory::claim` does for names.
 #[derive(Default)]
 struct Slots(AtomicUsize);
 

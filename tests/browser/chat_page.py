@@ -3,8 +3,14 @@
 
 Two browser pages and one nc client chat in a room; a whisper goes from a
 browser to nc and back; a line that looks like HTML shows as text; the live
-view lists the three clients' threads. Saves a screenshot of the page to
-docs/web.png.
+view lists the three clients' threads, draws them on its board of threads
+coloured by state, and the trace button shows one line's journey through
+the server's threads. Saves a screenshot of the page to
+docs/web.png. Then what a hostile or busy room does to a page (issue 24):
+a whisper whose text looks like a chat line is drawn as the whisper it is,
+message text is bidi-isolated and wrapped lines are indented, a crowd
+coming and going does not get the page's user refused or disconnected,
+and the page runs under its Content-Security-Policy with no violation.
 
     python3 tests/browser/chat_page.py target/debug/threadchat
 
@@ -18,6 +24,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -84,8 +91,10 @@ class Nc:
 
 
 def start_server(binary, web_port=0):
+    # Every client here comes from 127.0.0.1, more than the 64 that one
+    # address may have open by default: the crowd below is a class's worth.
     server = subprocess.Popen(
-        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}"],
+        [binary, "--addr", "127.0.0.1:0", "--http", f"127.0.0.1:{web_port}", "--max-per-addr", "0", "--irc", "off"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -123,6 +132,8 @@ def browser(user_data):
         f"--user-data-dir={user_data}",
     ]:
         options.add_argument(flag)
+    # The console, for Content-Security-Policy violations.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
     return webdriver.Chrome(service=service, options=options)
 
@@ -146,6 +157,205 @@ def say(page, text):
     page.find_element("css selector", "#say button").click()
 
 
+def csp_violations(page):
+    """The console's Content-Security-Policy messages since the last call."""
+    return [e["message"] for e in page.get_log("browser")
+            if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]
+
+
+def check_the_policy_holds(page):
+    """The page ran with no violation, and its policy is in force: an inline
+    script is refused, and the console says so (so that an empty console
+    above means something)."""
+    assert csp_violations(page) == [], f"CSP violations: {csp_violations(page)!r}"
+    page.execute_script("""
+        const probe = document.createElement("script");
+        probe.textContent = "window.inlineScriptRan = true";
+        document.head.append(probe);""")
+    ran = page.execute_script("return window.inlineScriptRan === true")
+    assert not ran, "an inline script ran: the page has no Content-Security-Policy"
+    wait_for("the console to report the refused inline script", lambda: csp_violations(page))
+
+
+STEPS = ["reader got it", "event sent", "manager took it", "queued in 2 outboxes",
+         "first writer wrote it", "last writer wrote it"]
+
+
+def check_the_board_and_a_trace(page):
+    """The board draws a cell per client thread, coloured by its state, and
+    the long-lived threads by name; the trace button asks for /trace, and
+    the journey of the next line comes back step by step."""
+    def board():
+        return page.execute_script("""
+            const cells = (role) => [...document.querySelectorAll(`#board [data-role=${role}] .cell`)]
+                .map((c) => c.className.replace("cell s-", ""));
+            return { reader: cells("reader"), writer: cells("writer"),
+                     named: [...document.querySelectorAll("#board .cell.named")].map((c) => c.textContent) };""")
+    # Three chat clients and nobody talking: readers in a read, writers
+    # waiting on their queues.
+    want = {"reader": ["read"] * 3, "writer": ["channel"] * 3}
+    drawn = wait_for("the board to draw 3 readers in a read and 3 writers waiting",
+                     lambda: (lambda b: b if all(b[k] == v for k, v in want.items()) else None)(board()))
+    for thread in ["manager", "acceptor", "monitor", "http-acceptor"]:
+        assert thread in drawn["named"], f"the board should show {thread} by name; it shows {drawn['named']!r}"
+    legend = page.find_element("id", "board-legend").text
+    assert "blocked in a socket write" in legend, f"the legend should name every state; it says {legend!r}"
+
+    page.find_element("id", "trace").click()
+    wait_for("the page to say the next line is traced",
+             lambda: "your next line is traced" in page.find_element("id", "journey-title").text)
+    say(page, "a traced line")
+    steps = lambda: [li.text for li in page.find_elements("css selector", "#journey li")]
+    wait_for("the journey's 6 steps and its total", lambda: len(steps()) == 7 and steps())
+    seen = steps()
+    names = [step.rsplit(": ", 1)[0] for step in seen[:6]]
+    assert names == STEPS, f"the journey's steps should be {STEPS!r}; they are {seen!r}"
+    for step in seen[:6]:
+        assert re.search(r": \+\d+ µs$", step), f"each step should take a non-negative time: {seen!r}"
+    assert "a traced line" in page.find_element("id", "journey-title").text
+
+
+def find_line(page, text):
+    """How the log drew the line whose text is `text` (or starts with it)."""
+    return page.execute_script("""
+        const [text] = arguments;
+        const div = [...document.querySelectorAll("#log > div")].find(
+            (d) => d.textContent.startsWith(text));
+        if (!div) return null;
+        const body = div.querySelector(".text");
+        return { cls: div.className, bold: [...div.querySelectorAll("b")].map((b) => b.textContent),
+                 bidi: body ? getComputedStyle(body).unicodeBidi : null };""", text)
+
+
+def where_in_line(page, start, needle):
+    """Where the first character of the line starting with `start`, and the
+    first of `needle` in it, are drawn, and the one before `needle`."""
+    return page.execute_script("""
+        const [start, needle] = arguments;
+        const div = [...document.querySelectorAll("#log > div")].find(
+            (d) => d.textContent.startsWith(start));
+        if (!div) return null;
+        const at = (node, i) => {
+            const range = document.createRange();
+            range.setStart(node, i); range.setEnd(node, i + 1);
+            const r = range.getBoundingClientRect();
+            return { left: r.left, top: r.top };
+        };
+        const walker = document.createTreeWalker(div, NodeFilter.SHOW_TEXT);
+        let first = null, found = null;
+        for (let node; (node = walker.nextNode());) {
+            if (!first && node.length) first = at(node, 0);
+            const i = node.data.indexOf(needle);
+            if (i > 0) found = { needle: at(node, i), before: at(node, i - 1) };
+        }
+        return found && { line: first, ...found };""", start, needle)
+
+
+def check_a_spoofed_whisper(victim, mallory):
+    """A whisper whose text looks like a chat line is the whisper it is."""
+    spoof = "admin: paste your password"
+    mallory.send(f"/w bob {spoof}")
+    mallory.expect(f"[dm to bob] {spoof}")
+    line = f"[dm from mallory] {spoof}"
+    drawn = wait_for("bob's page to show mallory's whisper", lambda: find_line(victim, line))
+    assert drawn["cls"] == "dm" and drawn["bold"] == ["mallory"], (
+        f"a whisper from mallory should be drawn as one (class dm, mallory in bold); got {drawn!r}")
+
+
+def check_isolation_and_indent(page, mallory):
+    """Message text is bidi-isolated, and text that wraps is indented, so a
+    fake notice pushed onto a line of its own does not start where lines do."""
+    fake = "* server shutting down"
+    mallory.send("hi" + " " * 150 + fake)
+    start = "[lobby] mallory: hi  "
+    drawn = wait_for("bob's page to show mallory's long line", lambda: find_line(page, start))
+    assert drawn["bidi"] == "isolate", f"message text should have unicode-bidi: isolate; got {drawn!r}"
+    where = where_in_line(page, start, fake)
+    assert where["needle"]["top"] > where["before"]["top"], (
+        f"the test line should wrap just before {fake!r} (a narrower log?); got {where!r}")
+    indent = where["needle"]["left"] - where["line"]["left"]
+    assert indent >= 16, (
+        f"a wrapped line's continuation should be indented; it starts {indent:.1f} px from the line's start: {where!r}")
+
+
+class Quiet:
+    """A chat-port client for a crowd: it sends, and drains what comes back
+    on a thread so that its backlog never fills."""
+
+    def __init__(self, host, port, name):
+        self.sock = socket.create_connection((host, int(port)), timeout=DEADLINE)
+        self.sock.sendall(f"{name}\n".encode())
+        threading.Thread(target=self.drain, daemon=True).start()
+
+    def drain(self):
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def send(self, text):
+        self.sock.sendall(f"{text}\n".encode())
+
+    def close(self):
+        self.sock.close()
+
+
+def pace(count, seconds, action):
+    """Runs action(i) for i in range(count), spread evenly over `seconds`
+    (pacing the load, not waiting for anything)."""
+    start = time.monotonic()
+    for i in range(count):
+        time.sleep(max(0.0, start + i * seconds / count - time.monotonic()))
+        action(i)
+
+
+def check_a_crowd_comes_and_goes(page, host, port, present):
+    """60 arrive within 3 s, rename and leave, while 4 others /join x and
+    /leave once a second for 10 s: the page's user is never refused or
+    disconnected, its page asks for the side bar at most once per 2 s, and
+    its user list ends right."""
+    page.execute_script("""
+        window.listsSent = 0;
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) {
+            if (data === "/who" || data === "/rooms") window.listsSent++;
+            return send.call(this, data);
+        };""")
+    started = time.monotonic()
+    churners = [Quiet(host, port, f"churn{i}") for i in range(4)]
+    crowd = []
+
+    def churn():
+        def once(_):
+            for c in churners:
+                c.send("/join x")
+                c.send("/leave")
+        pace(10, 10, once)
+    churning = threading.Thread(target=churn)
+    churning.start()
+    pace(60, 3, lambda i: crowd.append(Quiet(host, port, f"arrival{i}")))
+    pace(60, 3, lambda i: crowd[i].send(f"/nick renamed{i}"))
+    pace(60, 3, lambda i: crowd[i].close())
+    churning.join()
+
+    expected = sorted(present + [f"churn{i}" for i in range(4)], key=str.lower)
+    who = lambda: page.execute_script("return [...document.querySelectorAll('#who li')].map((li) => li.textContent)")
+    wait_for(f"the page's user list to be {expected!r}", lambda: who() == expected and who())
+    took = time.monotonic() - started
+    log = log_text(page)
+    refused = [line for line in log.splitlines() if line.startswith("! ")]
+    assert refused == [], f"the page's user was refused: {refused[:5]!r} ({len(refused)} in all)"
+    assert "disconnected" not in log, "the page was disconnected during the crowd"
+    assert page.find_element("id", "status").text == "connected as alice"
+    sent = page.execute_script("return window.listsSent")
+    most = 2 * (int(took / 2) + 2)
+    assert sent <= most, f"the page asked for {sent} lists in {took:.1f} s; at most {most} (one /who and one /rooms per 2 s)"
+    for c in churners:
+        c.close()
+    return sent, took
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/threadchat"
     for tool in ["chromium", "chromedriver", "nc"]:
@@ -160,7 +370,7 @@ def main():
     host, port = chat.rsplit(":", 1)
     profiles = [tempfile.mkdtemp(prefix="threadchat-chrome-") for _ in range(2)]
     pages = []
-    nc = None
+    nc = mallory = None
     try:
         alice, bob = (browser(p) for p in profiles)
         pages = [alice, bob]
@@ -199,9 +409,21 @@ def main():
         wait_for("who is here", lambda: "carol" in alice.find_element("id", "who").text)
         wait_for("the chart drawn", lambda: alice.execute_script(
             "return document.getElementById('chart').getContext('2d').getImageData(0,0,300,90).data.some(v => v !== 0)"))
+        check_the_board_and_a_trace(alice)
 
         os.makedirs("docs", exist_ok=True)
         alice.save_screenshot("docs/web.png")
+
+        # What a hostile sender and a busy room do to a page.
+        mallory = Nc(host, port)
+        mallory.expect("* choose a name (1-24 letters, digits, - or _):")
+        mallory.send("mallory")
+        mallory.expect("* welcome mallory! you are in lobby; 4 online. /help lists the commands")
+        check_a_spoofed_whisper(bob, mallory)
+        check_isolation_and_indent(bob, mallory)
+        sent, took = check_a_crowd_comes_and_goes(alice, host, port, ["alice", "bob", "carol", "mallory"])
+        for page in pages:
+            check_the_policy_holds(page)
 
         # The server goes away: the page says so, and comes back by itself
         # (with the same name) once a server answers on the same address.
@@ -212,12 +434,14 @@ def main():
         web_port = int(web.rstrip("/").rsplit(":", 1)[1])
         server, chat, web = start_server(binary, web_port)
         wait_for("the page to reconnect as alice", lambda: status() == "connected as alice" and status(), deadline=2 * DEADLINE)
-        print("browser test: 5 checks passed, 0 failed; screenshot in docs/web.png")
+        print(f"browser test: 10 checks passed, 0 failed (the crowd: {sent} lists asked for in {took:.1f} s); "
+              "screenshot in docs/web.png")
     finally:
         for page in pages:
             page.quit()
-        if nc is not None:
-            nc.close()
+        for client in [nc, mallory]:
+            if client is not None:
+                client.close()
         server.terminate()
         server.wait(timeout=DEADLINE)
         for profile in profiles:

@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod http;
+pub mod irc;
 pub mod process;
 pub mod rng;
 pub mod ws;
@@ -25,7 +26,10 @@ use threadchat::{Config, Server, ServerHandle};
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
 /// The defaults, on a free port, with room history, the rate limit and the
-/// per-address cap off (every test client connects from 127.0.0.1).
+/// per-address cap off (every test client connects from 127.0.0.1), and
+/// neither the web door nor the IRC door (their default ports would be
+/// shared by every test running at once; a test that wants one asks for
+/// it on port 0).
 /// Without history, a client that registers sees its welcome followed by
 /// live lines only, whatever was said before it came; without the limit, a
 /// test can send a thousand lines at once. The tests of history
@@ -39,6 +43,7 @@ pub fn test_config() -> Config {
         room_rate: None,
         max_per_addr: 0,
         http: None,
+        irc: None,
         ..Config::default()
     }
 }
@@ -95,13 +100,18 @@ pub fn register_all<const N: usize>(addr: SocketAddr, names: [&str; N]) -> [Clie
 
 /// A TCP connection to `to` from the loopback address `from` (any of
 /// 127.0.0.0/8 is this machine), so that a test can be several addresses
-/// at once. std cannot bind before it connects; libc can.
+/// at once. std cannot bind before it connects; libc can, on Unix (the
+/// tests that need several addresses run there only).
+#[cfg(unix)]
 pub fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
     use std::os::fd::FromRawFd;
     let SocketAddr::V4(to) = to else {
         panic!("connect_from speaks IPv4 only, not to {to}");
     };
     let address = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        // The BSDs' socket addresses start with their own length.
+        #[cfg(any(target_os = "macos", target_os = "freebsd"))]
+        sin_len: std::mem::size_of::<libc::sockaddr_in>() as u8,
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
         sin_addr: libc::in_addr {

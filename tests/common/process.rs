@@ -327,9 +327,10 @@ pub fn start_binary(extra: &[&str]) -> RunningServer {
 /// Starts the binary; with `fd_limit`, under `ulimit -n fd_limit` (through
 /// `sh`, which then `exec`s the server, so the child is the server).
 pub fn start_binary_with(extra: &[&str], fd_limit: Option<u32>) -> RunningServer {
-    // No web door unless a test asks for one (`--http 127.0.0.1:0`): the
-    // default port would be shared by every test running at once.
-    let mut args = vec!["--addr", "127.0.0.1:0", "--http", "off"];
+    // No web door and no IRC door unless a test asks for one (`--http
+    // 127.0.0.1:0`, `--irc 127.0.0.1:0`): the default ports would be shared
+    // by every test running at once.
+    let mut args = vec!["--addr", "127.0.0.1:0", "--http", "off", "--irc", "off"];
     args.extend_from_slice(extra);
     let mut command = match fd_limit {
         None => threadchat(&args),
@@ -427,6 +428,25 @@ pub fn python_module_available(module: &str, package: &str) -> bool {
         missing(&format!("{module} for python3"), package);
     }
     found
+}
+
+/// Whether this system has Linux's /proc, which the calling test reads (or
+/// Linux's own tools); one SKIPPED line when it does not, so that
+/// `cargo test` on macOS and Windows passes what it can run.
+pub fn has_linux_proc() -> bool {
+    if !cfg!(target_os = "linux") {
+        eprintln!("SKIPPED: needs Linux's /proc");
+    }
+    cfg!(target_os = "linux")
+}
+
+/// Whether the calling test can send Unix signals (SIGTERM, SIGINT) with
+/// `kill`; one SKIPPED line when not (Windows).
+pub fn has_unix_signals() -> bool {
+    if !cfg!(unix) {
+        eprintln!("SKIPPED: needs Unix signals");
+    }
+    cfg!(unix)
 }
 
 fn missing(what: &str, package: &str) {

@@ -4,7 +4,9 @@
 use std::net::TcpListener;
 use std::process::Command;
 
-use crate::common::process::{run, start_binary, threadchat, tool_available, Process};
+use crate::common::process::{
+    has_unix_signals, run, start_binary, threadchat, tool_available, Process,
+};
 use crate::common::Client;
 
 #[test]
@@ -115,6 +117,9 @@ fn the_address_can_come_from_the_environment() {
 
 #[test]
 fn sigterm_tells_clients_shuts_down_and_exits_0() {
+    if !has_unix_signals() {
+        return;
+    }
     let mut server = start_binary(&[]);
     let mut alice = Client::register(server.addr, "alice");
     server.process.signal("-TERM");
@@ -134,6 +139,9 @@ fn sigterm_tells_clients_shuts_down_and_exits_0() {
 
 #[test]
 fn sigint_exits_0_too() {
+    if !has_unix_signals() {
+        return;
+    }
     let mut server = start_binary(&[]);
     server.process.signal("-INT");
     assert_eq!(server.process.wait_for_exit().code(), Some(0));
@@ -141,6 +149,9 @@ fn sigint_exits_0_too() {
 
 #[test]
 fn the_monitor_logs_a_stats_line_every_interval() {
+    if !has_unix_signals() {
+        return;
+    }
     let mut server = start_binary(&["--stats-interval", "1"]);
     let _alice = Client::register(server.addr, "alice");
     server
@@ -152,6 +163,9 @@ fn the_monitor_logs_a_stats_line_every_interval() {
 
 #[test]
 fn a_real_nc_client_registers_and_chats() {
+    if !has_unix_signals() {
+        return;
+    }
     if !tool_available("nc", "-h", "netcat-openbsd") {
         return;
     }

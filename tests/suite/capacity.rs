@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use crate::common::process::{run, tool_available};
+use crate::common::process::{has_linux_proc, run, tool_available};
 use crate::common::{
     register_all, start_server, test_config, wait_until, Client, NoLine, DEADLINE,
 };
@@ -284,6 +284,9 @@ fn shutdown_finishes_while_connections_keep_arriving() {
 /// retransmissions. `ss` reports a listening socket's backlog as Send-Q.
 #[test]
 fn the_chat_port_queues_a_storm_of_connections() {
+    if !has_linux_proc() {
+        return;
+    }
     if !tool_available("ss", "-V", "iproute2") {
         return;
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::http::{self, status};
 use crate::common::rng::Rng;
-use crate::common::ws::{WsClient, TEXT};
-use crate::common::{start_server, test_config, Client};
+use crate::common::ws::{WsClient, CLOSE, TEXT};
+use crate::common::{start_server, test_config, Client, DEADLINE};
 use threadchat::{Config, RateLimit};
 
 /// One student, in a terminal or in a browser.
@@ -26,6 +26,30 @@ impl Student {
             Student::Nc(client) => client.send(line),
             Student::Page(page) => page.send(line),
         }
+    }
+
+    /// Says `/quit` and waits until the server has closed the connection,
+    /// so that the name is free again; returns the lines that came first.
+    fn quit(mut self) -> Vec<String> {
+        self.send("/quit");
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = Vec::new();
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match &mut self {
+                Student::Nc(client) => match client.try_line(left) {
+                    Ok(line) => lines.push(line),
+                    Err(_) => return lines,
+                },
+                Student::Page(page) => match page.try_frame_within(left) {
+                    Ok(frame) if frame.opcode == TEXT => lines.push(frame.text()),
+                    Ok(frame) if frame.opcode == CLOSE => return lines,
+                    Ok(_) => {}
+                    Err(_) => return lines,
+                },
+            }
+        }
+        panic!("the server did not close a connection within {DEADLINE:?} of its /quit");
     }
 
     /// Whatever has arrived, without waiting.
@@ -115,9 +139,16 @@ fn a_class_of_sixty_behind_one_nat_chats_for_a_minute_without_a_refusal() {
                 students[n].send("/leave");
             }
             2 => {
+                // The same student comes back under the same name, once
+                // the old connection is gone (until then the name is
+                // rightly taken).
                 let n = random.below(60) as usize;
-                students[n].send("/quit");
-                students[n] = join(addr, web, n);
+                for line in students.remove(n).quit() {
+                    if line.starts_with("! ") {
+                        refusals.push(format!("student{n:02}: {line}"));
+                    }
+                }
+                students.insert(n, join(addr, web, n));
             }
             _ => {}
         }

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::common::process::{run, tool_available, Process};
+use crate::common::process::{has_unix_signals, run, tool_available, Process};
 use crate::common::{start_server, test_config, wait_until, Client, DEADLINE};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_threadchat-client");
@@ -118,6 +118,9 @@ fn registers_sends_receives_and_quits_at_the_end_of_input() {
 
 #[test]
 fn ctrl_c_says_quit_and_exits_cleanly() {
+    if !has_unix_signals() {
+        return;
+    }
     let server = start_server(test_config());
     let mut bob = Client::register(server.local_addr(), "bob");
     let mut alice = RunningClient::connect(server.local_addr());

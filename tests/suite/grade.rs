@@ -16,7 +16,7 @@ const GRADER: &str = env!("CARGO_BIN_EXE_threadchat-grade");
 
 /// The reference server's template, as docs/ASSIGNMENT.md gives it.
 fn reference() -> String {
-    format!("{BINARY} --addr {{addr}} --http off --max-per-addr 0 --rate-limit off --room-rate off")
+    format!("{BINARY} --addr {{addr}} --http off --irc off --max-per-addr 0 --rate-limit off --room-rate off")
 }
 
 fn temp_file(name: &str) -> std::path::PathBuf {

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::common::process::has_linux_proc;
 use crate::common::{register_all, start_server, test_config, wait_until, Client, NoLine};
 use threadchat::Config;
 use threadchat::RateLimit;
@@ -446,6 +447,9 @@ fn server_side_timer(server_port: u16, client_port: u16) -> Option<(u32, u64)> {
 
 #[test]
 fn connections_are_watched_by_tcp_keepalive() {
+    if !has_linux_proc() {
+        return;
+    }
     // A peer that vanishes without closing sends nothing more, not even a
     // reset; only keepalive probes find it gone. Loopback cannot lose a
     // peer, so this checks what the kernel says it is doing: the server's
@@ -472,6 +476,9 @@ fn connections_are_watched_by_tcp_keepalive() {
 
 #[test]
 fn browsers_are_watched_by_tcp_keepalive_too() {
+    if !has_linux_proc() {
+        return;
+    }
     // The same check for a WebSocket client, whose socket the web door
     // accepted: a vanished browser must not keep its threads and its name.
     let server = start_server(Config {

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::process::{start_binary, start_binary_with};
+use crate::common::process::{has_linux_proc, start_binary, start_binary_with};
 use crate::common::rng::Rng;
 use crate::common::{register_all, wait_until, Client};
 
@@ -52,6 +52,9 @@ fn first_control(text: &str) -> Option<char> {
 
 #[test]
 fn random_bytes_from_many_clients_harm_nobody() {
+    if !has_linux_proc() {
+        return;
+    }
     const FUZZERS: u64 = 6;
     const BYTES_EACH: usize = 200 * 1024;
     let mut server = start_binary(&["--rate-limit", "off", "--room-rate", "off"]);
@@ -132,6 +135,9 @@ fn random_bytes_from_many_clients_harm_nobody() {
 
 #[test]
 fn a_line_of_many_megabytes_is_refused_without_being_buffered() {
+    if !has_linux_proc() {
+        return;
+    }
     let mut server = start_binary(&[]);
     let mut alice = Client::register(server.addr, "alice");
     let before = server.proc_status();
@@ -156,6 +162,9 @@ fn a_line_of_many_megabytes_is_refused_without_being_buffered() {
 
 #[test]
 fn running_out_of_file_descriptors_is_survived() {
+    if !has_linux_proc() {
+        return;
+    }
     // 40 descriptors: the standard three, the listener, the signal handler's
     // pipe and a few more, and room for about 30 clients.
     let mut server = start_binary_with(&[], Some(40));
@@ -212,6 +221,9 @@ fn running_out_of_file_descriptors_is_survived() {
 
 #[test]
 fn the_web_door_out_of_descriptors_warns_once_per_episode() {
+    if !has_linux_proc() {
+        return;
+    }
     // As the chat acceptor does: one warning when accepting starts to fail,
     // one line when it works again, and nothing in between, however long
     // the shortage lasts (the web door used to warn ten times a second).

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use crate::common::{register_all, start_server, test_config, Client};
 use threadchat::Config;
@@ -207,8 +208,9 @@ fn joining_while_others_talk_loses_and_repeats_nothing() {
     /// Lines the talker still sends once the joiner is in, so that live lines
     /// certainly follow the replay.
     const AFTER_JOIN: usize = 500;
-    /// A bound on the whole run, whatever the timing.
-    const MAX_LINES: usize = 20_000;
+    /// A bound on the whole run, whatever the timing: at the pace below, at
+    /// least 2 s of talk, which the join must fall inside.
+    const MAX_LINES: usize = 200_000;
     // Backlogs big enough that nothing is dropped for a slow test reader:
     // this test is about the seam between replay and live, not about drops.
     let server = start_server(Config {
@@ -231,6 +233,12 @@ fn joining_while_others_talk_loses_and_repeats_nothing() {
             while !joined.load(Ordering::SeqCst) && n < MAX_LINES - AFTER_JOIN {
                 n += 1;
                 talker.send(&n.to_string());
+                // A pace, not a synchronisation (that is `joined`): without
+                // it a talker on a busy machine could say everything before
+                // the join is handled, and there would be no seam to test.
+                if n % 100 == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
             }
             for _ in 0..AFTER_JOIN {
                 n += 1;

@@ -156,7 +156,7 @@ const SEAMS: &[(&str, &str)] = &[
     ("monitor.rs", "#[cfg(feature = \"deadlock-detection\")]"),
     (
         "monitor.rs",
-        "crate::deadlock::reports().iter().for_each(|report| log::error!(\"{report}\"));",
+        "crate::deadlock::log_reports(&shared.gauges.board);",
     ),
     // The lock helpers the detector's report looks past.
     (
@@ -171,13 +171,25 @@ const SEAMS: &[(&str, &str)] = &[
         "shared/gauges.rs",
         "#[cfg(feature = \"deadlock-detection\")]",
     ),
-    // A deadlock test that names the threads when the detector is built in.
+    (
+        "shared/thread_states.rs",
+        "#[cfg(feature = \"deadlock-detection\")]",
+    ),
+    // Deadlock tests that name the threads when the detector is built in.
     (
         "shared/stats.rs",
         "#[cfg(not(feature = \"deadlock-detection\"))]",
     ),
     (
         "shared/stats.rs",
+        "let found = crate::deadlock::reports(None).join(\"\\n\");",
+    ),
+    (
+        "shared/clients.rs",
+        "#[cfg(not(feature = \"deadlock-detection\"))]",
+    ),
+    (
+        "shared/clients.rs",
         "let found = crate::deadlock::reports().join(\"\\n\");",
     ),
 ];

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::process::{run, threadchat, tool_available};
+use crate::common::process::{has_linux_proc, run, threadchat, tool_available};
 
 const SHIM: &str = r#"
 #define _GNU_SOURCE
@@ -52,11 +52,14 @@ fn build_shim() -> Option<PathBuf> {
     Some(library)
 }
 
-/// Runs the binary with the `fail`-th `pthread_create` failing; returns
-/// its exit code and standard error. `run` fails the test if it does not
-/// exit within the deadline: a binary that hangs is the bug this catches.
-fn run_failing(shim: &PathBuf, fail: u32) -> (Option<i32>, String) {
-    let finished = run(threadchat(&["--addr", "127.0.0.1:0", "--http", "off"])
+/// Runs the binary, with `extra` arguments, with the `fail`-th
+/// `pthread_create` failing; returns its exit code and standard error.
+/// `run` fails the test if it does not exit within the deadline: a binary
+/// that hangs is the bug this catches.
+fn run_failing(shim: &PathBuf, fail: u32, extra: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["--addr", "127.0.0.1:0", "--http", "off"];
+    args.extend_from_slice(extra);
+    let finished = run(threadchat(&args)
         .env("LD_PRELOAD", shim)
         .env("FAIL_PTHREAD_CREATE", fail.to_string()));
     (finished.status.code(), finished.stderr)
@@ -64,19 +67,27 @@ fn run_failing(shim: &PathBuf, fail: u32) -> (Option<i32>, String) {
 
 #[test]
 fn a_thread_that_cannot_start_is_named_and_the_server_exits_1() {
+    if !has_linux_proc() {
+        return;
+    }
     let Some(shim) = build_shim() else {
         return;
     };
     // The first thread is the signal handler's (ctrlc), then the server's
-    // own, in the order `Server::start` starts them.
+    // own, in the order `Server::start` starts them; the IRC door's
+    // acceptor, when there is one, just before the chat acceptor.
+    let irc_off: &[&str] = &["--irc", "off"];
+    let irc_on: &[&str] = &["--irc", "127.0.0.1:0"];
     let expected = [
-        (1, "error: cannot install the signal handler"),
-        (2, "error: cannot start the manager thread"),
-        (3, "error: cannot start the acceptor thread"),
-        (4, "error: cannot start the monitor thread"),
+        (1, irc_off, "error: cannot install the signal handler"),
+        (2, irc_off, "error: cannot start the manager thread"),
+        (3, irc_off, "error: cannot start the acceptor thread"),
+        (4, irc_off, "error: cannot start the monitor thread"),
+        (3, irc_on, "error: cannot start the irc-acceptor thread"),
+        (4, irc_on, "error: cannot start the acceptor thread"),
     ];
-    for (fail, message) in expected {
-        let (code, stderr) = run_failing(&shim, fail);
+    for (fail, extra, message) in expected {
+        let (code, stderr) = run_failing(&shim, fail, extra);
         assert_eq!(code, Some(1), "call {fail}: exit status; stderr: {stderr}");
         assert!(
             stderr.contains(message),

@@ -33,10 +33,15 @@ fn the_page_is_served_whole_and_unknown_paths_and_methods_are_refused() {
     for outside in ["src=\"http", "href=\"http", "src='http", "@import"] {
         assert!(!html.contains(outside), "the page loads {outside}...");
     }
+    let script = body(&get(web, "/page.js")).to_string();
     assert!(
-        !html.contains(".innerHTML"),
+        !script.contains(".innerHTML"),
         "server text must go in as text"
     );
+    let files = script + body(&get(web, "/page.css"));
+    for outside in ["fetch(\"http", "@import", "url("] {
+        assert!(!files.contains(outside), "the page loads {outside}...");
+    }
     assert_eq!(status(&get(web, "/nowhere")), 404);
     let post = http::request(
         web,

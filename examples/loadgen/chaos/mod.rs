@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use mio::Events;
 
 use crate::args::Args;
-use crate::procstat::{proc_sample, ProcSample};
+use crate::procstat::{client_threads, proc_sample, ProcSample};
 use crate::spawn::attach;
 use client::Chaos;
 use report::Report;
@@ -105,6 +105,7 @@ fn run(args: &Args) -> io::Result<Report> {
         registered_at_end: chaos.registered(),
         server_online: online,
         server_connections: connections,
+        client_threads_end: client_threads(&server.pids),
         threads_baseline: soak.baseline.map(|s| s.threads),
         threads_end: end.map(|s| s.threads),
         rss_baseline_kib: soak.baseline.map(|s| s.rss_kib),

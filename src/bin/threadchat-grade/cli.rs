@@ -19,7 +19,8 @@ Server:
                        Words are split at spaces; quote a word with ' or \".
                        No shell. For threadchat itself:
                        'target/release/threadchat --addr {addr} --http off
-                        --max-per-addr 0 --rate-limit off --room-rate off'
+                        --irc off --max-per-addr 0 --rate-limit off
+                        --room-rate off'
   --addr HOST:PORT     grade a server that is already running (and that
                        nobody else is using); tests that need a server of
                        their own (shutdown, threads, the monitor line, exact
