@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks the skeleton (docs/ASSIGNMENT.md): for each assignment, a1 to a3,
-# labs/grading/skeleton.sh makes the student tree, which must build with no
-# warning and, graded with its assignment's rubric, score under half and
-# finish within two minutes; then this server, the reference put back,
-# must score 100 % on every assignment.
+# labs/grading/skeleton.sh makes the student tree, which must hold none of
+# the teacher's files, build with no warning and, graded with its
+# assignment's rubric, score under half and finish within two minutes;
+# then this server, the reference put back, must score 100 % on every
+# assignment.
 #
 # Run from anywhere: bash labs/grading/check-skeletons.sh
 # Each tree is made at the same place, target/grading/skeleton, and built
@@ -26,6 +27,15 @@ for assignment in a1 a2 a3; do
     step=$SECONDS
     rm -rf "$tree"
     bash labs/grading/skeleton.sh "$assignment" "$tree" > /dev/null
+    # The teacher's files stay out of it, and nothing names them.
+    leaked=$(cd "$tree" && { ls -d labs/ANSWERS.md labs/grading/broken 2>/dev/null || true
+        grep -rl --include='*.md' 'labs/ANSWERS.md' . || true; })
+    if [ -n "$leaked" ]; then
+        echo "check-skeletons: $assignment: FAILED, the student tree has the teacher's files or names them:"
+        echo "$leaked" | sed 's/^/  /'
+        failures=$((failures + 1))
+        continue
+    fi
     log=$out/skeleton-$assignment.build.log
     if ! (cd "$tree" && CARGO_TARGET_DIR=$out/skeleton-target cargo build --bin threadchat) > "$log" 2>&1; then
         echo "check-skeletons: $assignment: FAILED, it does not build (target/grading/skeleton-$assignment.build.log)"

@@ -10,9 +10,9 @@
 # body becomes `todo!("WHAT TO WRITE")`; the other assignments' markers go
 # and their code stays, so the rest of the server works. Every test stays.
 # What is the teacher's goes: the broken servers (labs/grading/broken/, whose
-# context lines show the reference code) and the teacher part of
-# docs/ASSIGNMENT.md. src/lib.rs allows what the todo!()s leave unused, so
-# the tree builds with no warning.
+# context lines show the reference code), the labs' answer key
+# (labs/ANSWERS.md) and the teacher part of docs/ASSIGNMENT.md. src/lib.rs
+# allows what the todo!()s leave unused, so the tree builds with no warning.
 set -euo pipefail
 usage="usage: bash labs/grading/skeleton.sh a1|a2|a3 DIR"
 [ $# -eq 2 ] || { echo "$usage" >&2; exit 2; }
@@ -33,7 +33,7 @@ cd "$(dirname "$0")/../.."
 # The tracked files as they are in the working tree, less the teacher's.
 git ls-files -z | while IFS= read -r -d '' file; do
     case $file in
-        labs/grading/broken/*) continue ;;
+        labs/grading/broken/* | labs/ANSWERS.md) continue ;;
     esac
     [ -e "$file" ] || continue
     mkdir -p "$out/$(dirname "$file")"
@@ -98,6 +98,9 @@ awk '
     { print }
 ' "$out/src/lib.rs" > "$out/src/lib.rs.new"
 mv "$out/src/lib.rs.new" "$out/src/lib.rs"
+
+# docs/LABS.md names the answer key, which this copy does not have.
+perl -0pi -e 's/The answers, for the teacher, are in\s+labs\/ANSWERS\.md\./The answers are the teacher'"'"'s, not in this copy./' "$out/docs/LABS.md"
 
 # The handout without the teacher's part.
 awk '/^## For teachers/ { exit } { print }' "$out/docs/ASSIGNMENT.md" > "$out/docs/ASSIGNMENT.md.new"
