@@ -137,6 +137,35 @@ fn a_server_that_exits_is_failed_with_its_status_and_last_words() {
     );
 }
 
+/// A server's last words can reach the grader after its exit status does
+/// (here, from something it started that writes a moment later): the
+/// grader waits for its output to end before it quotes it.
+#[cfg(unix)]
+#[test]
+fn the_last_words_of_a_server_are_quoted_even_when_they_come_after_its_exit() {
+    let graded = run(Command::new(GRADER).args([
+        "--exe",
+        "sh -c '(sleep 0.3; echo cannot start: late >&2) & exit 101' {port}",
+        "--only",
+        "users/*",
+        "--quiet",
+    ]));
+    assert!(
+        graded
+            .stdout
+            .contains("the server exited with status 101 before it listened on port "),
+        "{}",
+        graded.stdout
+    );
+    assert!(
+        graded
+            .stdout
+            .contains("its last output: cannot start: late"),
+        "{}",
+        graded.stdout
+    );
+}
+
 #[test]
 fn a_rubric_with_a_mistake_is_refused_naming_the_line() {
     let rubric = temp_file("rubric.txt");

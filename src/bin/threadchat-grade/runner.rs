@@ -204,7 +204,7 @@ fn with_server_fate(server: &ServerProcess, outcome: Outcome) -> Outcome {
     let fate = format!(
         "the server {} during the test (its last output: {})",
         describe(status),
-        server.output.tail(3)
+        server.output.last_words(3)
     );
     match outcome {
         Outcome::Failed(why) => Outcome::Failed(format!("{fate}; {why}")),

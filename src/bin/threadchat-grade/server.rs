@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,10 @@ pub const START_WITHIN: Duration = Duration::from_secs(10);
 const STOP_WITHIN: Duration = Duration::from_secs(2);
 /// Lines of output kept (the oldest go first).
 const KEPT_LINES: usize = 5_000;
+/// How long, once the server has exited, its last lines may take to come
+/// through our reading threads (longer only if something it started still
+/// holds the pipes).
+const LAST_WORDS_WITHIN: Duration = Duration::from_secs(1);
 
 pub struct ServerProcess {
     child: Mutex<Child>,
@@ -41,6 +45,9 @@ pub struct ServerProcess {
 #[derive(Default)]
 pub struct Output {
     lines: Mutex<(usize, VecDeque<(Instant, String)>)>,
+    /// Streams still being read, and a wake-up when one reaches its end.
+    open: Mutex<usize>,
+    ended: Condvar,
 }
 
 impl Output {
@@ -87,8 +94,34 @@ impl Output {
         }
     }
 
+    /// The last `n` lines of a server that has exited. Its process is
+    /// seen to have ended before our threads have read what it wrote last,
+    /// so this first waits (a moment) for both streams to reach their end.
+    pub fn last_words(&self, n: usize) -> String {
+        let deadline = Instant::now() + LAST_WORDS_WITHIN;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        while *open > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            open = match self.ended.wait_timeout(open, left) {
+                Ok((open, _)) => open,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        drop(open);
+        self.tail(n)
+    }
+
+    fn stream_ended(&self) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.ended.notify_all();
+    }
+
     fn drain(self: &Arc<Self>, stream: Option<impl Read + Send + 'static>) {
         let Some(stream) = stream else { return };
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let output = self.clone();
         let spawned = thread::Builder::new()
             .name("server-output".into())
@@ -100,9 +133,11 @@ impl Output {
                     output.push(text.trim_end_matches(['\n', '\r']).to_string());
                     line.clear();
                 }
+                output.stream_ended();
             });
         if let Err(error) = spawned {
             self.push(format!("(grader: cannot read this stream: {error})"));
+            self.stream_ended();
         }
     }
 }
@@ -197,7 +232,7 @@ impl ServerProcess {
                     "the server {} before it listened on port {}; its last output: {}",
                     describe(status),
                     self.addr.port(),
-                    self.output.tail(5)
+                    self.output.last_words(5)
                 )));
             }
             let probe = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
@@ -211,7 +246,7 @@ impl ServerProcess {
                     Some(status) => Err(Failure(format!(
                         "the server {} just after starting; its last output: {}",
                         describe(status),
-                        self.output.tail(5)
+                        self.output.last_words(5)
                     ))),
                 };
             }
@@ -223,7 +258,7 @@ impl ServerProcess {
             "the server did not listen on port {} within {}; its last output: {}",
             self.addr.port(),
             secs(START_WITHIN),
-            self.output.tail(5)
+            self.output.last_words(5)
         )))
     }
 
