@@ -163,7 +163,8 @@ pub fn describe(status: ExitStatus) -> String {
 static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 /// A port nothing listens on now (a race with another program is still
-/// possible, hence the retries in [`ServerProcess::start`]).
+/// possible, hence the retries in [`ServerProcess::start`]), and that no
+/// older connection still uses.
 fn free_port() -> Result<u16, Failure> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     for _ in 0..100 {
@@ -171,12 +172,32 @@ fn free_port() -> Result<u16, Failure> {
             .and_then(|listener| listener.local_addr())
             .map(|addr| addr.port())
             .map_err(|e| Failure(format!("grader: cannot find a free port: {e}")))?;
-        if !handed_out.contains(&port) {
+        if !handed_out.contains(&port) && !has_old_connections(port) {
             handed_out.push(port);
             return Ok(port);
         }
     }
     Err(Failure("grader: no new free port after 100 tries".into()))
+}
+
+/// Whether the kernel still keeps a connection on `port` (closing, or in
+/// TIME_WAIT for a minute), say of an earlier grader's server: the port can
+/// be bound again, but a new client's connection to it is often given the
+/// same pair of ports as an old one (Linux picks a client's port in the
+/// same order for the same destination), and what is left of the old one
+/// refuses or resets it. Linux lists them in /proc/net/tcp and tcp6;
+/// elsewhere this is not checked.
+fn has_old_connections(port: u16) -> bool {
+    let ours = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        // Each line: number, local address, remote address, state, ...
+        text.lines().skip(1).any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let (local, remote) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+            local.ends_with(&ours) || remote.ends_with(&ours)
+        })
+    })
 }
 
 impl ServerProcess {
