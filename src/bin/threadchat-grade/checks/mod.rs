@@ -168,34 +168,11 @@ impl Ctx {
     }
 
     /// A connection that has read the greeting and the name prompt.
-    ///
-    /// A new connection refused, or reset before its first byte, by a
-    /// server still running is tried once more. On Linux's loopback this is
-    /// the kernel's doing, not the server's: seen about once in 2,500 tests
-    /// with two busy loops, always a test's first connection, the reset
-    /// 0.5 ms after the handshake, the server silent and `ss` showing it
-    /// listening. (The likely cause: the new connection's pair of ports met
-    /// what was left of an older connection between the same two ports,
-    /// from an earlier user of the server's port.) The next connection has
-    /// another port, and a server that does refuse or reset connections
-    /// fails the second time too.
     pub fn greeted(&self, label: &str) -> Result<Client, Failure> {
-        match self.try_greeted(label) {
-            Err(Failure(why)) if stale(&why) && self.server_running() => self.try_greeted(label),
-            other => other,
-        }
-    }
-
-    fn try_greeted(&self, label: &str) -> Result<Client, Failure> {
         let mut client = self.connect(label)?;
         client.expect(GREETING)?;
         client.expect(PROMPT)?;
         Ok(client)
-    }
-
-    /// Whether the server has not exited (or is not ours to watch).
-    fn server_running(&self) -> bool {
-        (self.process.as_ref()).is_none_or(|process| process.exit_status().is_none())
     }
 
     /// A client registered as `self.name(base)`, having read its welcome.
@@ -253,13 +230,6 @@ impl Ctx {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// A failure of a new connection that its server may not have caused:
-/// refused, or reset before the greeting.
-fn stale(why: &str) -> bool {
-    let refused = why.contains("cannot connect") && why.contains("refused");
-    refused || why.contains("expected \"* welcome to threadchat\", but the connection failed")
 }
 
 /// Two clients still talk both ways, and nothing else was waiting for

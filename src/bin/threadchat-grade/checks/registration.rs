@@ -2,7 +2,7 @@
 //! and `/nick`): the greeting, the welcome, the rules for names, unique
 //! names ignoring case, names freed when their owner leaves.
 
-use super::{test, Ctx, Needs, Test, PROMPT};
+use super::{test, Ctx, Needs, Test, GREETING, PROMPT};
 use crate::client::Check;
 
 pub const TESTS: &[Test] = &[
@@ -64,7 +64,9 @@ pub const TESTS: &[Test] = &[
 ];
 
 fn greeting_and_prompt(ctx: &Ctx) -> Check {
-    ctx.greeted("newcomer").map(drop)
+    let mut client = ctx.connect("newcomer")?;
+    client.expect(GREETING)?;
+    client.expect(PROMPT)
 }
 
 fn welcome_names_the_room_and_the_count(ctx: &Ctx) -> Check {
