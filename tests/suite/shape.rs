@@ -190,7 +190,7 @@ const SEAMS: &[(&str, &str)] = &[
     ),
     (
         "shared/clients.rs",
-        "let found = crate::deadlock::reports().join(\"\\n\");",
+        "let found = crate::deadlock::reports(None).join(\"\\n\");",
     ),
 ];
 
