@@ -290,6 +290,7 @@ impl<E: Elsewhere> Manager<E> {
             .news(News::Arrived { id, name, room }, &mut self.here);
     }
 
+    // ASSIGNMENT a2: begin: leave the room (telling it) and enter `room`, unless already there
     /// `/join ROOM` and `/leave` (and IRC's PART of `leaving`): out of one
     /// room, into another.
     fn on_join_room(&mut self, id: ClientId, room: &str, leaving: Option<String>) {
@@ -328,7 +329,9 @@ impl<E: Elsewhere> Manager<E> {
                 .news(News::Moved { name, room }, &mut self.here);
         }
     }
+    // ASSIGNMENT a2: end
 
+    // ASSIGNMENT a2: begin: enter `room`: greeting, history after its header, then tell the room
     /// Puts `id` in `room` and tells it, in this order: the `greeting` (made
     /// from the room's name and member count), the room's members if its
     /// door lists them on entry, the room's history between a header line
@@ -368,6 +371,7 @@ impl<E: Elsewhere> Manager<E> {
         }
         self.announce(id, name, Change::Joined);
     }
+    // ASSIGNMENT a2: end
 
     /// A presence line about `id` to the rest of its room.
     fn announce(&mut self, id: ClientId, name: &str, change: Change) {
@@ -383,6 +387,7 @@ impl<E: Elsewhere> Manager<E> {
         self.here.announce(&room, says, Some(id), elsewhere);
     }
 
+    // ASSIGNMENT a1: begin: send the line to the rest of the room, and keep it in its history
     /// A chat line or an action: made once, sent to the rest of the
     /// sender's room (here, and on the other servers), and kept in the
     /// room's history. A traced one is watched until it is written.
@@ -437,6 +442,7 @@ impl<E: Elsewhere> Manager<E> {
         self.elsewhere.said(id, &room, &line, &mut self.here);
         self.here.rooms.record(id, Some(line_id), line);
     }
+    // ASSIGNMENT a1: end
 
     /// A line over `--room-rate`: its speaker is told, and nobody else.
     fn room_is_busy(&mut self, id: ClientId) {
@@ -479,6 +485,7 @@ impl<E: Elsewhere> Manager<E> {
             .news(News::Renamed { old, new }, &mut self.here);
     }
 
+    // ASSIGNMENT a2: begin: whisper to the target alone, confirm it to the sender, or say why not
     fn on_whisper(&mut self, id: ClientId, to: &str, text: String) {
         self.here.tally.messages_in += 1;
         let Some(from) = self.here.name_of(id).map(str::to_string) else {
@@ -510,6 +517,7 @@ impl<E: Elsewhere> Manager<E> {
             }
         }
     }
+    // ASSIGNMENT a2: end
 
     fn list_users(&mut self, id: ClientId) {
         let elsewhere = &self.elsewhere;

@@ -67,6 +67,7 @@ impl ClientDirectory {
         self.lock_use.read()
     }
 
+    // ASSIGNMENT a1: begin: claim `name` for `id` unless another holds it, under one write guard
     /// Claims `name` for `id`, unless another client holds it (ignoring case).
     ///
     /// The check and the claim happen under one write guard. Checking with a
@@ -88,7 +89,9 @@ impl ClientDirectory {
         entry.claims += 1;
         Ok(())
     }
+    // ASSIGNMENT a1: end
 
+    // ASSIGNMENT a1: begin: release one claim; free the name at its holder's last release
     /// Releases one claim of `id` on `name`; the name is free once its
     /// holder's last claim is released.
     ///
@@ -113,6 +116,7 @@ impl ClientDirectory {
             by_key.remove(&key);
         }
     }
+    // ASSIGNMENT a1: end
 
     /// Who holds `name` (ignoring case), and how they spell it now.
     pub(crate) fn lookup(&self, name: &str) -> Option<(ClientId, String)> {

@@ -23,6 +23,7 @@ mod classroom;
 mod client;
 mod cluster;
 mod curl;
+mod grade;
 mod hardening;
 mod hostile;
 mod irc;
