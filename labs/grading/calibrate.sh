@@ -20,12 +20,8 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 started=$SECONDS
 
-out=$root/target/grading
+source labs/grading/common.sh
 scratch=$out/scratch
-mkdir -p "$out"
-cargo build -q --bin threadchat --bin threadchat-grade
-grader=$root/target/debug/threadchat-grade
-flags="--addr {addr} --http off --irc off --max-per-addr 0 --rate-limit off --room-rate off --stats-interval 1"
 
 # grade NAME BINARY: grades it into target/grading/NAME.json (and .txt).
 grade() {

@@ -14,12 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 started=$SECONDS
-out=$root/target/grading
+source labs/grading/common.sh
 tree=$out/skeleton
-mkdir -p "$out"
-cargo build -q --bin threadchat --bin threadchat-grade
-grader=$root/target/debug/threadchat-grade
-flags="--addr {addr} --http off --irc off --max-per-addr 0 --rate-limit off --room-rate off --stats-interval 1"
 rubric=$root/labs/grading/assignments.txt
 
 failures=0

@@ -56,6 +56,16 @@ pub fn start_server(config: Config) -> ServerHandle {
     Server::start(config).expect("server should start on 127.0.0.1:0")
 }
 
+/// Starts a server with the web door on a free port too; its address.
+pub fn start_web_server(config: Config) -> (ServerHandle, SocketAddr) {
+    let server = start_server(Config {
+        http: Some("127.0.0.1:0".to_string()),
+        ..config
+    });
+    let web = server.web_addr().expect("the web door is on");
+    (server, web)
+}
+
 /// Waits until `condition` holds, or fails saying what was expected and the
 /// last thing seen.
 pub fn wait_until<T: std::fmt::Debug>(

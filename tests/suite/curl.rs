@@ -9,24 +9,24 @@ use crate::common::curl::{curl_available, fetch, say, Watcher};
 use crate::common::http;
 use crate::common::process::has_unix_signals;
 use crate::common::ws::WsClient;
-use crate::common::{start_server, test_config, wait_until, Client};
+use crate::common::{start_web_server, test_config, wait_until, Client};
 use threadchat::{Config, RateLimit, ServerHandle};
-
-/// A server with the web door on.
-fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
-    let server = start_server(Config {
-        http: Some("127.0.0.1:0".to_string()),
-        ..config
-    });
-    let web = server.web_addr().expect("the web door is on");
-    (server, web)
-}
 
 /// A stream registered as `name`, its welcome read.
 fn watch(web: SocketAddr, name: &str) -> Watcher {
     let mut watcher = Watcher::watch(web, name, &[]);
     watcher.expect_welcome();
     watcher
+}
+
+/// An nc user, bob, and a curl watcher, carol, in the lobby; bob has seen
+/// her arrive.
+fn bob_and_carol(config: Config) -> (ServerHandle, SocketAddr, Client, Watcher) {
+    let (server, web) = start_web_server(config);
+    let mut bob = Client::register(server.local_addr(), "bob");
+    let carol = watch(web, "carol");
+    bob.expect("* carol joined");
+    (server, web, bob, carol)
 }
 
 /// A metric's value, from `GET /metrics`.
@@ -43,7 +43,7 @@ fn a_curl_watcher_sees_an_nc_users_lines_each_with_an_id_on_two_threads() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let mut carol = watch(web, "carol");
     // Two threads for this client: its http-N thread is now its reader.
     assert_eq!(metric(web, "threadchat_threads{role=\"reader\"}"), 1.0);
@@ -74,10 +74,7 @@ fn curl_d_says_a_line_that_nc_and_a_websocket_client_see() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(test_config());
-    let mut bob = Client::register(server.local_addr(), "bob");
-    let mut carol = watch(web, "carol");
-    bob.expect("* carol joined");
+    let (_server, web, mut bob, mut carol) = bob_and_carol(test_config());
     let mut dave = WsClient::register(web, "dave");
     bob.expect("* dave joined");
     carol.expect("* dave joined");
@@ -109,10 +106,7 @@ fn commands_sent_with_say_work_as_if_typed_and_their_answers_come_on_the_stream(
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(test_config());
-    let mut bob = Client::register(server.local_addr(), "bob");
-    let mut carol = watch(web, "carol");
-    bob.expect("* carol joined");
+    let (server, web, mut bob, mut carol) = bob_and_carol(test_config());
     let token = carol.token.clone();
     let said = |line: &str| say(web, &token, line).status;
     assert_eq!(said("/join rust"), 204);
@@ -144,7 +138,7 @@ fn an_unknown_token_is_refused_403_and_so_is_an_ended_streams() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let mut carol = watch(web, "carol");
     for token in ["0".repeat(32), "not-a-token".to_string(), String::new()] {
         let answer = say(web, &token, "hi");
@@ -168,7 +162,7 @@ fn a_taken_or_invalid_name_is_refused_before_any_stream_starts() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let _alice = Client::register(server.local_addr(), "alice");
     for (query, status, says) in [
         ("name=alice", 409, "name \"alice\" is taken, choose another"),
@@ -208,10 +202,7 @@ fn curl_exiting_frees_the_name_and_the_room_sees_it_leave() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(test_config());
-    let mut bob = Client::register(server.local_addr(), "bob");
-    let mut carol = watch(web, "carol");
-    bob.expect("* carol joined");
+    let (server, _web, mut bob, mut carol) = bob_and_carol(test_config());
     // curl reads, and sends nothing; its exit is a close the server reads.
     carol.process.kill();
     bob.expect("* carol left");
@@ -225,10 +216,7 @@ fn a_stream_whose_curl_has_gone_stops_speaking_though_say_keeps_coming() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(test_config());
-    let mut bob = Client::register(server.local_addr(), "bob");
-    let mut carol = watch(web, "carol");
-    bob.expect("* carol joined");
+    let (_server, web, mut bob, mut carol) = bob_and_carol(test_config());
     let token = carol.token.clone();
     carol.process.kill();
     // Lines keep coming, each sooner than the reader's once-a-second look
@@ -262,7 +250,7 @@ fn last_event_id_resumes_after_the_last_line_or_says_lines_were_missed() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         history: 3,
         ..test_config()
     });
@@ -310,7 +298,7 @@ fn a_slow_events_reader_loses_lines_alone_and_is_told_how_many() {
     if !curl_available() || !has_unix_signals() {
         return;
     }
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         max_backlog: 16 * 1024,
         ..test_config()
     });
@@ -350,7 +338,7 @@ fn streams_count_against_the_per_address_and_server_limits_and_say_still_gets_in
     if !curl_available() {
         return;
     }
-    let (_server, web) = web_server(Config {
+    let (_server, web) = start_web_server(Config {
         max_per_addr: 1,
         ..test_config()
     });
@@ -364,7 +352,7 @@ fn streams_count_against_the_per_address_and_server_limits_and_say_still_gets_in
     assert_eq!(say(web, &carol.token, "/who").status, 204);
     carol.expect("* in #lobby (1): carol");
 
-    let (full, web) = web_server(Config {
+    let (full, web) = start_web_server(Config {
         max_clients: 1,
         ..test_config()
     });
@@ -380,7 +368,7 @@ fn a_silent_stream_is_sent_keepalive_comments_and_kept() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         ping_after: Duration::from_secs(1),
         ..test_config()
     });
@@ -405,7 +393,7 @@ fn say_refuses_what_the_chat_would_refuse_with_a_status_or_on_the_stream() {
     if !curl_available() {
         return;
     }
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         max_line: 100,
         rate_limit: Some(RateLimit {
             lines: 2,

@@ -12,19 +12,16 @@ use crate::common::connect_from;
 use crate::common::http::{self, status};
 use crate::common::process::start_binary;
 use crate::common::ws::{WsClient, CLOSE, TEXT};
-use crate::common::{register_all, start_server, test_config, Client, DEADLINE};
+use crate::common::{register_all, start_server, start_web_server, test_config, Client, DEADLINE};
 use threadchat::{Config, RateLimit, ServerHandle};
 
 /// The test defaults with the web door on and the per-address limits as a
 /// real server has them (`test_config` turns them off).
 fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
-    let server = start_server(Config {
-        http: Some("127.0.0.1:0".to_string()),
+    start_web_server(Config {
         max_per_addr: 64,
         ..config
-    });
-    let web = server.web_addr().expect("the web door is on");
-    (server, web)
+    })
 }
 
 /// `GET /health` from `from`, the status.

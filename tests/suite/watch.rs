@@ -7,17 +7,8 @@
 use std::net::SocketAddr;
 
 use crate::common::http::{body, get};
-use crate::common::{register_all, start_server, test_config, wait_until};
-use threadchat::{Config, ServerHandle};
-
-fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
-    let server = start_server(Config {
-        http: Some("127.0.0.1:0".to_string()),
-        ..config
-    });
-    let web = server.web_addr().expect("the web door is on");
-    (server, web)
-}
+use crate::common::{register_all, start_server, start_web_server, test_config, wait_until};
+use threadchat::Config;
 
 fn stats_json(web: SocketAddr) -> String {
     body(&get(web, "/stats.json")).to_string()
@@ -131,7 +122,7 @@ fn a_traced_line_comes_back_with_every_step_in_order_and_non_negative_times() {
 
 #[test]
 fn stats_json_has_the_board_and_keeps_the_history_of_a_burst() {
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let [mut sender, mut first, mut second] =
         register_all(server.local_addr(), ["sender", "first", "second"]);
     // The board: each long-lived thread by name, and the three clients'
@@ -183,7 +174,7 @@ fn stats_json_has_the_board_and_keeps_the_history_of_a_burst() {
 
 #[test]
 fn a_writer_stuck_on_a_client_that_does_not_read_shows_blocked_in_a_socket_write() {
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         max_backlog: 64 << 10,
         ..test_config()
     });

@@ -9,21 +9,12 @@ use std::time::Duration;
 use crate::common::http::{self, body, get, status};
 use crate::common::process::{python_module_available, system_python, Process};
 use crate::common::ws::{WsClient, BINARY, CLOSE, PING, PONG, TEXT};
-use crate::common::{register_all, start_server, test_config, wait_until, Client};
-use threadchat::{Config, ServerHandle};
-
-fn web_server(config: Config) -> (ServerHandle, SocketAddr) {
-    let server = start_server(Config {
-        http: Some("127.0.0.1:0".to_string()),
-        ..config
-    });
-    let web = server.web_addr().expect("the web door is on");
-    (server, web)
-}
+use crate::common::{register_all, start_web_server, test_config, wait_until, Client};
+use threadchat::Config;
 
 #[test]
 fn the_page_is_served_whole_and_unknown_paths_and_methods_are_refused() {
-    let (_server, web) = web_server(test_config());
+    let (_server, web) = start_web_server(test_config());
     let page = get(web, "/");
     assert_eq!(status(&page), 200, "{page}");
     assert!(page.contains("Content-Type: text/html; charset=utf-8\r\n"));
@@ -56,7 +47,7 @@ fn the_page_is_served_whole_and_unknown_paths_and_methods_are_refused() {
 
 #[test]
 fn a_request_head_that_dribbles_in_is_cut_off() {
-    let (_server, web) = web_server(Config {
+    let (_server, web) = start_web_server(Config {
         http_head_timeout: Duration::from_millis(300),
         ..test_config()
     });
@@ -68,7 +59,7 @@ fn a_request_head_that_dribbles_in_is_cut_off() {
 
 #[test]
 fn health_metrics_and_stats_json() {
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let [mut alice, mut bob] = register_all(server.local_addr(), ["alice", "bob"]);
     bob.send("a line to time");
     alice.expect("[lobby] bob: a line to time");
@@ -145,7 +136,7 @@ fn check_with_prometheus_parser(text: &str) {
 
 #[test]
 fn health_says_503_once_shutdown_has_begun() {
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let mut watcher = Client::register(server.local_addr(), "watcher");
     // Opened before shutdown, its request sent after it began.
     let mut early = http::connect(web);
@@ -170,7 +161,7 @@ fn health_says_503_once_shutdown_has_begun() {
 
 #[test]
 fn a_browser_client_chats_with_an_nc_client_both_ways() {
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let mut nc = Client::register(server.local_addr(), "ncuser");
     let mut browser = WsClient::register(web, "webuser");
     nc.expect("* webuser joined");
@@ -200,7 +191,7 @@ fn a_browser_client_chats_with_an_nc_client_both_ways() {
 
 #[test]
 fn a_client_close_is_answered_and_the_client_leaves() {
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let mut nc = Client::register(server.local_addr(), "ncuser");
     let mut browser = WsClient::register(web, "webuser");
     nc.expect("* webuser joined");
@@ -235,7 +226,7 @@ fn refused(
 
 #[test]
 fn every_forbidden_frame_gets_its_close_code() {
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         max_line: 100,
         ..test_config()
     });
@@ -249,7 +240,7 @@ fn every_forbidden_frame_gets_its_close_code() {
 
 #[test]
 fn a_page_from_another_site_cannot_open_a_websocket() {
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let refused = WsClient::connect_with_origin(web, "evil", Some("http://evil.example"))
         .err()
         .expect("a foreign Origin must be refused");
@@ -267,7 +258,7 @@ fn a_page_from_another_site_cannot_open_a_websocket() {
 
 #[test]
 fn the_live_view_shows_threads_by_role_and_the_deepest_backlog() {
-    let (server, web) = web_server(test_config());
+    let (server, web) = start_web_server(test_config());
     let addr = server.local_addr();
     let [mut talker, stuck] = register_all(addr, ["talker", "stuck"]);
     // stuck reads nothing; once the kernel's buffers are full its backlog
@@ -292,7 +283,7 @@ fn the_live_view_shows_threads_by_role_and_the_deepest_backlog() {
 
 #[test]
 fn refused_lines_are_counted_for_the_live_view() {
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         max_line: 10,
         ..test_config()
     });
@@ -314,7 +305,7 @@ fn refused_lines_are_counted_for_the_live_view() {
 
 #[test]
 fn a_quiet_browser_is_pinged_and_one_that_never_answers_is_let_go() {
-    let (server, web) = web_server(Config {
+    let (server, web) = start_web_server(Config {
         ping_after: Duration::from_secs(1),
         ..test_config()
     });
@@ -347,7 +338,7 @@ fn a_burst_of_connections_cannot_pass_the_http_cap() {
     // get a thread each, which waits for its request; the other 86 must be
     // answered 503 at once. (The cap was read from a count that each new
     // thread raised only once it ran, so a burst got past it.)
-    let (_server, web) = web_server(Config {
+    let (_server, web) = start_web_server(Config {
         http_head_timeout: Duration::from_secs(15),
         ..test_config()
     });
