@@ -389,6 +389,32 @@ fn a_silent_stream_is_sent_keepalive_comments_and_kept() {
 }
 
 #[test]
+fn a_say_whose_body_never_arrives_whole_is_answered_408_and_the_stream_goes_on() {
+    if !curl_available() {
+        return;
+    }
+    let (_server, web, mut bob, carol) = bob_and_carol(Config {
+        http_head_timeout: Duration::from_secs(1),
+        ..test_config()
+    });
+    // Ten bytes promised, three sent, and the connection kept open.
+    let response = http::request(
+        web,
+        &format!(
+            "POST /say?token={} HTTP/1.1\r\nHost: {web}\r\nContent-Length: 10\r\n\r\nabc",
+            carol.token
+        ),
+    );
+    assert_eq!(http::status(&response), 408, "{response:?}");
+    assert!(
+        http::body(&response).contains("the body did not arrive in time"),
+        "{response:?}"
+    );
+    assert_eq!(say(web, &carol.token, "after all").status, 204);
+    bob.expect("[lobby] carol: after all");
+}
+
+#[test]
 fn say_refuses_what_the_chat_would_refuse_with_a_status_or_on_the_stream() {
     if !curl_available() {
         return;
