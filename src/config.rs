@@ -184,56 +184,9 @@ pub enum Invocation {
     Version,
 }
 
-pub const USAGE: &str = "\
-Usage: threadchat [OPTIONS]
-
-A chat server for nc: connect with `nc HOST PORT`, choose a name, type /help.
-
-Options:
-  --addr HOST:PORT        listen here [default: 127.0.0.1:7878, or $THREADCHAT_ADDR]
-  --http HOST:PORT|off    the web page, WebSocket, /metrics, /health
-                          [default: 127.0.0.1:7880]
-  --irc HOST:PORT|off     IRC clients: irssi -c HOST -p PORT [default: 127.0.0.1:6667]
-  --max-clients N         open connections allowed at once [default: 10000]
-  --max-per-addr N        open connections from one IP address, 0 for no limit
-                          [default: 64]
-  --max-backlog BYTES     bytes queued per client before lines are dropped for it,
-                          a number with an optional K or M [default: 256K]
-  --stats-interval SECS   seconds between stats lines in the log [default: 5]
-  --history N             lines each room keeps for newcomers, 0 for none [default: 50]
-  --announce-up-to N      announce joins and leaves only in rooms of at most N others,
-                          0 for never [default: 200]
-  --max-line BYTES        longest line a client may send [default: 1024]
-  --rate-limit N/SECS     lines a client may send per SECS seconds, or off [default: 20/10]
-  --name-timeout SECS     disconnect a connection that has not chosen a name [default: 60]
-  --idle-timeout SECS     disconnect a client silent this long, 0 for never [default: 0]
-  --ping-after SECS       ping a silent browser or IRC client after this long, and
-                          disconnect it after twice as long without an answer [default: 30]
-  --max-rooms N           rooms that may exist at once, the lobby included [default: 1000]
-  --room-rate N/SECS      chat lines a room takes in, from everyone in it, or off
-                          [default: 150/10]
-  --max-total-backlog BYTES
-                          lines queued for all slow clients together; past it the
-                          furthest behind are disconnected [default: 128M]
-  --max-history-bytes BYTES
-                          what every room's history may hold together [default: 64M]
-  --http-host NAME        a host name the web door answers to, besides IP addresses
-                          and localhost (repeatable) [default: none]
-  --public-origin URL     a page origin that may open a WebSocket, such as
-                          https://chat.example.org behind a proxy (repeatable)
-  --redis redis://HOST:PORT
-                          be one chat with every threadchat server on this Redis
-                          (needs a build with `--features redis`) [default: off]
-  --redis-ttl SECS        with --redis: a silent server's users leave, and its names
-                          are free, after this long (2 to 3600) [default: 10]
-  --room-ttl SECS         with --redis: a room nobody is in keeps its history this
-                          long, here and in Redis [default: 3600]
-  -h, --help              print this help
-  -V, --version           print the version
-
-Logging: RUST_LOG=debug (or warn, ...) overrides the default level, info.
-Exit status: 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 if the server
-cannot start, 2 for a bad command line, 130 for a second Ctrl-C.";
+/// What `--help` prints: every flag and its default, as README's "Flags"
+/// gives them (kept in a text file, as it is read, not followed).
+pub const USAGE: &str = include_str!("config/usage.txt").trim_ascii_end();
 
 /// Parses the arguments after the program name. `env_addr` is
 /// `$THREADCHAT_ADDR`, if set; `--addr` wins over it. `Err` holds one line

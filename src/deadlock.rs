@@ -7,13 +7,13 @@
 //! `--stats-interval` and logs what it returns. parking_lot's detector
 //! knows every thread parked on one of its locks, and finds a cycle of
 //! threads each waiting for a lock another holds. The thread board
-//! (`shared/thread_states.rs`) knows each thread's name, which of the two
+//! (`watch/board.rs`) knows each thread's name, which of the two
 //! locks it holds and which it waits for. A deadlocked thread stays
 //! blocked: the report is for a person to read.
 
 use std::thread::ThreadId;
 
-use crate::shared::thread_states::{State, ThreadBoard, ThreadView};
+use crate::watch::board::{State, ThreadBoard, ThreadView};
 
 /// Logs each report (the monitor, every `--stats-interval`).
 pub(crate) fn log_reports(board: &ThreadBoard) {

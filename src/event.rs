@@ -14,7 +14,7 @@ use crate::line::{LineId, Lookup, Refusal, Roster};
 use crate::logic::protocol::WrongProtocol;
 use crate::outbox::Outbox;
 use crate::shared::ClientId;
-use crate::trace::Trace;
+use crate::watch::trace::Trace;
 
 /// Why a client's reader stopped. The manager tells the room the same thing
 /// (`* NAME left`) whatever the reason; the reason goes to the log.

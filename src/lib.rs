@@ -12,8 +12,9 @@
 //! `monitor`. What they pass each other is in `event`, `line` and `outbox`;
 //! what they share is in `shared`; how bytes become lines is in `doors`; the
 //! plain logic they call is in `logic`. The optional parts are `web` (the
-//! web door), `cluster` (several servers through Redis) and `deadlock` (the
-//! detector), each behind one seam, and a student may skip them.
+//! web door), `cluster` (several servers through Redis), `deadlock` (the
+//! detector) and `watch` (the thread board and the chart's samples), each
+//! behind the seams tests/suite/shape.rs lists, and a student may skip them.
 
 // The core: the threads, in the order a connection meets them.
 mod acceptor;
@@ -30,7 +31,6 @@ mod line;
 mod outbox;
 mod shared;
 mod shutdown;
-mod trace;
 
 // How bytes on a socket become lines and back, and the operating system.
 mod doors;
@@ -40,6 +40,10 @@ mod socket;
 
 // Plain logic: no I/O, no threads, no locks.
 mod logic;
+
+// Watching the threads: the board each thread writes its state on (through
+// `shared::thread_states`), and the samples the page's chart draws.
+mod watch;
 
 // The optional parts. Without the `redis` feature nothing starts the Redis
 // threads, so most of the cluster's vocabulary is never used; it still

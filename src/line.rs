@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::logic::names::NAME_RULE;
 use crate::logic::protocol;
 use crate::shared::gauges::Histogram;
-use crate::trace::Trace;
+use crate::watch::trace::Trace;
 
 /// What a line says, with enough structure for any door to spell it its own
 /// way: an nc client sees `[rust] bob: hi`, and an IRC client sees a

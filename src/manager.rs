@@ -13,7 +13,6 @@
 
 mod elsewhere;
 mod here;
-mod traces;
 
 pub(crate) use elsewhere::{Alone, Elsewhere, News};
 pub(crate) use here::Here;
@@ -38,8 +37,8 @@ use crate::outbox::{Outbox, Wakeups};
 use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientId, ManagerView, Shared};
 use crate::shutdown::ShutdownSignal;
-use crate::trace::Trace;
-use traces::Traces;
+use crate::watch::trace::Trace;
+use crate::watch::traces::Traces;
 
 /// How often the manager publishes its view (rooms, deepest backlogs).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -104,7 +103,11 @@ pub(crate) fn run<E: Elsewhere>(
             recv(shutdown.receiver()) -> _ => break,
             recv(traces_due) -> _ => {}
         }
-        manager.traces.tell_finished(&mut manager.here);
+        for (id, journey) in manager.traces.finished() {
+            journey
+                .iter()
+                .for_each(|line| manager.here.notice(id, line));
+        }
         // Whatever the arm, the writers it gave lines to while they slept
         // are woken now, once each (`outbox.rs`, rule 3).
         manager.here.wake_writers();

@@ -6,7 +6,7 @@
 //! online) and the stats (the counters), one lock after the other, never
 //! both at once, through [`Shared::snapshot`]; the lock counts and the
 //! thread board are atomics, read without a lock. It is the only writer of
-//! the [`History`](crate::shared::History). It waits with `select!` on two
+//! the samples' history (`watch/samples.rs`). It waits with `select!` on two
 //! tickers and on the shutdown signal, so it stops the moment shutdown
 //! begins instead of finishing a sleep. With `--features
 //! deadlock-detection` it also logs any deadlock the detector has found
@@ -19,10 +19,11 @@ use std::time::Duration;
 use crossbeam_channel::{select, tick};
 
 use crate::shared::gauges::LockUse;
-use crate::shared::history::Sample;
-use crate::shared::thread_states::{self, State, ThreadBoard};
+use crate::shared::thread_states::{self, State};
 use crate::shared::{Shared, StatsSnapshot};
 use crate::shutdown::ShutdownSignal;
+use crate::watch::board::ThreadBoard;
+use crate::watch::samples::Sample;
 
 /// How often a sample goes into the history.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -99,21 +100,7 @@ fn line(
         waits(&locks[0], &locks_before[0]),
         waits(&locks[1], &locks_before[1]),
     );
-    let long_lived: Vec<String> = (board.long_lived().into_iter())
-        .map(|thread| format!(" {} {}", thread.name, thread.state.key()))
-        .collect();
-    line.push_str(&long_lived.join(","));
-    for (n, role) in board.by_role(0).into_iter().enumerate() {
-        let states: Vec<String> = (State::ALL.iter().zip(role.by_state))
-            .filter(|(_, count)| *count > 0)
-            .map(|(state, count)| format!("{} {count}", state.key()))
-            .collect();
-        line.push_str(if n == 0 { "; " } else { ", " });
-        let _ = write!(line, "{} {}", role.role.key(), role.count);
-        if !states.is_empty() {
-            let _ = write!(line, " ({})", states.join(", "));
-        }
-    }
+    line.push_str(&board.summary());
     line
 }
 
@@ -121,11 +108,11 @@ fn line(
 mod tests {
     use super::*;
     use crate::shared::thread_states::{LockId, Role};
-    use crate::shared::Stats;
+    use crate::shared::{Gauges, Stats};
 
     #[test]
     fn the_line_gives_lock_waits_since_the_last_and_threads_by_role_and_state() {
-        let board = Arc::new(ThreadBoard::default());
+        let board = Gauges::default().board;
         let _manager = board.enter_named("manager");
         let stats = Stats::new().snapshot(0);
         let used = |contended| LockUse {

@@ -42,7 +42,7 @@ use crate::shared::gauges::Role;
 use crate::shared::thread_states::{self, State};
 use crate::shared::{ClientDirectory, ClientId, Shared};
 use crate::socket::{self, ClientSocket, Hangup, TimedStream, BUSY};
-use crate::trace::Trace;
+use crate::watch::trace::Trace;
 use crate::{platform, writer};
 
 /// What an acceptor hands a new reader thread.
@@ -527,7 +527,7 @@ impl<'a> Session<'a> {
     }
 
     /// After `/trace`, the next chat line carries a trace from the time it
-    /// was read (`trace.rs`).
+    /// was read (`watch/trace.rs`).
     fn traced(&mut self, event: Event) -> Event {
         let (id, text, action, room) = match event {
             Event::Chat { id, text, room } if self.trace_next => (id, text, false, room),

@@ -9,7 +9,7 @@
 //! queue has something, takes everything already waiting (up to 64 KiB),
 //! and writes it all with one call. A gap marker comes out as the `! N
 //! lines were dropped` notice, in its place. Around both waits (for its
-//! queue, in `write`) it says on the thread board what it waits for
+//! queue, in `write`) it says what it waits for
 //! (`shared/thread_states.rs`). When the manager lets go of
 //! the queue (the client left, or the server is shutting down) it writes
 //! what is left and the door's goodbye, shuts the socket down, and exits.

@@ -3,7 +3,7 @@
 //! events channel is, and (a [`LockStats`] beside each of the two locks)
 //! how often a lock was taken and how often a thread had to wait for it;
 //! and the [`ThreadBoard`], where each thread says what it is doing
-//! (`thread_states.rs`).
+//! (`watch/board.rs`).
 //!
 //! Each number is one atomic, changed by a single atomic instruction.
 //! `Relaxed` ordering is enough: each is a tally read for display, and no
@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use super::thread_states::Role;
-use super::thread_states::{self, Held, LockId, OnBoard, State, ThreadBoard};
+use super::thread_states::{self, Held, LockId, State};
+use crate::watch::board::{OnBoard, ThreadBoard};
 // A lock's counters are loom's atomics in its model test, std's otherwise.
 #[cfg(all(loom, test))]
 use ::loom::sync::atomic::AtomicU64 as LockCounter;

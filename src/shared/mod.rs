@@ -10,9 +10,9 @@
 //! - the [`Stats`]: the server's counters, behind a `parking_lot::Mutex`;
 //! - the [`Gauges`]: atomics for the live view and `/metrics` (threads by
 //!   role, the events channel's depth, the fan-out histogram, the thread
-//!   board of `thread_states.rs`), and the `stopping` flag; no lock;
+//!   board, `watch/board.rs`), and the `stopping` flag; no lock;
 //! - the [`History`]: the last five minutes, a sample a second, for the
-//!   page's chart; written by the monitor only, no lock;
+//!   page's chart (`watch/samples.rs`); written by the monitor only;
 //! - the counter that numbers connections ([`ClientId`]);
 //! - with `--redis`, the [`NamesElsewhere`] through which readers claim
 //!   names on every server.
@@ -22,19 +22,18 @@
 
 pub(crate) mod clients;
 pub(crate) mod gauges;
-pub(crate) mod history;
 pub(crate) mod stats;
 pub(crate) mod thread_states;
 
 pub(crate) use clients::ClientDirectory;
 pub(crate) use gauges::Gauges;
-pub(crate) use history::History;
 pub(crate) use stats::{ManagerView, Stats, StatsSnapshot, Tally};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::config::Config;
+use crate::watch::samples::History;
 
 /// A connection's number, given by an acceptor in order of arrival and
 /// never reused while the server runs. Names change (`/nick`); ids do not,

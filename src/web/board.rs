@@ -1,13 +1,12 @@
 //! What `/stats.json` adds for the page's board of threads and its chart:
-//! the thread board (`shared/thread_states.rs`) and the last minutes'
-//! history (`shared/history.rs`). Runs on an `http-N` thread, and reads both
+//! the thread board (`watch/board.rs`) and the last minutes'
+//! history (`watch/samples.rs`). Runs on an `http-N` thread, and reads both
 //! without a lock: atomics only.
 
 use std::fmt::Write as _;
 
-use crate::shared::history::{Sample, KEPT};
-use crate::shared::thread_states::{LockId, RoleView, State, ThreadBoard, ThreadView};
-use crate::shared::History;
+use crate::watch::board::{LockId, RoleView, State, ThreadBoard, ThreadView};
+use crate::watch::samples::{History, Sample, KEPT};
 
 /// Client threads of each role shown one cell each; the rest are counted.
 pub(crate) const CELLS: usize = 64;
@@ -95,7 +94,7 @@ fn history_json(samples: &[Sample]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::thread_states::{LockId, Role};
+    use crate::watch::board::{LockId, Role};
 
     #[test]
     fn the_board_and_the_history_are_json_the_page_can_read() {

@@ -137,6 +137,7 @@ const OPTIONAL: &[&str] = &[
     "deadlock::",
     "deadlock-detection",
     "feature = \"redis\"",
+    "watch::",
 ];
 
 /// The seams: each line of core code that may name an optional part, by
@@ -175,6 +176,25 @@ const SEAMS: &[(&str, &str)] = &[
         "shared/thread_states.rs",
         "#[cfg(feature = \"deadlock-detection\")]",
     ),
+    // The thread board and the chart's samples (watch/): each thread's
+    // state goes to its slot through thread_states.rs alone; the gauges
+    // keep the board; the monitor adds samples and puts the board's
+    // threads on its line.
+    ("shared/thread_states.rs", "use crate::watch::board;"),
+    (
+        "shared/gauges.rs",
+        "use crate::watch::board::{OnBoard, ThreadBoard};",
+    ),
+    ("shared/mod.rs", "use crate::watch::samples::History;"),
+    ("monitor.rs", "use crate::watch::board::ThreadBoard;"),
+    ("monitor.rs", "use crate::watch::samples::Sample;"),
+    // A traced line (/trace): the reader starts its Trace, the event and
+    // the line carry it, the manager watches it until every copy is written.
+    ("reader.rs", "use crate::watch::trace::Trace;"),
+    ("event.rs", "use crate::watch::trace::Trace;"),
+    ("line.rs", "use crate::watch::trace::Trace;"),
+    ("manager.rs", "use crate::watch::trace::Trace;"),
+    ("manager.rs", "use crate::watch::traces::Traces;"),
     // Deadlock tests that name the threads when the detector is built in.
     (
         "shared/stats.rs",

@@ -1,8 +1,8 @@
 //! The traced lines the manager is watching (`/trace`, `trace.rs`): once
 //! every copy of one has been written, or after `GIVE_UP_AFTER`, the
-//! sender is told its journey.
+//! sender is to be told its journey.
 //!
-//! Owned by the manager alone, like `Here`. A writer never tells the
+//! Owned by the manager alone, like its `Here`. A writer never tells the
 //! manager it has written a copy; the manager looks, at each turn of its
 //! loop, and while it watches a trace it makes sure to turn at least every
 //! [`LOOK_EVERY`] ([`Traces::due`]). With no trace, this costs nothing.
@@ -11,11 +11,10 @@ use std::time::Instant;
 
 use crossbeam_channel::{after, never, Receiver};
 
-use super::Here;
+use super::trace::{Trace, GIVE_UP_AFTER};
 use crate::line::OutboundLine;
 use crate::logic::protocol;
 use crate::shared::ClientId;
-use crate::trace::{Trace, GIVE_UP_AFTER};
 
 /// How often the manager looks at the traces it watches.
 const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
@@ -54,21 +53,17 @@ impl Traces {
         }
     }
 
-    /// Tells each sender whose line has been written everywhere (or has
-    /// waited too long) its journey.
-    pub(crate) fn tell_finished(&mut self, here: &mut Here) {
+    /// The journeys of the lines written everywhere (or that have waited
+    /// too long), each with the sender to tell, one notice a line.
+    pub(crate) fn finished(&mut self) -> Vec<(ClientId, Vec<String>)> {
         if self.watching.is_empty() {
-            return;
+            return Vec::new();
         }
         let (done, waiting) = std::mem::take(&mut self.watching)
             .into_iter()
             .partition(|w| w.line.fan_out_finished() || w.since.elapsed() >= GIVE_UP_AFTER);
         self.watching = waiting;
-        for watched in done {
-            let text = protocol::excerpt(watched.line.text());
-            for line in watched.trace.journey(&text) {
-                here.notice(watched.id, &line);
-            }
-        }
+        let journey = |w: Watched| (w.id, w.trace.journey(&protocol::excerpt(w.line.text())));
+        done.into_iter().map(journey).collect()
     }
 }

@@ -7,7 +7,7 @@
 //! when it takes the event and when it has queued every copy; each
 //! recipient's writer notes when its `write` of the line has returned (the
 //! line carries the trace beside its fan-out timer, `line.rs`). The manager
-//! watches the traces it has sent on (`manager/traces.rs`), and once the
+//! watches the traces it has sent on (`watch/traces.rs`), and once the
 //! last copy is written, or after [`GIVE_UP_AFTER`], it tells the sender the
 //! journey as `* trace: ...` lines ([`Trace::journey`]).
 //!
