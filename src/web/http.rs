@@ -211,13 +211,26 @@ pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
     error_with(status, why, allow)
 }
 
+/// Sent with every error page. Its one sentence of plain text needs
+/// nothing, so the policy allows nothing (not even framing), and no browser
+/// may take the text for another type.
+const ERROR_HEADERS: &[(&str, &str)] = &[
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
 /// An error page with headers of its own (`Allow: POST`, `Retry-After`).
 pub(crate) fn error_with(status: u16, why: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     let body = format!("{status} {}: {why}\n", reason(status));
+    let headers: Vec<(&str, &str)> = ERROR_HEADERS.iter().chain(headers).copied().collect();
     response(
         status,
         "text/plain; charset=utf-8",
-        headers,
+        &headers,
         body.as_bytes(),
         false,
     )

@@ -33,7 +33,8 @@ const PAGE: &str = include_str!("index.html");
 const PAGE_CSS: &str = include_str!("page.css");
 const PAGE_JS: &str = include_str!("page.js");
 
-/// Sent with every answer but the errors. The policy lets a page from here
+/// Sent with every answer but the errors (which have their own,
+/// `http::error_with`). The policy lets a page from here
 /// run only its own script and style (no inline ones), fetch and open a
 /// WebSocket only to this same server, and be framed by nobody (against
 /// clickjacking). `connect-src 'self'` takes in `ws://` to the page's own

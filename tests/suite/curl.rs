@@ -2,7 +2,8 @@
 //! `curl -N …/events?name=NAME` watches, `curl -d LINE …/say?token=…`
 //! talks, beside nc and WebSocket clients in the same room.
 
-use std::net::SocketAddr;
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use crate::common::curl::{curl_available, fetch, say, Watcher};
@@ -242,6 +243,24 @@ fn a_stream_whose_curl_has_gone_stops_speaking_though_say_keeps_coming() {
     assert!(
         heard.len() < answers.len(),
         "at most the lines answered 204 before carol left: {heard:?}"
+    );
+}
+
+#[test]
+fn a_stream_whose_client_half_closes_ends_as_if_it_had_gone() {
+    // Raw TCP, as `nc -N` would: curl never half-closes.
+    let (server, web) = start_web_server(test_config());
+    let mut bob = Client::register(server.local_addr(), "bob");
+    let mut stream = http::connect(web);
+    let ask = "GET /events?name=dave HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    stream.write_all(ask.as_bytes()).expect("send the request");
+    bob.expect("* dave joined");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    bob.expect("* dave left");
+    let stream_text = http::read_until_closed(&mut stream);
+    assert!(
+        stream_text.contains("event: end"),
+        "the stream should end with its end event; it sent {stream_text:?}"
     );
 }
 

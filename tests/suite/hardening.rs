@@ -273,6 +273,32 @@ fn the_page_and_its_files_come_with_a_policy_that_allows_only_themselves() {
 }
 
 #[test]
+fn error_pages_come_with_a_policy_that_allows_nothing() {
+    let (_server, web) = web_server(test_config());
+    let asks = [
+        (404, "GET /no-such-page HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        (405, "DELETE / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        (421, "GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n"),
+        (400, "NONSENSE\r\n\r\n"),
+    ];
+    for (expected, ask) in asks {
+        let answer = http::request(web, ask);
+        assert_eq!(status(&answer), expected, "{ask:?} got {answer}");
+        let policy = header(&answer, "Content-Security-Policy");
+        assert_eq!(
+            policy,
+            Some("default-src 'none'; frame-ancestors 'none'"),
+            "{ask:?} got {answer}"
+        );
+        assert_eq!(
+            header(&answer, "X-Content-Type-Options"),
+            Some("nosniff"),
+            "{ask:?} got {answer}"
+        );
+    }
+}
+
+#[test]
 fn one_address_cannot_open_connections_without_end() {
     let server = start_server(Config {
         max_per_addr: 64,
