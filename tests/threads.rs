@@ -12,7 +12,7 @@ mod common;
 use common::curl::{curl_available, say, Watcher};
 use common::irc::IrcClient;
 use common::{start_server, test_config, wait_until, Client};
-use threadchat::Config;
+use threadchat::{Config, ServerHandle};
 
 fn thread_count() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
@@ -33,51 +33,73 @@ fn threads_are_three_plus_two_per_connection_and_none_leak() {
     event_streams_have_two_threads_each_too();
 }
 
-fn line_clients_have_two_threads_each() {
-    const CLIENTS: usize = 25;
-    let baseline = thread_count();
-    let server = start_server(test_config());
-    let addr = server.local_addr();
-    wait_until("3 server threads", thread_count, |&n| n == baseline + 3);
+/// One door, as the count sees it.
+struct Door<C> {
+    /// What its connections are called in a failure message.
+    what: &'static str,
+    config: Config,
+    /// The server's own threads with this door on: 3, or 4 with its acceptor.
+    server_threads: usize,
+    /// Threads this test process spends on each open connection.
+    ours_each: usize,
+    /// Opens a connection and registers `name`.
+    open: fn(&ServerHandle, &str) -> C,
+    /// Opens a connection that never registers, if the door has them.
+    open_unnamed: Option<fn(&ServerHandle) -> C>,
+    /// Leaves politely (`/quit`, `QUIT`); the other half just vanish.
+    quit: fn(&ServerHandle, &mut C),
+}
 
-    let mut clients: Vec<Client> = (0..CLIENTS)
-        .map(|n| Client::register(addr, &format!("t{n}")))
-        .collect();
-    let unnamed = {
-        let mut client = Client::connect(addr, "unnamed");
-        client.expect_greeting();
-        client
-    };
-    let expected = baseline + 3 + 2 * (CLIENTS + 1);
+/// Opens `count` connections (and one that never registers) and sees two
+/// server threads each; half leave politely, half vanish, and every
+/// thread ends; then a few left open are joined by `shutdown()`.
+fn two_threads_per_connection<C>(door: Door<C>, count: usize) {
+    let baseline = thread_count();
+    let server = start_server(door.config);
+    let ours = baseline + door.server_threads;
     wait_until(
-        &format!("{expected} threads with {} connections", CLIENTS + 1),
+        &format!("{} server threads", door.server_threads),
+        thread_count,
+        |&n| n == ours,
+    );
+    let mut named: Vec<C> = (0..count)
+        .map(|n| (door.open)(&server, &format!("t{n}")))
+        .collect();
+    let unnamed: Vec<C> = door
+        .open_unnamed
+        .map(|open| open(&server))
+        .into_iter()
+        .collect();
+    let open = count + unnamed.len();
+    let expected = ours + (2 + door.ours_each) * open;
+    wait_until(
+        &format!("{expected} threads with {open} {}", door.what),
         thread_count,
         |&n| n == expected,
     );
-
-    // Half leave with /quit, half just vanish.
-    for (n, client) in clients.iter_mut().enumerate() {
-        if n % 2 == 0 {
-            client.send("/quit");
-        }
+    let vanishing: Vec<C> = (0..count / 2).filter_map(|_| named.pop()).collect();
+    for connection in named.iter_mut() {
+        (door.quit)(&server, connection);
     }
-    drop(clients);
+    drop(vanishing);
     drop(unnamed);
     wait_until(
-        "back to 3 server threads after every client left",
+        &format!(
+            "back to {} server threads after every one left",
+            door.server_threads
+        ),
         thread_count,
-        |&n| n == baseline + 3,
+        |&n| n == ours,
     );
-    assert_eq!(server.stats().connections_open, 0);
+    assert_eq!(server.stats().connections_open, 0, "{}", door.what);
     assert!(
         server.online().is_empty(),
         "stale names: {:?}",
         server.online()
     );
-
-    // Connected clients at shutdown are joined too.
-    let _left_connected: Vec<Client> = (0..5)
-        .map(|n| Client::register(addr, &format!("late{n}")))
+    drop(named);
+    let _left_open: Vec<C> = (0..3)
+        .map(|n| (door.open)(&server, &format!("late{n}")))
         .collect();
     server.shutdown();
     // shutdown() has joined every thread it started; a joined thread can
@@ -89,116 +111,76 @@ fn line_clients_have_two_threads_each() {
     );
 }
 
+fn line_clients_have_two_threads_each() {
+    two_threads_per_connection(
+        Door {
+            what: "connections",
+            config: test_config(),
+            server_threads: 3,
+            ours_each: 0,
+            open: |server, name| Client::register(server.local_addr(), name),
+            open_unnamed: Some(|server| {
+                let mut client = Client::connect(server.local_addr(), "unnamed");
+                client.expect_greeting();
+                client
+            }),
+            quit: |_, client| client.send("/quit"),
+        },
+        25,
+    );
+}
+
 /// With `--irc`, one more server thread (`irc-acceptor`), and two per IRC
 /// client, registered or not, as for any client.
 fn irc_clients_have_two_threads_each_too() {
-    const CLIENTS: usize = 10;
-    let baseline = thread_count();
-    let server = start_server(Config {
-        irc: Some("127.0.0.1:0".to_string()),
-        ..test_config()
-    });
-    let irc = server.irc_addr().expect("the IRC door");
-    wait_until(
-        "4 server threads (the IRC door's acceptor too)",
-        thread_count,
-        |&n| n == baseline + 4,
+    two_threads_per_connection(
+        Door {
+            what: "IRC connections",
+            config: Config {
+                irc: Some("127.0.0.1:0".to_string()),
+                ..test_config()
+            },
+            server_threads: 4,
+            ours_each: 0,
+            open: |server, nick| IrcClient::register(irc(server), nick),
+            open_unnamed: Some(|server| IrcClient::connect(irc(server), "unregistered")),
+            quit: |_, client| client.send("QUIT :bye"),
+        },
+        10,
     );
-    let mut clients: Vec<IrcClient> = (0..CLIENTS)
-        .map(|n| IrcClient::register(irc, &format!("i{n}")))
-        .collect();
-    let unregistered = IrcClient::connect(irc, "unregistered");
-    let expected = baseline + 4 + 2 * (CLIENTS + 1);
-    wait_until(
-        &format!("{expected} threads with {} IRC connections", CLIENTS + 1),
-        thread_count,
-        |&n| n == expected,
-    );
-    for (n, client) in clients.iter_mut().enumerate() {
-        if n % 2 == 0 {
-            client.send("QUIT :bye");
-        }
-    }
-    drop(clients);
-    drop(unregistered);
-    wait_until(
-        "back to 4 server threads after every IRC client left",
-        thread_count,
-        |&n| n == baseline + 4,
-    );
-    assert!(
-        server.online().is_empty(),
-        "stale names: {:?}",
-        server.online()
-    );
-    let _left_connected: Vec<IrcClient> = (0..3)
-        .map(|n| IrcClient::register(irc, &format!("late{n}")))
-        .collect();
-    server.shutdown();
-    wait_until(
-        "the baseline thread count after shutdown()",
-        thread_count,
-        |&n| n == baseline,
-    );
+}
+
+fn irc(server: &ServerHandle) -> std::net::SocketAddr {
+    server.irc_addr().expect("the IRC door")
 }
 
 /// With `--http`, one more server thread (`http-acceptor`), and two per
 /// event stream (`curl -N …/events`): its `http-N` thread becomes its
 /// reader, and the reader starts a writer. A `/say` is a short `http-N`
-/// thread that is gone once answered.
+/// thread that is gone once answered. In this process, two more per curl:
+/// its stdout's and its stderr's readers (tests/common/process.rs), until
+/// it exits.
 fn event_streams_have_two_threads_each_too() {
     if !curl_available() {
         return;
     }
-    const STREAMS: usize = 6;
-    let baseline = thread_count();
-    let server = start_server(Config {
-        http: Some("127.0.0.1:0".to_string()),
-        ..test_config()
-    });
-    let web = server.web_addr().expect("the web door");
-    wait_until(
-        "4 server threads (the web door's acceptor too)",
-        thread_count,
-        |&n| n == baseline + 4,
+    two_threads_per_connection(
+        Door {
+            what: "event streams (and their curls' pipes)",
+            config: Config {
+                http: Some("127.0.0.1:0".to_string()),
+                ..test_config()
+            },
+            server_threads: 4,
+            ours_each: 2,
+            open: |server, name| Watcher::watch(web(server), name, &[]),
+            open_unnamed: None,
+            quit: |server, stream| assert_eq!(say(web(server), &stream.token, "/quit").status, 204),
+        },
+        6,
     );
-    let mut streams: Vec<Watcher> = (0..STREAMS)
-        .map(|n| Watcher::watch(web, &format!("s{n}"), &[]))
-        .collect();
-    // And in this process, two per curl: its stdout's and its stderr's
-    // readers (tests/common/process.rs), until it exits.
-    let expected = baseline + 4 + 2 * STREAMS + 2 * STREAMS;
-    wait_until(
-        &format!("{expected} threads with {STREAMS} event streams (and their curls' pipes)"),
-        thread_count,
-        |&n| n == expected,
-    );
-    // Half leave with /quit, half as curl exits.
-    for (n, stream) in streams.iter_mut().enumerate() {
-        if n % 2 == 0 {
-            assert_eq!(say(web, &stream.token, "/quit").status, 204);
-        } else {
-            stream.process.kill();
-        }
-    }
-    wait_until(
-        "back to 4 server threads after every stream ended",
-        thread_count,
-        |&n| n == baseline + 4,
-    );
-    assert!(
-        server.online().is_empty(),
-        "stale names: {:?}",
-        server.online()
-    );
-    drop(streams);
-    let _left_open: Vec<Watcher> = (0..3)
-        .map(|n| Watcher::watch(web, &format!("late{n}"), &[]))
-        .collect();
-    server.shutdown();
-    wait_until(
-        "the baseline thread count after shutdown()",
-        thread_count,
-        |&n| n == baseline,
-    );
+}
+
+fn web(server: &ServerHandle) -> std::net::SocketAddr {
+    server.web_addr().expect("the web door")
 }

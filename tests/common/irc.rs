@@ -91,14 +91,7 @@ impl IrcClient {
 
     /// Reads lines until one equals `expected`, returning the ones skipped.
     pub fn skip_until(&mut self, expected: &str) -> Vec<String> {
-        let mut skipped = Vec::new();
-        loop {
-            let line = self.line();
-            if line == expected {
-                return skipped;
-            }
-            skipped.push(line);
-        }
+        super::skip_until(|| self.line(), expected)
     }
 
     /// The server must close the connection (after any lines already sent).

@@ -86,6 +86,19 @@ pub fn wait_until<T: std::fmt::Debug>(
     }
 }
 
+/// Lines from `next` until one is `expected`; the lines before it. `next`
+/// fails the test (with what it has seen) if no line comes in time.
+pub fn skip_until(mut next: impl FnMut() -> String, expected: &str) -> Vec<String> {
+    let mut skipped = Vec::new();
+    loop {
+        let line = next();
+        if line == expected {
+            return skipped;
+        }
+        skipped.push(line);
+    }
+}
+
 /// Registers `names` in order, each once the one before has been welcomed,
 /// and has every client read the arrival of each later one: each earlier
 /// client's next lines must be exactly `* NAME joined` for every later name,
@@ -310,14 +323,7 @@ impl Client {
 
     /// Reads lines until one equals `expected`, returning the ones skipped.
     pub fn skip_until(&mut self, expected: &str) -> Vec<String> {
-        let mut skipped = Vec::new();
-        loop {
-            let line = self.line();
-            if line == expected {
-                return skipped;
-            }
-            skipped.push(line);
-        }
+        skip_until(|| self.line(), expected)
     }
 
     /// The server must close the connection (after any lines already sent).

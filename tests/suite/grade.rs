@@ -10,7 +10,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::process::{run, BINARY};
+use crate::common::process::{run, Finished, BINARY};
 
 const GRADER: &str = env!("CARGO_BIN_EXE_threadchat-grade");
 
@@ -23,28 +23,55 @@ fn temp_file(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("threadchat-grade-{}-{name}", std::process::id()))
 }
 
+/// The grader, run to its end with `args`.
+struct Graded(Finished);
+
+impl Graded {
+    fn run(args: &[&str]) -> Graded {
+        Graded(run(Command::new(GRADER).args(args)))
+    }
+
+    /// It exited with `code`; else the test fails, showing all it wrote.
+    fn exits(&self, code: i32) -> &Self {
+        let Finished {
+            status,
+            stdout,
+            stderr,
+        } = &self.0;
+        assert_eq!(status.code(), Some(code), "{stdout}{stderr}");
+        self
+    }
+
+    /// Its table (stdout) says `text`.
+    fn says(&self, text: &str) -> &Self {
+        let stdout = &self.0.stdout;
+        assert!(stdout.contains(text), "expected {text:?} in:\n{stdout}");
+        self
+    }
+
+    /// Its complaint (stderr) says `text`.
+    fn complains(&self, text: &str) -> &Self {
+        let stderr = &self.0.stderr;
+        assert!(stderr.contains(text), "expected {text:?} in:\n{stderr}");
+        self
+    }
+}
+
 #[test]
 fn the_reference_gets_full_marks_and_gradescopes_json() {
     let json = temp_file("reference.json");
-    let graded = run(Command::new(GRADER)
-        .args(["--exe", &reference(), "--only", "registration/*,whispers/*"])
-        .arg("--json")
-        .arg(&json)
-        .arg("--quiet"));
-    assert_eq!(
-        graded.status.code(),
-        Some(0),
-        "{}{}",
-        graded.stdout,
-        graded.stderr
-    );
-    assert!(
-        graded
-            .stdout
-            .contains("registration and names             9/9"),
-        "{}",
-        graded.stdout
-    );
+    let (reference, json_arg) = (reference(), json.to_string_lossy().into_owned());
+    Graded::run(&[
+        "--exe",
+        &reference,
+        "--only",
+        "registration/*,whispers/*",
+        "--json",
+        &json_arg,
+        "--quiet",
+    ])
+    .exits(0)
+    .says("registration and names             9/9");
     let text = std::fs::read_to_string(&json).expect("the JSON file");
     let _ = std::fs::remove_file(&json);
     // Registration's 10 points and whispers' 8: 14 tests, all passed.
@@ -68,35 +95,14 @@ fn a_server_that_never_answers_fails_each_test_within_the_wait() {
         drop(held);
     });
     let started = Instant::now();
-    let graded = run(Command::new(GRADER).args([
-        "--addr",
-        &addr.to_string(),
-        "--only",
-        "registration/greeting_and_prompt,broadcast/*",
-        "--wait",
-        "0.5",
-        "--quiet",
-    ]));
+    let only = "registration/greeting_and_prompt,broadcast/*";
+    let addr = addr.to_string();
+    let graded = Graded::run(&["--addr", &addr, "--only", only, "--wait", "0.5", "--quiet"]);
     let took = started.elapsed();
-    assert_eq!(
-        graded.status.code(),
-        Some(1),
-        "{}{}",
-        graded.stdout,
-        graded.stderr
-    );
-    assert!(
-        graded.stdout.contains(
-            "newcomer: expected \"* welcome to threadchat\", but no line came within 0.5 s"
-        ),
-        "{}",
-        graded.stdout
-    );
-    assert!(
-        graded.stdout.contains("0.00 / 11.11  (0 %)"),
-        "{}",
-        graded.stdout
-    );
+    graded
+        .exits(1)
+        .says("newcomer: expected \"* welcome to threadchat\", but no line came within 0.5 s")
+        .says("0.00 / 11.11  (0 %)");
     // Seven tests, each stopped by its first wait of half a second.
     assert!(
         took < Duration::from_secs(6),
@@ -107,34 +113,11 @@ fn a_server_that_never_answers_fails_each_test_within_the_wait() {
 #[cfg(unix)]
 #[test]
 fn a_server_that_exits_is_failed_with_its_status_and_last_words() {
-    let graded = run(Command::new(GRADER).args([
-        "--exe",
-        "sh -c 'echo cannot start: out of ideas >&2; exit 101' {port}",
-        "--only",
-        "users/*",
-        "--quiet",
-    ]));
-    assert_eq!(
-        graded.status.code(),
-        Some(1),
-        "{}{}",
-        graded.stdout,
-        graded.stderr
-    );
-    assert!(
-        graded
-            .stdout
-            .contains("the server exited with status 101 before it listened on port "),
-        "{}",
-        graded.stdout
-    );
-    assert!(
-        graded
-            .stdout
-            .contains("its last output: cannot start: out of ideas"),
-        "{}",
-        graded.stdout
-    );
+    let exits = "sh -c 'echo cannot start: out of ideas >&2; exit 101' {port}";
+    Graded::run(&["--exe", exits, "--only", "users/*", "--quiet"])
+        .exits(1)
+        .says("the server exited with status 101 before it listened on port ")
+        .says("its last output: cannot start: out of ideas");
 }
 
 /// A server's last words can reach the grader after its exit status does
@@ -143,27 +126,10 @@ fn a_server_that_exits_is_failed_with_its_status_and_last_words() {
 #[cfg(unix)]
 #[test]
 fn the_last_words_of_a_server_are_quoted_even_when_they_come_after_its_exit() {
-    let graded = run(Command::new(GRADER).args([
-        "--exe",
-        "sh -c '(sleep 0.3; echo cannot start: late >&2) & exit 101' {port}",
-        "--only",
-        "users/*",
-        "--quiet",
-    ]));
-    assert!(
-        graded
-            .stdout
-            .contains("the server exited with status 101 before it listened on port "),
-        "{}",
-        graded.stdout
-    );
-    assert!(
-        graded
-            .stdout
-            .contains("its last output: cannot start: late"),
-        "{}",
-        graded.stdout
-    );
+    let exits = "sh -c '(sleep 0.3; echo cannot start: late >&2) & exit 101' {port}";
+    Graded::run(&["--exe", exits, "--only", "users/*", "--quiet"])
+        .says("the server exited with status 101 before it listened on port ")
+        .says("its last output: cannot start: late");
 }
 
 #[test]
@@ -171,23 +137,11 @@ fn a_rubric_with_a_mistake_is_refused_naming_the_line() {
     let rubric = temp_file("rubric.txt");
     std::fs::write(&rubric, "# points\nrooms = 10\n    rooms/no_such_test\n")
         .expect("write the rubric");
-    let graded = run(Command::new(GRADER)
-        .args(["--exe", &reference(), "--rubric"])
-        .arg(&rubric));
+    let (reference, rubric_arg) = (reference(), rubric.to_string_lossy().into_owned());
+    let graded = Graded::run(&["--exe", &reference, "--rubric", &rubric_arg]);
     let _ = std::fs::remove_file(&rubric);
-    assert_eq!(
-        graded.status.code(),
-        Some(2),
-        "{}{}",
-        graded.stdout,
-        graded.stderr
-    );
-    assert!(
-        graded.stderr.contains(
-            "rubric.txt:3: rooms/no_such_test: no such test (threadchat-grade --list lists them)"
-        ),
-        "{}",
-        graded.stderr
+    graded.exits(2).complains(
+        "rubric.txt:3: rooms/no_such_test: no such test (threadchat-grade --list lists them)",
     );
 }
 
