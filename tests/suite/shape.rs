@@ -1,9 +1,10 @@
-//! The layout holds its shape (docs/ARCHITECTURE.md, invariants 6 and 7):
-//! the plain-logic modules use no threads, locks, channels or sockets, and
+//! The layout holds its shape (docs/ARCHITECTURE.md, invariants 6, 7 and
+//! 12): the plain-logic modules use no threads, locks, channels or sockets,
 //! the core names the optional parts (the web door, the cluster, the
-//! deadlock detector) only at the seams listed here. These tests read the
-//! source, with comments left out; they fail with the file, the line and
-//! what it names.
+//! deadlock detector, watching the threads) only at the seams listed here,
+//! and the core's reading path stays within its budget of lines. These
+//! tests read the source, with comments left out; they fail with the file,
+//! the line and what it names (or, for the budget, each file's count).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -341,4 +342,88 @@ fn no_module_imports_the_module_that_starts_it() {
         }
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// The files a reader follows from `main` through accept, read, route,
+/// write and shut down (docs/ARCHITECTURE.md, invariant 12): every file of
+/// `shared/` and `logic/` but IRC's, and these.
+const READING_PATH: &[&str] = &[
+    "main.rs",
+    "lib.rs",
+    "server.rs",
+    "shutdown.rs",
+    "config.rs",
+    "socket.rs",
+    "platform.rs",
+    "os_limits.rs",
+    "acceptor.rs",
+    "reader.rs",
+    "writer.rs",
+    "manager.rs",
+    "manager/here.rs",
+    "manager/elsewhere.rs",
+    "monitor.rs",
+    "event.rs",
+    "line.rs",
+    "outbox.rs",
+    "outbox/sync.rs",
+    "doors/mod.rs",
+    "doors/line.rs",
+];
+
+/// The most lines the reading path may hold (invariant 12).
+const READING_BUDGET: usize = 7_700;
+
+fn on_reading_path(file: &str) -> bool {
+    let shared = file.starts_with("shared/") && !file[7..].contains('/');
+    let logic = file.starts_with("logic/") && file != "logic/irc.rs";
+    READING_PATH.contains(&file) || shared || logic
+}
+
+/// A file's lines up to its in-file test module (`#[cfg(test)]` then
+/// `mod tests {` or `mod loom {`), less `#[cfg(test)] mod NAME;` lines.
+fn lines_without_tests(path: &Path) -> usize {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    let mut counted = 0;
+    for (n, line) in lines.iter().enumerate() {
+        let next = lines.get(n + 1).copied().unwrap_or("");
+        if line.starts_with("#[cfg(test)]") {
+            if next.starts_with("mod tests {") || next.starts_with("mod loom {") {
+                break;
+            }
+            if next.starts_with("mod ") && next.ends_with(';') {
+                continue;
+            }
+        }
+        counted += 1;
+    }
+    counted
+}
+
+#[test]
+fn the_core_reading_path_stays_within_its_budget() {
+    let counts: Vec<(String, usize)> = (rust_files(Path::new(SRC)).iter())
+        .map(|file| (relative(file), file))
+        .filter(|(name, _)| on_reading_path(name))
+        .map(|(name, file)| (name, lines_without_tests(file)))
+        .collect();
+    let missing: Vec<_> = (READING_PATH.iter())
+        .filter(|file| !counts.iter().any(|(name, _)| name == *file))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "READING_PATH names files that are gone: {missing:?}"
+    );
+    let total: usize = counts.iter().map(|(_, lines)| lines).sum();
+    let each: Vec<String> = (counts.iter())
+        .map(|(name, lines)| format!("{lines:>5} src/{name}"))
+        .collect();
+    assert!(
+        total <= READING_BUDGET,
+        "the core's reading path holds {total} lines in {} files, past its budget of \
+         {READING_BUDGET} (docs/ARCHITECTURE.md, invariant 12):\n{}",
+        counts.len(),
+        each.join("\n")
+    );
 }
