@@ -122,8 +122,9 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7880";
 pub const DEFAULT_IRC_ADDR: &str = "127.0.0.1:6667";
 
 /// `--max-backlog`: 256 KiB per client. A burst of about 4,000 short chat
-/// lines fits while a client's writer waits for a CPU; with 10,000 clients
-/// all stalled the backlogs hold at most 2.5 GiB (docs/PROTOCOL.md, Limits).
+/// lines fits while a client's writer waits for a CPU; all the backlogs
+/// together are held to `--max-total-backlog` (docs/RELIABILITY.md,
+/// "Memory: the worst case").
 pub const DEFAULT_MAX_BACKLOG: usize = 256 * 1024;
 
 /// Stack size of every reader and writer thread. The default (2 MiB) is
@@ -184,8 +185,9 @@ pub enum Invocation {
     Version,
 }
 
-/// What `--help` prints: every flag and its default, as README's "Flags"
-/// gives them (kept in a text file, as it is read, not followed).
+/// What `--help` prints: every flag and its default (README's "Flags" has
+/// each too, tests/suite/shape.rs checks). Kept in a text file, as it is
+/// read, not followed.
 pub const USAGE: &str = include_str!("config/usage.txt").trim_ascii_end();
 
 /// Parses the arguments after the program name. `env_addr` is

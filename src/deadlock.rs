@@ -11,6 +11,7 @@
 //! locks it holds and which it waits for. A deadlocked thread stays
 //! blocked: the report is for a person to read.
 
+use std::path::Path;
 use std::thread::ThreadId;
 
 use crate::watch::board::{State, ThreadBoard, ThreadView};
@@ -36,11 +37,15 @@ pub(crate) fn reports(board: Option<&ThreadBoard>) -> Vec<String> {
         let mut summaries = Vec::new();
         let mut backtraces = Vec::new();
         for thread in cycle {
-            let names = (thread.backtrace().frames().iter())
+            let ours: Vec<String> = (thread.backtrace().frames().iter())
                 .flat_map(|frame| frame.symbols())
-                .filter_map(|symbol| symbol.name().map(|name| format!("{name:#}")));
+                .filter_map(|symbol| {
+                    let name = symbol.name().map(|name| format!("{name:#}"))?;
+                    our_frame(&name, symbol.filename())
+                })
+                .collect();
             let seen = board.and_then(|board| board.find(thread.thread_id()));
-            summaries.push(summary(thread.thread_id(), seen.as_ref(), &ours(names)));
+            summaries.push(summary(thread.thread_id(), seen.as_ref(), &ours));
             backtraces.push(format!(
                 "{:?}:\n{:?}",
                 thread.thread_id(),
@@ -62,11 +67,27 @@ pub(crate) fn reports(board: Option<&ThreadBoard>) -> Vec<String> {
     reports
 }
 
-/// Our own frames among a backtrace's symbol names (innermost first; `{:#}`
-/// leaves out the symbol's hash), without the crate's name or a closure's
-/// suffix.
-fn ours(names: impl Iterator<Item = String>) -> Vec<String> {
-    names.filter_map(|name| ours_only(&name)).collect()
+/// A frame's name if the frame is ours (`{:#}` leaves out the symbol's
+/// hash), without the crate's name or a closure's suffix. A call the
+/// compiler inlined (in a release build, most of ours) has only its own
+/// short name (`publish`, `{closure#1}`), so its module is read from its
+/// file instead: `src/shared/stats.rs` is `shared::stats`.
+fn our_frame(name: &str, file: Option<&Path>) -> Option<String> {
+    if let Some(ours) = ours_only(name) {
+        return Some(ours);
+    }
+    let file = file?.to_str()?;
+    let under_src = match file.strip_prefix(concat!(env!("CARGO_MANIFEST_DIR"), "/src/")) {
+        Some(relative) => relative,
+        None => file.strip_prefix("src/")?,
+    };
+    let module = under_src.strip_suffix(".rs")?;
+    let module = module
+        .strip_suffix("/mod")
+        .unwrap_or(module)
+        .replace('/', "::");
+    let short = name.split('<').next().unwrap_or(name);
+    Some(format!("{module}::{short}"))
 }
 
 fn ours_only(name: &str) -> Option<String> {
@@ -90,10 +111,17 @@ fn lock_helpers() -> Vec<String> {
         .collect()
 }
 
-/// The modules (the last two of `helpers`) count: any frame in them.
+/// The modules (the last two of `helpers`) count: any frame in them. An
+/// inlined frame's name has no type (`shared::stats::lock` for
+/// `shared::stats::Stats::lock`), so types are left out of both sides.
 fn is_lock_helper(helpers: &[String], name: &str) -> bool {
     let (functions, modules) = helpers.split_at(helpers.len() - 2);
-    functions.iter().any(|helper| helper == name)
+    let untyped = |name: &str| -> String {
+        let segments = name.split("::");
+        let lower = segments.filter(|s| !s.starts_with(|c: char| c.is_ascii_uppercase()));
+        lower.collect::<Vec<_>>().join("::")
+    };
+    (functions.iter()).any(|helper| helper == name || untyped(helper) == untyped(name))
         || (modules.iter()).any(|module| name.starts_with(&format!("{module}::")))
 }
 
@@ -103,10 +131,12 @@ fn is_lock_helper(helpers: &[String], name: &str) -> bool {
 fn summary(id: ThreadId, seen: Option<&ThreadView>, ours: &[String]) -> String {
     let helpers = lock_helpers();
     let unknown = "?".to_string();
-    let role = ours.last().unwrap_or(&unknown);
-    let waits_in = (ours.iter())
-        .find(|name| !is_lock_helper(&helpers, name))
-        .unwrap_or(&unknown);
+    // An inlined closure is only `{closure#N}`: the function around it, if
+    // the backtrace has one, says more.
+    let named = |name: &&String| !name.ends_with('}');
+    let role = (ours.iter().rev().find(named).or(ours.last())).unwrap_or(&unknown);
+    let waits_in = ours.iter().filter(|name| !is_lock_helper(&helpers, name));
+    let waits_in = (waits_in.clone().find(named).or(waits_in.clone().next())).unwrap_or(&unknown);
     let Some(seen) = seen else {
         return format!("  {id:?}, running {role}, waits in {waits_in}");
     };
@@ -154,6 +184,41 @@ mod tests {
         let line = summary(thread::current().id(), None, &ours);
         assert!(
             line.ends_with(", running manager::run, waits in shared::stats::Stats::publish"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn an_inlined_frame_is_named_by_its_file_and_still_looked_past_as_a_helper() {
+        // What a release build's backtrace holds for calls the compiler
+        // inlined: the short name alone, and the file.
+        let file = |path: &str| Some(Path::new(path).to_path_buf());
+        let frames = [
+            (
+                "acquire<parking_lot::MutexGuard<()>>",
+                file("src/shared/gauges.rs"),
+            ),
+            ("lock", file("src/shared/stats.rs")),
+            ("publish", file("src/shared/stats.rs")),
+            ("{closure#0}", file("src/manager.rs")),
+            ("run", file("src/manager.rs")),
+            (
+                "{closure#2}",
+                file(concat!(env!("CARGO_MANIFEST_DIR"), "/src/server.rs")),
+            ),
+            (
+                "call_once<F>",
+                file("/rustc/abc/library/core/src/ops/function.rs"),
+            ),
+        ];
+        let ours: Vec<String> = (frames.iter())
+            .filter_map(|(name, path)| our_frame(name, path.as_deref()))
+            .collect();
+        assert_eq!(ours[0], "shared::gauges::acquire", "{ours:?}");
+        assert_eq!(ours.len(), 6, "core's own frame is not ours: {ours:?}");
+        let line = summary(thread::current().id(), None, &ours);
+        assert!(
+            line.ends_with(", running manager::run, waits in shared::stats::publish"),
             "{line}"
         );
     }
@@ -213,10 +278,14 @@ mod tests {
         assert_eq!(reports.len(), 1, "expected one deadlock, got {reports:#?}");
         let report = &reports[0];
         assert!(report.contains("2 threads"), "{report}");
-        // Both threads are named by where they run and where they wait.
+        // Both threads are named by where they run and where they wait: in
+        // this file, whether its frames were inlined (a release build:
+        // `deadlock::{closure#0}`) or not (`deadlock::tests::…`).
         let summaries = report.lines().filter(|line| line.contains(", waits in "));
         let named = summaries
-            .filter(|line| line.contains("deadlock::tests::"))
+            .filter(|line| {
+                line.contains("running deadlock::") && line.contains("waits in deadlock::")
+            })
             .count();
         assert_eq!(named, 2, "expected both threads named: {report}");
         // And by their names, with the lock each holds and the one it waits for.

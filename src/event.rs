@@ -36,8 +36,8 @@ pub(crate) enum LeaveReason {
     Flooding,
     /// It spoke HTTP or TLS to the chat port.
     WrongProtocol(WrongProtocol),
-    /// A door that pings (WebSocket) heard nothing back for twice
-    /// `--ping-after`.
+    /// A door whose clients answer pings (WebSocket, IRC) heard nothing
+    /// back for twice `--ping-after`.
     Unresponsive,
     /// The reader thread panicked; the panic was caught and the client dropped.
     Panicked,
@@ -76,9 +76,8 @@ pub(crate) struct Named {
 /// Everything that reaches the manager. Each variant is one thing a client
 /// did or asked for; the manager alone decides who hears about it.
 ///
-/// A reader sends `Connected` first and `Left` last, and the channel keeps one
-/// sender's messages in order, so the manager sees every client's life in the
-/// order it happened.
+/// The order in which a client's events arrive is docs/ARCHITECTURE.md's
+/// invariant 5.
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A connection was accepted. `outbox` is the manager's end of the
@@ -100,8 +99,8 @@ pub(crate) enum Event {
     },
     /// The reader claimed `name` in the client directory for this client.
     Registered { id: ClientId, name: String },
-    /// The reader claimed `new`; the manager releases `old` once it has told
-    /// the room, so the two announcements can never cross.
+    /// The reader claimed `new`; the manager releases `old` when it handles
+    /// this event (docs/ARCHITECTURE.md, invariant 4).
     Renamed {
         id: ClientId,
         old: String,

@@ -13,10 +13,11 @@
 //! what they share is in `shared`; how bytes become lines is in `doors`; the
 //! plain logic they call is in `logic`. The optional parts are `web` (the
 //! web door), `cluster` (several servers through Redis), `deadlock` (the
-//! detector) and `watch` (the thread board and the chart's samples), each
-//! behind the seams tests/suite/shape.rs lists, and a student may skip them.
+//! detector) and `watch` (the thread board, the chart's samples and
+//! `/trace`'s traced line), each behind the seams tests/suite/shape.rs
+//! lists, and a student may skip them.
 
-// The core: the threads, in the order a connection meets them.
+// The core: one module per thread role, and `server`, which starts them.
 mod acceptor;
 mod manager;
 mod monitor;
@@ -41,8 +42,9 @@ mod socket;
 // Plain logic: no I/O, no threads, no locks.
 mod logic;
 
-// Watching the threads: the board each thread writes its state on (through
-// `shared::thread_states`), and the samples the page's chart draws.
+// Watching the threads: the board each thread notes its state on (through
+// `shared::thread_states`), the samples the page's chart draws, and a
+// traced line's times.
 mod watch;
 
 // The optional parts. Without the `redis` feature nothing starts the Redis

@@ -7,8 +7,7 @@
 //! lock. It reads the client directory and releases names in it, and adds
 //! its counts to the stats once per event, through `Shared`'s methods.
 //!
-//! It never waits for a client (docs/ARCHITECTURE.md, invariant 1): the only
-//! places it waits are its channels and the shutdown signal. Other servers
+//! It never waits for a client (docs/ARCHITECTURE.md, invariant 1). Other servers
 //! (`--redis`) are behind the [`Elsewhere`] seam; alone, that is [`Alone`].
 
 mod elsewhere;
@@ -341,10 +340,9 @@ impl<E: Elsewhere> Manager<E> {
     /// and what comes next (only what came after `resume_after`, if given:
     /// [`replay`]), then `* NAME joined` to the others.
     ///
-    /// The manager handles one event at a time, so no chat line can slip in
-    /// between the replay and the live stream: a line said before this event
-    /// is in the history, a line said after it is delivered live, and none is
-    /// both (invariant 4).
+    /// The replay and the live lines meet exactly, with none missed and none
+    /// twice, because the manager handles one event at a time
+    /// (docs/ARCHITECTURE.md, invariant 5).
     fn enter_room(
         &mut self,
         id: ClientId,
@@ -466,8 +464,7 @@ impl<E: Elsewhere> Manager<E> {
         log::info!("{old} is now {new} ({id})");
         member.name = Some(new.clone());
         self.here.users_changed();
-        // Released only now, after the change is ours: a newcomer taking the
-        // old name is announced after this rename, never before.
+        // Released only now (docs/ARCHITECTURE.md, invariant 4).
         self.here.shared.clients.release(&old, id);
         let you = Says::Renamed {
             old: old.clone(),

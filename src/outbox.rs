@@ -34,17 +34,13 @@
 //! `outbox/loom.rs` checks them under every interleaving the model checker
 //! finds (docs/ARCHITECTURE.md, invariant 11).
 //!
-//! # The policy (invariants 1 and 2)
+//! # The policy
 //!
-//! 1. **Never wait.** A line that would take a client's backlog over
-//!    `--max-backlog` bytes is dropped for that client alone, and counted.
-//! 2. **Never hide a gap.** At the first drop a *gap marker* goes into the
-//!    queue in place of the line (it costs no bytes, so it always fits);
-//!    further drops add to it until a line gets through. The writer turns it
-//!    into `! N lines were dropped because your connection is too slow`,
-//!    exactly where the gap is, whether or not any line follows.
-//! 3. **Give up on a client that never catches up.** When every line for a
-//!    client has been dropped for `stuck_after`, it is hung up on.
+//! docs/ARCHITECTURE.md's invariants 1 (the manager never waits: a line
+//! that does not fit is dropped for that client alone, and counted) and 2
+//! (no gap is silent: a *gap marker*, which costs no bytes, holds the
+//! drops' place) are kept here. One rule more: a client all of whose lines
+//! have been dropped for `stuck_after` is hung up on.
 
 mod sync;
 

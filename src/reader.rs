@@ -503,8 +503,8 @@ impl<'a> Session<'a> {
             return self.refuse(refusal, message);
         }
         self.name = Some(new.clone());
-        // The old name stays claimed until the manager has announced the
-        // change; then it releases it.
+        // The old name stays claimed until the manager handles this event
+        // (docs/ARCHITECTURE.md, invariant 4).
         self.send(Event::Renamed {
             id: self.id,
             old,

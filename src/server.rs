@@ -208,8 +208,8 @@ impl ServerHandle {
     /// Stops the server and returns when every thread it started has been
     /// joined. The steps, in order:
     ///
-    /// 1. The shutdown signal fires; the manager, the acceptor and the
-    ///    monitor all see it.
+    /// 1. The shutdown signal fires; the manager, the monitor and every
+    ///    acceptor see it.
     /// 2. One connection to each of our own listeners wakes its acceptor
     ///    from `accept()`; it checks the signal, closes the listener and
     ///    drops its events sender. (`/health` on a connection already open

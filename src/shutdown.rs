@@ -3,8 +3,8 @@
 //! carries a message.
 //!
 //! [`ServerHandle`](crate::ServerHandle) owns the [`ShutdownTrigger`]; the
-//! manager, the acceptor and the monitor each own a clone of the
-//! [`ShutdownSignal`]. Firing the trigger drops the channel's only sender,
+//! manager, the monitor, every acceptor and, with `--redis`, the Redis
+//! subscriber each own a clone of the [`ShutdownSignal`]. Firing the trigger drops the channel's only sender,
 //! and a channel whose senders are all gone is *disconnected*: every receiver
 //! sees that at once, however many there are, and keeps seeing it. So one
 //! drop tells every thread, and a thread that looks late still sees it.

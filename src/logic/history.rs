@@ -3,8 +3,8 @@
 //! Each room in [`rooms`](super::rooms) has one, and the manager thread owns
 //! the rooms, so only the manager ever touches a history. It keeps the very
 //! same [`OutboundLine`]s that were fanned out (reference-counted), so
-//! recording a line costs one pointer copy, and replaying fifty lines to a
-//! newcomer costs fifty.
+//! recording a line costs one pointer copy; a replay makes an untimed copy
+//! of each line (`OutboundLine::untimed`), as a replay is not a fan-out.
 //!
 //! Each line is kept with its [`LineId`], so that a line read from Redis's
 //! copy of the history and heard again live (`--redis`) is kept, and shown,

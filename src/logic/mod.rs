@@ -1,6 +1,5 @@
-//! Plain logic: no I/O on sockets, no threads, no locks, no channels; each
-//! module unit-tested in place. The threads call into these modules; these
-//! modules never call out (`tests/shape.rs` holds them to it).
+//! Plain logic (docs/ARCHITECTURE.md, invariant 6), each module unit-tested
+//! in place.
 //!
 //! - [`protocol`]: what a line from a client means, and how every line the
 //!   server sends is spelled;

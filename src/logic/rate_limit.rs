@@ -1,4 +1,4 @@
-//! Flood control: a token bucket per client. Plain logic, no I/O, no locks;
+//! Flood control: three token buckets per client. Plain logic, no I/O, no locks;
 //! time is passed in, so the tests need no clock.
 //!
 //! Each reader thread owns one [`FloodGuard`] for its client and asks it

@@ -6,9 +6,8 @@
 //! a client leaves or has been renamed); the manager, the monitor and
 //! `ServerHandle` read it to look names up, list them and count them.
 //!
-//! Every method takes the lock, does a few hash-map operations and lets go:
-//! no caller ever holds the guard, so no caller can hold it across socket I/O
-//! or a channel send.
+//! How the lock is used (no guard leaves a method) is docs/ARCHITECTURE.md's
+//! invariant 3.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! The state every thread shares, and the only two locks in the server.
+//! The state every thread shares, and the core's only two shared locks.
 //!
 //! No thread runs this module. `Server::start` builds one [`Shared`] and
 //! gives each long-lived thread, and each client's reader, an `Arc` of it.

@@ -1,12 +1,12 @@
 //! The server's counters, behind one `parking_lot::Mutex`.
 //!
-//! Shared by every thread through `Arc<Shared>`. The acceptor writes
-//! connection counts, reader threads write when their connection ends, the
-//! manager adds what it routed (once per event, not once per recipient, so
-//! that a broadcast to a thousand clients takes the lock once), and the
-//! monitor, `/stats` and `ServerHandle` read a [`StatsSnapshot`]. As with the
-//! client directory, every method takes the lock and lets go before it
-//! returns.
+//! Shared by every thread through `Arc<Shared>`. The acceptors (and the
+//! web door's threads, for a WebSocket or an event stream) write connection
+//! counts, reader threads write when their connection ends, the manager
+//! adds what it routed (once per event, not once per recipient, so that a
+//! broadcast to a thousand clients takes the lock once), and the monitor,
+//! `/stats` and `ServerHandle` read a [`StatsSnapshot`]. How the lock is
+//! used is docs/ARCHITECTURE.md's invariant 3.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -128,10 +128,11 @@ impl Stats {
         }
     }
 
-    /// Called by the acceptor for each new connection: counts it as open and
+    /// Called by the acceptors (and the web door's threads, for a WebSocket
+    /// or an event stream) for each new connection: counts it as open and
     /// returns true, or counts it as refused and returns false when
-    /// `max_open` are already open. Check and count under one lock; only the
-    /// acceptor opens connections, so the count cannot pass `max_open`.
+    /// `max_open` are already open. Check and count under one lock, so the
+    /// count cannot pass `max_open`, however many threads open connections.
     pub(crate) fn try_open_connection(&self, max_open: usize) -> bool {
         let counters = &mut self.lock().counters;
         if counters.connections_open >= max_open {
@@ -178,7 +179,8 @@ impl Stats {
 
     /// A copy of the counters. `online` (registered clients) is not counted
     /// here but in the client directory; the caller passes it in, having read
-    /// it *before* taking this lock: no thread holds both locks at once.
+    /// it *before* taking this lock (the lock order: docs/ARCHITECTURE.md,
+    /// invariant 3).
     pub(crate) fn snapshot(&self, online: usize) -> StatsSnapshot {
         let state = self.lock();
         let (counters, rooms, rooms_kept) =

@@ -2,14 +2,15 @@
 //! sets its [`State`] ([`blocked`]), and while it holds one of the two locks
 //! it holds a [`Held`] guard. Any thread runs this, for itself.
 //!
-//! This is all the core needs to know of the thread board. Where the states
-//! are kept, and how the page, the monitor's line and the deadlock report
-//! read them, is `watch/board.rs`, an optional part a student may skip:
-//! without it every call here would be the bare call it wraps.
+//! This is all the core knows of the thread board: a thread that is
+//! watched has a [`Watched`] place in a thread-local, and notes what it
+//! does there. The board that hands out the places, and how the page, the
+//! monitor's line and the deadlock report read them, is `watch/board.rs`,
+//! an optional part a student may skip: a thread that is not watched runs
+//! every call here as the bare call it wraps.
 
+use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
-
-use crate::watch::board;
 
 /// This module's path: the deadlock report looks past its frames, as it
 /// does past the lock helpers (`deadlock.rs`).
@@ -55,6 +56,30 @@ pub(crate) enum Role {
     Http,
 }
 
+/// Where a watched thread notes what it does (its slot on the thread
+/// board). Only its own thread calls these.
+pub(crate) trait Watched {
+    /// Stores `state`, and says the state it replaces.
+    fn set_state(&self, state: State) -> State;
+    /// A guard of `lock` was taken (`up`), or let go.
+    fn note_held(&self, lock: LockId, up: bool);
+}
+
+thread_local! {
+    /// Where the calling thread is watched, if it is.
+    static WATCHED: RefCell<Option<Box<dyn Watched>>> = const { RefCell::new(None) };
+}
+
+/// The calling thread is watched through `place` from now on (or, with
+/// `None`, not at all); gives back the place it had.
+pub(crate) fn watch_me(place: Option<Box<dyn Watched>>) -> Option<Box<dyn Watched>> {
+    WATCHED.with_borrow_mut(|watched| std::mem::replace(watched, place))
+}
+
+fn if_watched<T>(note: impl FnOnce(&dyn Watched) -> T) -> Option<T> {
+    WATCHED.with_borrow(|watched| watched.as_deref().map(note))
+}
+
 /// Runs `call`, a call that may block, with the calling thread's state
 /// set to `state`, then sets back the state it had.
 ///
@@ -72,10 +97,10 @@ pub(crate) enum Role {
 /// the server uses a lock, a channel or `Release`/`Acquire` (the outbox, the
 /// fan-out timer), never this.
 pub(crate) fn blocked<T>(state: State, call: impl FnOnce() -> T) -> T {
-    let before = board::set_state(state);
+    let before = if_watched(|watched| watched.set_state(state));
     let result = call();
     if let Some(before) = before {
-        board::set_state(before);
+        if_watched(|watched| watched.set_state(before));
     }
     result
 }
@@ -90,7 +115,7 @@ pub(crate) struct Held<G> {
 impl<G> Held<G> {
     /// `guard` has just been taken.
     pub(crate) fn new(guard: G, lock: LockId) -> Self {
-        board::note_held(lock, true);
+        if_watched(|watched| watched.note_held(lock, true));
         Held { guard, lock }
     }
 }
@@ -112,6 +137,6 @@ impl<G> Drop for Held<G> {
     /// Noted as let go just before the guard itself is dropped (its field
     /// goes after this): a moment early, which a display does not mind.
     fn drop(&mut self) {
-        board::note_held(self.lock, false);
+        if_watched(|watched| watched.note_held(self.lock, false));
     }
 }

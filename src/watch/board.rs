@@ -5,29 +5,29 @@
 //! on the [`ThreadBoard`] when it starts and gives it back when it ends:
 //! the long-lived ones by name (`ServerHandle::spawn`), the client threads
 //! by role (`Gauges::running`). From then on the thread writes its slot
-//! and nobody else does, through `shared/thread_states.rs`: around each
-//! blocking call it stores its [`State`] (`blocked` there, which calls
-//! [`set_state`] here), and the lock wrappers that count lock use
-//! (`LockStats::acquire` and the `Held` guard it returns) note which lock
-//! it waits for and which it holds ([`note_held`]). Any thread may read the
-//! board: the web door for `/stats.json`, the monitor for its line, the
-//! deadlock report.
+//! and nobody else does, through `shared/thread_states.rs`: a thread on
+//! the board is watched there through its place here (a [`Watched`]), so
+//! around each blocking call it stores its [`State`] (`blocked`), and the
+//! lock wrappers that count lock use (`LockStats::acquire` and the `Held`
+//! guard it returns) note which lock it waits for and which it holds. Any
+//! thread may read the board: the web door for `/stats.json`, the monitor
+//! for its line, the deadlock report.
 //!
 //! No lock: each slot is a few atomics with one writer, its thread, which
-//! finds its slot through a thread-local. Readers only display what they
+//! finds its slot through a thread-local (in `thread_states`). Readers only display what they
 //! read, so a value a moment old is fine (why `Relaxed` is enough for that,
 //! and not for anything else, is on `thread_states::blocked`). The board is a fixed
 //! array sized at start for every thread `--max-clients` allows, so taking
 //! a slot never allocates or waits; a thread that finds none (it cannot
 //! happen within the limits) is counted as untracked and runs unwatched.
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, ThreadId};
 
+use crate::shared::thread_states::{self, Watched};
 #[cfg(test)]
 use crate::shared::thread_states::{blocked, Held};
 pub(crate) use crate::shared::thread_states::{LockId, Role, State};
@@ -346,7 +346,7 @@ impl ThreadBoard {
             board: self.clone(),
             place,
         };
-        let previous = CURRENT.with_borrow_mut(|slot| slot.replace(current));
+        let previous = thread_states::watch_me(Some(Box::new(current)));
         OnBoard {
             previous,
             untracked: None,
@@ -481,34 +481,33 @@ enum Place {
     Client(usize),
 }
 
-/// The calling thread's place on its board.
+/// A thread's place on its board: where `thread_states` notes what the
+/// thread does, while it holds this. Dropped, it gives the slot back.
 struct Current {
     board: Arc<ThreadBoard>,
     place: Place,
 }
 
-thread_local! {
-    /// This thread's slot, while it is on a board.
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+impl Current {
+    fn slot(&self) -> &Slot {
+        self.board.slot(&self.place)
+    }
 }
 
-/// Runs `write` on the calling thread's slot, if it has one.
-fn with_slot<T>(write: impl FnOnce(&Slot) -> T) -> Option<T> {
-    CURRENT.with_borrow(|current| {
-        (current.as_ref()).map(|current| write(current.board.slot(&current.place)))
-    })
+impl Watched for Current {
+    fn set_state(&self, state: State) -> State {
+        self.slot().set_state(state)
+    }
+
+    fn note_held(&self, lock: LockId, up: bool) {
+        self.slot().add_held(lock, up);
+    }
 }
 
-/// Sets the calling thread's state, if it is on a board, and says what it
-/// was: for `thread_states::blocked`.
-pub(crate) fn set_state(state: State) -> Option<State> {
-    with_slot(|slot| slot.set_state(state))
-}
-
-/// Notes a guard of `lock` taken (`up`) or let go by the calling thread,
-/// if it is on a board: for `thread_states::Held`.
-pub(crate) fn note_held(lock: LockId, up: bool) {
-    with_slot(|slot| slot.add_held(lock, up));
+impl Drop for Current {
+    fn drop(&mut self) {
+        self.slot().free();
+    }
 }
 
 /// A thread's place on the board: dropping it gives the slot back (a
@@ -516,7 +515,7 @@ pub(crate) fn note_held(lock: LockId, up: bool) {
 pub(crate) struct OnBoard {
     /// The place the thread had before, if it was already on a board (a
     /// test's thread that starts a reader in place).
-    previous: Option<Current>,
+    previous: Option<Box<dyn Watched>>,
     /// Set when no slot was free, to take the count back.
     untracked: Option<Arc<ThreadBoard>>,
 }
@@ -527,11 +526,8 @@ impl Drop for OnBoard {
             board.untracked.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        let previous = self.previous.take();
-        let left = CURRENT.with_borrow_mut(|current| std::mem::replace(current, previous));
-        if let Some(left) = left {
-            left.board.slot(&left.place).free();
-        }
+        // The place handed back is this guard's own: dropping it frees it.
+        drop(thread_states::watch_me(self.previous.take()));
     }
 }
 

@@ -177,11 +177,10 @@ const SEAMS: &[(&str, &str)] = &[
         "shared/thread_states.rs",
         "#[cfg(feature = \"deadlock-detection\")]",
     ),
-    // The thread board and the chart's samples (watch/): each thread's
-    // state goes to its slot through thread_states.rs alone; the gauges
-    // keep the board; the monitor adds samples and puts the board's
-    // threads on its line.
-    ("shared/thread_states.rs", "use crate::watch::board;"),
+    // The thread board and the chart's samples (watch/): the gauges keep
+    // the board, which hands each thread its place (thread_states.rs's
+    // Watched, so that file names nothing of watch/); the monitor adds
+    // samples and puts the board's threads on its line.
     (
         "shared/gauges.rs",
         "use crate::watch::board::{OnBoard, ThreadBoard};",
@@ -246,7 +245,7 @@ fn the_core_names_optional_parts_only_at_the_seams() {
     }
     assert!(
         found.is_empty(),
-        "core code names an optional part outside the seams (tests/shape.rs lists them):\n{}",
+        "core code names an optional part outside the seams (tests/suite/shape.rs lists them):\n{}",
         found.join("\n")
     );
     let stale: Vec<_> = (SEAMS.iter().zip(&seams_used))
@@ -425,5 +424,30 @@ fn the_core_reading_path_stays_within_its_budget() {
          {READING_BUDGET} (docs/ARCHITECTURE.md, invariant 12):\n{}",
         counts.len(),
         each.join("\n")
+    );
+}
+
+/// README's "Flags" table gives every flag `--help` prints, so that a
+/// flag added to one cannot be forgotten in the other.
+#[test]
+fn readmes_flag_table_has_every_flag_help_lists() {
+    let usage = fs::read_to_string(format!("{SRC}/config/usage.txt")).expect("usage.txt");
+    let readme =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let table: Vec<&str> = (readme.lines())
+        .skip_while(|line| *line != "## Flags")
+        .take_while(|line| !line.starts_with("Logging"))
+        .filter(|line| line.starts_with("| `"))
+        .collect();
+    let flags = (usage.lines().map(str::trim_start))
+        .filter(|line| line.starts_with("--"))
+        .filter_map(|line| line.split([' ', ',']).next());
+    let missing: Vec<&str> = flags
+        .filter(|flag| !table.iter().any(|row| row.contains(&format!("`{flag}"))))
+        .collect();
+    assert!(
+        !table.is_empty() && missing.is_empty(),
+        "README's Flags table ({} rows) lacks {missing:?}",
+        table.len()
     );
 }
