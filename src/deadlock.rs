@@ -86,15 +86,42 @@ fn our_frame(name: &str, file: Option<&Path>) -> Option<String> {
         .strip_suffix("/mod")
         .unwrap_or(module)
         .replace('/', "::");
-    let short = name.split('<').next().unwrap_or(name);
-    Some(format!("{module}::{short}"))
+    Some(format!("{module}::{}", short_name(name)?))
 }
 
 fn ours_only(name: &str) -> Option<String> {
     let name = name.strip_prefix(concat!(env!("CARGO_CRATE_NAME"), "::"))?;
     // A generic function's name ends with its type arguments.
     let name = name.split('<').next().unwrap_or(name);
-    Some(name.trim_end_matches("::{{closure}}").to_string())
+    // A closure stays marked as one (`run::{closure}`), so that the report
+    // can prefer the function around it.
+    let closures = name.matches("::{{closure}}").count();
+    let name = name.trim_end_matches("::{{closure}}");
+    Some(if closures > 0 {
+        format!("{name}::{{closure}}")
+    } else {
+        name.to_string()
+    })
+}
+
+/// An inlined call's own short name: `publish` of `publish<T>`, `m` of
+/// `<T as Trait>::m`; `None` if there is none.
+fn short_name(name: &str) -> Option<&str> {
+    let name = name.rsplit_once(">::").map_or(name, |(_, after)| after);
+    let name = name.split('<').next().unwrap_or(name);
+    (!name.is_empty()).then_some(name)
+}
+
+/// `name` without the closures it ends in (`run` of `run::{closure}`).
+fn without_closures(name: &str) -> &str {
+    let mut name = name;
+    while let Some((outer, last)) = name.rsplit_once("::") {
+        if !last.starts_with('{') {
+            break;
+        }
+        name = outer;
+    }
+    name
 }
 
 /// The private helpers every lock is taken through: a frame in one of them
@@ -117,22 +144,23 @@ fn lock_helpers() -> Vec<String> {
 fn is_lock_helper(helpers: &[String], name: &str) -> bool {
     let (functions, modules) = helpers.split_at(helpers.len() - 2);
     let untyped = |name: &str| -> String {
-        let segments = name.split("::");
+        let segments = without_closures(name).split("::");
         let lower = segments.filter(|s| !s.starts_with(|c: char| c.is_ascii_uppercase()));
         lower.collect::<Vec<_>>().join("::")
     };
-    (functions.iter()).any(|helper| helper == name || untyped(helper) == untyped(name))
+    (functions.iter()).any(|helper| untyped(helper) == untyped(name))
         || (modules.iter()).any(|module| name.starts_with(&format!("{module}::")))
 }
 
 /// One line for a deadlocked thread: its id; as the board saw it (`seen`),
-/// its name, what it holds and what it waits for; its role (the last of
-/// `ours`, our own frames innermost first) and where it waits.
+/// its name, what it holds and what it waits for; its role (the outermost
+/// of `ours`, our own frames innermost first, that is not a closure) and
+/// where it waits (the innermost such frame past the lock helpers).
 fn summary(id: ThreadId, seen: Option<&ThreadView>, ours: &[String]) -> String {
     let helpers = lock_helpers();
     let unknown = "?".to_string();
-    // An inlined closure is only `{closure#N}`: the function around it, if
-    // the backtrace has one, says more.
+    // A closure (`run::{closure}`, or an inlined `{closure#N}`) says less
+    // than the function around it, when the backtrace has that.
     let named = |name: &&String| !name.ends_with('}');
     let role = (ours.iter().rev().find(named).or(ours.last())).unwrap_or(&unknown);
     let waits_in = ours.iter().filter(|name| !is_lock_helper(&helpers, name));
@@ -194,6 +222,7 @@ mod tests {
         // inlined: the short name alone, and the file.
         let file = |path: &str| Some(Path::new(path).to_path_buf());
         let frames = [
+            ("{closure#1}", file("src/shared/stats.rs")),
             (
                 "acquire<parking_lot::MutexGuard<()>>",
                 file("src/shared/gauges.rs"),
@@ -214,8 +243,17 @@ mod tests {
         let ours: Vec<String> = (frames.iter())
             .filter_map(|(name, path)| our_frame(name, path.as_deref()))
             .collect();
-        assert_eq!(ours[0], "shared::gauges::acquire", "{ours:?}");
-        assert_eq!(ours.len(), 6, "core's own frame is not ours: {ours:?}");
+        assert_eq!(ours[1], "shared::gauges::acquire", "{ours:?}");
+        assert_eq!(ours.len(), 7, "core's own frame is not ours: {ours:?}");
+        let trait_method = our_frame("<T as fmt::Debug>::fmt", file("src/line.rs").as_deref());
+        assert_eq!(trait_method.as_deref(), Some("line::fmt"));
+        let helpers = lock_helpers();
+        assert!(is_lock_helper(
+            &helpers,
+            "shared::stats::Stats::lock::{closure}"
+        ));
+        assert!(!is_lock_helper(&helpers, "shared::stats::publish"));
+        assert!(!is_lock_helper(&helpers, "manager::lock"));
         let line = summary(thread::current().id(), None, &ours);
         assert!(
             line.ends_with(", running manager::run, waits in shared::stats::publish"),

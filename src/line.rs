@@ -157,7 +157,30 @@ pub(crate) enum Change {
     },
 }
 
+/// What the allocator keeps beside each allocation, about (glibc's malloc:
+/// a 16-byte header and rounding to 16).
+const PER_ALLOCATION: usize = 16;
+
 impl Says {
+    /// The heap its lists hold beyond the line's own spelling: a name kept
+    /// as its own `String` costs the `String`, its bytes and an allocation,
+    /// about seven times the name's share of the spelled line (measured:
+    /// `bash benches/backlog_memory.sh`). Other variants hold about what
+    /// they spell, which the spelling's charge covers.
+    pub(crate) fn list_bytes(&self) -> usize {
+        fn list<T>(items: &[T], capacity: usize, heap: impl Fn(&T) -> usize) -> usize {
+            let each: usize = items.iter().map(|item| heap(item) + PER_ALLOCATION).sum();
+            capacity * size_of::<T>() + PER_ALLOCATION + each
+        }
+        match self {
+            Says::Members { names, .. } | Says::Online(names) => {
+                list(names, names.capacity(), String::capacity)
+            }
+            Says::Rooms(rooms, _) => list(rooms, rooms.capacity(), |(room, _)| room.capacity()),
+            _ => 0,
+        }
+    }
+
     /// The line protocol's spelling, without the newline.
     fn spelled(&self) -> String {
         match self {
@@ -261,6 +284,8 @@ struct Line {
     id: Option<LineId>,
     /// The line protocol's spelling, `\n` included.
     text: Box<str>,
+    /// What `says`'s lists hold ([`Says::list_bytes`]), counted once.
+    list_bytes: usize,
     /// For a chat line being fanned out: how long until its last recipient
     /// has it written (`/metrics`, `threadchat_fanout_seconds`).
     fanout: Option<FanoutTimer>,
@@ -339,6 +364,7 @@ impl OutboundLine {
         let mut text = says.spelled();
         text.push('\n');
         OutboundLine(Arc::new(Line {
+            list_bytes: says.list_bytes(),
             says,
             id,
             text: text.into_boxed_str(),
@@ -353,6 +379,7 @@ impl OutboundLine {
             says: Says::Notice(text.to_string()),
             id: None,
             text: format!("{text}\n").into_boxed_str(),
+            list_bytes: 0,
             fanout: None,
         }))
     }
@@ -365,6 +392,11 @@ impl OutboundLine {
     /// The line protocol's spelling, newline included.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.text.as_bytes()
+    }
+
+    /// What the line's lists hold beside its spelling ([`Says::list_bytes`]).
+    pub(crate) fn list_bytes(&self) -> usize {
+        self.0.list_bytes
     }
 
     /// The line protocol's spelling, without the newline.
@@ -602,6 +634,24 @@ mod tests {
         }
         let too_big = format!("{}0-1", "f".repeat(16));
         assert_eq!(LineId::parse(&too_big), None);
+    }
+
+    #[test]
+    fn a_list_reply_counts_what_its_names_hold_and_a_notice_nothing_more() {
+        let names: Vec<String> = (0..100).map(|n| format!("name{n:03}")).collect();
+        let members = OutboundLine::new(Says::Members {
+            room: "lobby".into(),
+            names: names.clone(),
+            more: 0,
+            roster: Roster::Who,
+        });
+        // Each name: its String, its 7 bytes, the allocator's share.
+        let at_least = 100 * (size_of::<String>() + 7 + PER_ALLOCATION);
+        assert!(members.list_bytes() >= at_least, "{}", members.list_bytes());
+        let same_words = OutboundLine::notice(members.text().trim_start_matches("* "));
+        assert_eq!(same_words.as_bytes().len(), members.as_bytes().len());
+        assert_eq!(same_words.list_bytes(), 0);
+        assert_eq!(OutboundLine::new(chat("hi")).list_bytes(), 0);
     }
 
     #[test]

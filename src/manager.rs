@@ -544,6 +544,7 @@ impl<E: Elsewhere> Manager<E> {
             protocol::MAX_LIST_BYTES,
         ));
         let more = total - listed.len();
+        listed.shrink_to_fit();
         self.here.reply(id, Says::Rooms(listed, more));
     }
 
@@ -599,6 +600,8 @@ impl<E: Elsewhere> Manager<E> {
         let total = names.len();
         let title = format!("in #{room}");
         names.truncate(protocol::fitting(&title, &names, protocol::MAX_LIST_BYTES));
+        // It may wait in a queue a long time: no spare room with it.
+        names.shrink_to_fit();
         let members = Says::Members {
             room,
             more: total - names.len(),

@@ -56,12 +56,14 @@ use sync::{Arc, Condvar, Mutex, MutexGuard};
 /// place in the queue. Lines are shared, so a line sent to a room is stored
 /// once however many queues hold it; charging each client the whole text
 /// anyway makes the bound an upper bound on what that client can make the
-/// server keep, even when the line is its alone (a `/users` reply).
+/// server keep, even when the line is its alone (a `/who` reply).
 pub(crate) const SLOT_BYTES: usize = 32;
 
-/// The bytes `line` costs the backlog of each client it is queued for.
+/// The bytes `line` costs the backlog of each client it is queued for: its
+/// text, what its lists hold (a `/who` reply keeps each name apart too, for
+/// the doors that spell it their own way), and its place.
 pub(crate) fn cost(line: &OutboundLine) -> usize {
-    line.as_bytes().len() + SLOT_BYTES
+    line.as_bytes().len() + line.list_bytes() + SLOT_BYTES
 }
 
 /// Control bytes a door may have waiting for its writer; more are dropped

@@ -6,7 +6,7 @@
 //! described in `outbox.rs`), a chat line's fan-out timer (it tells the
 //! shared histogram when the last copy is written) and the socket's "last
 //! heard" time (it reads it, to ping a quiet client). It sleeps until the
-//! queue has something, takes everything already waiting (up to 16 KiB, `MAX_BATCH_BYTES`),
+//! queue has something, takes everything already waiting (16 KiB, `MAX_BATCH_BYTES`, and at most one line more),
 //! and writes it all with one call. A gap marker comes out as the `! N
 //! lines were dropped` notice, in its place. Around both waits (for its
 //! queue, in `write`) it says what it waits for

@@ -31,7 +31,8 @@ const MAX_BACKLOG: usize = 64 * 1024;
 /// bound counts; and then what the allocator keeps around them.
 const BACKLOG_MEMORY: usize = 3 * MAX_BACKLOG;
 /// What a stalled client may hold in the server besides its backlog: the
-/// writer's batch buffer (at most 64 KiB) and its line in the making.
+/// writer's batch buffer (16 KiB and at most a line more; 64 KiB allowed)
+/// and its line in the making.
 const PER_CLIENT_EXTRA: usize = 64 * 1024 + 8 * 1024;
 /// Allocator and bookkeeping noise, whatever the number of clients.
 const SLACK: usize = 6 << 20;

@@ -233,8 +233,8 @@ mod tests {
         let reader = gauges.running(Role::Reader);
         let both = (gauges.threads(Role::Http), gauges.threads(Role::Reader));
         assert_eq!(both, (1, 1));
-        drop(http);
         drop(reader);
+        drop(http);
         let both = (gauges.threads(Role::Http), gauges.threads(Role::Reader));
         assert_eq!(both, (0, 0));
     }

@@ -18,8 +18,9 @@
 //! read, so a value a moment old is fine (why `Relaxed` is enough for that,
 //! and not for anything else, is on `thread_states::blocked`). The board is a fixed
 //! array sized at start for every thread `--max-clients` allows, so taking
-//! a slot never allocates or waits; a thread that finds none (it cannot
-//! happen within the limits) is counted as untracked and runs unwatched.
+//! a slot never waits (and allocates only the small box that points the
+//! thread at it); a thread that finds none (it cannot happen within the
+//! limits) is counted as untracked and runs unwatched.
 
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -339,6 +340,7 @@ impl ThreadBoard {
             self.untracked.fetch_add(1, Ordering::Relaxed);
             return OnBoard {
                 previous: None,
+                mine: 0,
                 untracked: Some(self.clone()),
             };
         };
@@ -346,9 +348,12 @@ impl ThreadBoard {
             board: self.clone(),
             place,
         };
-        let previous = thread_states::watch_me(Some(Box::new(current)));
+        let current: Box<dyn Watched> = Box::new(current);
+        let mine = place_of(&*current);
+        let previous = thread_states::watch_me(Some(current));
         OnBoard {
             previous,
+            mine,
             untracked: None,
         }
     }
@@ -516,8 +521,15 @@ pub(crate) struct OnBoard {
     /// The place the thread had before, if it was already on a board (a
     /// test's thread that starts a reader in place).
     previous: Option<Box<dyn Watched>>,
+    /// Which place this guard put in, to check it is the one it takes out.
+    mine: usize,
     /// Set when no slot was free, to take the count back.
     untracked: Option<Arc<ThreadBoard>>,
+}
+
+/// A place's address, as a number: which place it is.
+fn place_of(place: &dyn Watched) -> usize {
+    (place as *const dyn Watched).cast::<()>() as usize
 }
 
 impl Drop for OnBoard {
@@ -526,8 +538,14 @@ impl Drop for OnBoard {
             board.untracked.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        // The place handed back is this guard's own: dropping it frees it.
-        drop(thread_states::watch_me(self.previous.take()));
+        // Guards go in the reverse of the order they came (a thread's scopes
+        // see to that), so the place handed back is this guard's own, and
+        // dropping it frees it.
+        let left = thread_states::watch_me(self.previous.take());
+        debug_assert!(
+            left.as_deref().map(place_of) == Some(self.mine),
+            "thread board guards dropped out of order"
+        );
     }
 }
 

@@ -21,10 +21,10 @@ const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 #[derive(Default)]
 pub(crate) struct Traces {
-    watching: Vec<Watched>,
+    watching: Vec<Watching>,
 }
 
-struct Watched {
+struct Watching {
     /// Who sent the line, and is told.
     id: ClientId,
     /// The line itself, whose fan-out timer says when every copy is written.
@@ -36,7 +36,7 @@ struct Watched {
 impl Traces {
     /// Watches `line`, sent by `id` with `trace`, every copy now queued.
     pub(crate) fn watch(&mut self, id: ClientId, line: &OutboundLine, trace: Trace) {
-        self.watching.push(Watched {
+        self.watching.push(Watching {
             id,
             line: line.clone(),
             trace,
@@ -63,7 +63,7 @@ impl Traces {
             .into_iter()
             .partition(|w| w.line.fan_out_finished() || w.since.elapsed() >= GIVE_UP_AFTER);
         self.watching = waiting;
-        let journey = |w: Watched| (w.id, w.trace.journey(&protocol::excerpt(w.line.text())));
+        let journey = |w: Watching| (w.id, w.trace.journey(&protocol::excerpt(w.line.text())));
         done.into_iter().map(journey).collect()
     }
 }

@@ -284,17 +284,24 @@ fn error_pages_come_with_a_policy_that_allows_nothing() {
     for (expected, ask) in asks {
         let answer = http::request(web, ask);
         assert_eq!(status(&answer), expected, "{ask:?} got {answer}");
-        let policy = header(&answer, "Content-Security-Policy");
-        assert_eq!(
-            policy,
-            Some("default-src 'none'; frame-ancestors 'none'"),
-            "{ask:?} got {answer}"
-        );
-        assert_eq!(
-            header(&answer, "X-Content-Type-Options"),
-            Some("nosniff"),
-            "{ask:?} got {answer}"
-        );
+        for (name, value) in [
+            (
+                "Content-Security-Policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+        ] {
+            assert_eq!(header(&answer, name), Some(value), "{ask:?} got {answer}");
+            let head = answer.split("\r\n\r\n").next().unwrap_or("");
+            let times = (head.lines())
+                .filter(|line| {
+                    line.to_ascii_lowercase()
+                        .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                })
+                .count();
+            assert_eq!(times, 1, "{name} should come once; {ask:?} got {answer}");
+        }
     }
 }
 
